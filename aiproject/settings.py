@@ -1,0 +1,260 @@
+"""The one settings module. Every deployment difference is an environment variable.
+
+Variables come from the process environment or from the file named by ``ENV_FILE``
+(default ``.env`` beside ``manage.py``); the process environment wins. ``.env.example``
+documents every variable.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if os.path.isfile(ENV_FILE):
+    env.read_env(ENV_FILE)  # never overrides variables already set in the environment
+elif "ENV_FILE" in os.environ:
+    raise ImproperlyConfigured(f"ENV_FILE names a file that does not exist: {ENV_FILE}")
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name: str, *, dev_default: str) -> str:
+    """Return a variable production cannot run without; development gets a harmless default."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} is not set. Production (DEBUG off) refuses to start without it; "
+        f"set it in the environment or in the file named by ENV_FILE."
+    )
+
+
+SECRET_KEY = _required("SECRET_KEY", dev_default="django-insecure-development-only-key")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # first, so that runserver serves ASGI and streams
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "analytics",
+    "experiments",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "analytics.middleware.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "aiproject.urls"
+# API clients get a JSON error for a missing CSRF token, pages get Django's page.
+CSRF_FAILURE_VIEW = "chat.views.csrf_failure"
+ASGI_APPLICATION = "aiproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "chat.context_processors.chat_settings",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# Unset DATABASE_URL means SQLite beside manage.py. Under ASGI, persistent connections leak one
+# per discarded request thread, so CONN_MAX_AGE stays 0 and PostgreSQL uses psycopg's pool.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+_db["CONN_MAX_AGE"] = 0
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
+    }
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # Tests start real server processes that must see the test database: keep it in a file.
+    _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer and cache ---------------------------------------------------------
+# Unset REDIS_URL means the in-memory channel layer and local-memory cache: one process only.
+REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="aiproject")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                "capacity": 1000,
+                "expiry": 60,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+# Days in reports, rollups and quotas are counted in this zone.
+REPORTING_TIME_ZONE = env.str("REPORTING_TIME_ZONE", default="UTC")
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- Security -------------------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# No inline scripts or styles anywhere, and nothing from another origin.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+
+# --- The upstream (any OpenAI-compatible API) ------------------------------------------------
+# With no AI_API_KEY in development, the built-in simulator (``manage.py llm_simulator``) stands
+# in for the upstream; production refuses to start without a key.
+AI_SIMULATOR_PORT = env.int("AI_SIMULATOR_PORT", default=8001)
+AI_USING_SIMULATOR = not env.str("AI_API_KEY", default="")
+AI_API_KEY = _required("AI_API_KEY", dev_default="simulator-key")
+AI_BASE_URL = env.str(
+    "AI_BASE_URL",
+    default=(
+        f"http://127.0.0.1:{AI_SIMULATOR_PORT}/v1"
+        if AI_USING_SIMULATOR
+        else "https://api.openai.com/v1"
+    ),
+)
+AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
+AI_TITLE_MODEL = env.str("AI_TITLE_MODEL", default="") or AI_MODEL
+AI_CONNECT_TIMEOUT_SECONDS = env.float("AI_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# Longest silence between two chunks of a stream before it counts as stalled.
+AI_STREAM_IDLE_TIMEOUT_SECONDS = env.float("AI_STREAM_IDLE_TIMEOUT_SECONDS", default=30.0)
+AI_REQUEST_TIMEOUT_SECONDS = env.float("AI_REQUEST_TIMEOUT_SECONDS", default=60.0)
+# Retries of transient faults before any text reached the user (exponential backoff + jitter).
+AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=2)
+AI_RETRY_BASE_DELAY_SECONDS = env.float("AI_RETRY_BASE_DELAY_SECONDS", default=0.5)
+AI_RETRY_MAX_DELAY_SECONDS = env.float("AI_RETRY_MAX_DELAY_SECONDS", default=20.0)
+# Some OpenAI-compatible servers reject stream_options or never send a finish_reason.
+AI_STREAM_USAGE = env.bool("AI_STREAM_USAGE", default=True)
+AI_REQUIRE_FINISH_REASON = env.bool("AI_REQUIRE_FINISH_REASON", default=True)
+AI_TEMPERATURE = env.float("AI_TEMPERATURE", default=0.7)
+AI_MAX_OUTPUT_TOKENS = env.int("AI_MAX_OUTPUT_TOKENS", default=1024)
+AI_SYSTEM_PROMPT = env.str(
+    "AI_SYSTEM_PROMPT",
+    default="You are a helpful assistant. Answer in Markdown.",
+)
+
+# --- Chat -----------------------------------------------------------------------------------
+CHAT_SIGNUP_ENABLED = env.bool("CHAT_SIGNUP_ENABLED", default=False)
+CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=16000)
+# History sent upstream is trimmed from the oldest message to fit this many (estimated) tokens.
+CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=6000)
+# How often a streaming reply's partial text is saved (also the runner's heartbeat).
+CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", default=0.5)
+# A pending/streaming reply whose runner has not saved for this long is marked interrupted.
+CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
+SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'console', not {LOG_FORMAT!r}")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s %(message)s"},
+    },
+    "handlers": {"default": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["default"], "level": LOG_LEVEL},
+    "loggers": {
+        # Request lines of the HTTP clients carry no key, but keep third-party chatter down.
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,77 @@
+"""Per-request id and one JSON log line per request, also for streaming responses."""
+
+import logging
+import time
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from aiproject.request_id import accept_or_generate, set_request_id
+
+logger = logging.getLogger("analytics.http")
+
+
+class RequestLogMiddleware:
+    """Take ``X-Request-ID`` (set by nginx) or make one; return it; log the request at its end.
+
+    A streaming response is logged when its body ends (or the client goes away), so that
+    ``duration_ms`` covers the whole stream.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        started, request_id = self._begin(request)
+        response = self.get_response(request)
+        return self._end(request, response, started, request_id)
+
+    async def __acall__(self, request):
+        started, request_id = self._begin(request)
+        response = await self.get_response(request)
+        return self._end(request, response, started, request_id)
+
+    def _begin(self, request):
+        request_id = accept_or_generate(request.headers.get("X-Request-ID"))
+        set_request_id(request_id)
+        request.request_id = request_id
+        return time.monotonic(), request_id
+
+    def _end(self, request, response, started, request_id):
+        response["X-Request-ID"] = request_id
+        if response.streaming and response.is_async:
+            response.streaming_content = self._log_after(
+                response.streaming_content, request, response.status_code, started, request_id
+            )
+        else:
+            _log(request, response.status_code, started, request_id, streaming=response.streaming)
+        return response
+
+    async def _log_after(self, content, request, status, started, request_id):
+        try:
+            async for chunk in content:
+                yield chunk
+        finally:
+            _log(request, status, started, request_id, streaming=True)
+
+
+def _log(request, status: int, started: float, request_id: str, *, streaming: bool) -> None:
+    logger.info(
+        "http_request",
+        extra={
+            "event": "http_request",
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "request_id": request_id,
+            "streaming": streaming,
+        },
+    )

@@ -1,0 +1,64 @@
+"""Writes of the analytics app. The chat runner calls ``record_call`` once per upstream attempt."""
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+
+from .models import AICall
+
+logger = logging.getLogger("analytics.ai_call")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    task_type: str
+    model: str
+    base_url: str
+    status: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int
+    ttft_ms: int | None = None
+    tokens_estimated: bool = False
+    error_code: str = ""
+    attempt: int = 1
+    streamed: bool = True
+    request_id: str = ""
+    user_id: int | None = None
+    conversation_id: int | None = None
+    message_id: int | None = None
+    created_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def record_call(call: CallRecord) -> AICall:
+    """Store one upstream attempt and log it as one JSON line (event ``ai_call``)."""
+    fields = asdict(call)
+    fields["base_url_host"] = urlsplit(fields.pop("base_url")).hostname or ""
+    row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+    logger.info(
+        "ai_call",
+        extra={
+            "event": "ai_call",
+            "model": call.model,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "total_tokens": call.total_tokens,
+            "tokens_estimated": call.tokens_estimated,
+            "latency_ms": call.latency_ms,
+            "ttft_ms": call.ttft_ms,
+            "status": call.status,
+            "error_code": call.error_code,
+            "task_type": call.task_type,
+            "attempt": call.attempt,
+            "request_id": call.request_id,
+            "timestamp": call.created_at.isoformat(),
+        },
+    )
+    return row

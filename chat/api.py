@@ -1,0 +1,188 @@
+"""The JSON API of the chat (documented in docs/api.md). Views parse, check, call one service."""
+
+import functools
+import json
+
+from asgiref.sync import sync_to_async
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from aiproject.request_id import current_request_id
+
+from . import runner, services, streaming
+from .models import Conversation, Message
+
+
+def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def api_view(*methods: str):
+    """Wrap an async API view: methods, a logged-in user (401 JSON), errors as JSON."""
+
+    def decorate(view):
+        @require_http_methods(list(methods))
+        @functools.wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            user = await request.auser()
+            if not user.is_authenticated:
+                return json_error(401, "not_authenticated", "Log in to use the API.")
+            try:
+                return await view(request, user, *args, **kwargs)
+            except Http404:
+                return json_error(404, "not_found", "No such object.")
+            except services.ChatError as exc:
+                return json_error(exc.status, exc.code, exc.message)
+
+        return wrapper
+
+    return decorate
+
+
+def read_json(request) -> dict:
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise services.ChatError(
+            "The request body is not valid JSON.", code="invalid_json"
+        ) from exc
+    if not isinstance(body, dict):
+        raise services.ChatError("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def conversation_json(conversation: Conversation) -> dict:
+    return {
+        "id": conversation.pk,
+        "title": conversation.title,
+        "title_generated": conversation.title_generated,
+        "url": conversation.get_absolute_url(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+
+
+def message_json(message: Message) -> dict:
+    data = {
+        "id": message.pk,
+        "conversation": message.conversation_id,
+        "role": message.role,
+        "status": message.status,
+        "content": message.content,
+        "html": message.html,
+        "reply_to": message.reply_to_id,
+        "created_at": message.created_at.isoformat(),
+    }
+    if message.role == Message.Role.ASSISTANT:
+        data |= {
+            "model": message.model,
+            "usage": {
+                "input_tokens": message.input_tokens,
+                "output_tokens": message.output_tokens,
+                "total_tokens": message.total_tokens,
+                "estimated": message.tokens_estimated,
+            },
+            "latency_ms": message.latency_ms,
+            "ttft_ms": message.ttft_ms,
+            "tokens_per_second": message.tokens_per_second,
+            "error": (
+                {"code": message.error_code, "message": message.error_message, "retryable": True}
+                if message.error_code
+                else None
+            ),
+            "stream_url": reverse("api:message-stream", args=[message.pk]),
+        }
+    return data
+
+
+def _own_conversation(user, conversation_id: int) -> Conversation:
+    return get_object_or_404(Conversation, pk=conversation_id, user=user)
+
+
+def _own_reply(user, message_id: int) -> Message:
+    return get_object_or_404(
+        Message.objects.select_related("conversation", "reply_to"),
+        pk=message_id,
+        conversation__user=user,
+    )
+
+
+@api_view("GET", "POST")
+async def conversations(request, user):
+    if request.method == "GET":
+        rows = await sync_to_async(list)(Conversation.objects.filter(user=user)[:200])
+        return JsonResponse({"conversations": [conversation_json(c) for c in rows]})
+    body = read_json(request)
+    title = services.clean_title(body["title"]) if body.get("title") else ""
+    conversation = await sync_to_async(services.create_conversation)(user=user, title=title)
+    return JsonResponse(conversation_json(conversation), status=201)
+
+
+@api_view("GET", "PATCH", "DELETE")
+async def conversation(request, user, conversation_id: int):
+    conversation = await sync_to_async(_own_conversation)(user, conversation_id)
+    if request.method == "PATCH":
+        body = read_json(request)
+        await sync_to_async(services.rename_conversation)(
+            conversation=conversation, title=body.get("title")
+        )
+    elif request.method == "DELETE":
+        in_progress = await sync_to_async(list)(
+            conversation.messages.in_progress().values_list("pk", "runner_channel")
+        )
+        for message_id, runner_channel in in_progress:
+            await streaming.send_stop(runner_channel, message_id)
+        await conversation.adelete()
+        return HttpResponse(status=204)
+    return JsonResponse(conversation_json(conversation))
+
+
+def _accepted(user_message: Message, reply: Message) -> JsonResponse:
+    return JsonResponse(
+        {
+            "user_message": message_json(user_message),
+            "assistant_message": {"id": reply.pk, "status": reply.status},
+            "stream_url": reverse("api:message-stream", args=[reply.pk]),
+        },
+        status=202,
+    )
+
+
+@api_view("POST")
+async def post_message(request, user, conversation_id: int):
+    body = read_json(request)
+    conversation = await sync_to_async(_own_conversation)(user, conversation_id)
+    channel = await streaming.control_channel()
+    user_message, reply = await sync_to_async(services.post_message)(
+        conversation=conversation, content=body.get("content"), runner_channel=channel
+    )
+    runner.start(reply.pk, request_id=current_request_id())
+    return _accepted(user_message, reply)
+
+
+@api_view("POST")
+async def regenerate(request, user, message_id: int):
+    reply = await sync_to_async(_own_reply)(user, message_id)
+    channel = await streaming.control_channel()
+    user_message, new_reply = await sync_to_async(services.regenerate_reply)(
+        reply=reply, runner_channel=channel
+    )
+    runner.start(new_reply.pk, request_id=current_request_id())
+    return _accepted(user_message, new_reply)
+
+
+@api_view("POST")
+async def stop(request, user, message_id: int):
+    reply = await sync_to_async(_own_reply)(user, message_id)
+    await sync_to_async(services.request_stop)(reply=reply)
+    await streaming.send_stop(reply.runner_channel, reply.pk)
+    return JsonResponse({"id": reply.pk, "status": "stopping"}, status=202)
+
+
+@api_view("GET")
+async def message(request, user, message_id: int):
+    found = await sync_to_async(_own_reply)(user, message_id)
+    return JsonResponse(message_json(found))

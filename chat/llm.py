@@ -1,0 +1,176 @@
+"""The upstream client (official ``openai`` SDK) and the translation of its faults.
+
+Upstream error bodies and the API key never leave this module: callers get an ``UpstreamFault``
+with a code and a message written for the user.
+"""
+
+import asyncio
+import email.utils
+import json
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx2
+import openai
+import pydantic
+from django.conf import settings
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client() -> openai.AsyncOpenAI:
+    """Return this event loop's client (its connection pool belongs to the loop)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = openai.AsyncOpenAI(
+            api_key=settings.AI_API_KEY,
+            base_url=settings.AI_BASE_URL,
+            # Each attempt is retried (and recorded) by the runner, not hidden inside the SDK.
+            max_retries=0,
+            timeout=httpx2.Timeout(
+                connect=settings.AI_CONNECT_TIMEOUT_SECONDS,
+                # Between two chunks of a stream: a longer silence is a stall.
+                read=settings.AI_STREAM_IDLE_TIMEOUT_SECONDS,
+                write=10.0,
+                pool=10.0,
+            ),
+        )
+        _clients[loop] = client
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFault(Exception):
+    """An upstream failure, translated: ``code`` for clients, ``call_status`` for AICall."""
+
+    code: str
+    call_status: str
+    retryable: bool
+    message: str
+    retry_after: float | None = None
+    http_status: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class IncompleteStream(Exception):
+    """The stream ended without a finish reason."""
+
+
+def _retry_after(response: httpx2.Response | None) -> float | None:
+    if response is None:
+        return None
+    headers = response.headers
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(float(value) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def translate_fault(exc: BaseException, *, text_started: bool) -> UpstreamFault:
+    """Return the user-facing fault for an exception raised by the SDK or the stream."""
+    if isinstance(exc, UpstreamFault):
+        return exc
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return UpstreamFault(
+            "upstream_auth",
+            "error",
+            retryable=False,
+            message="The AI service refused this server's credentials. "
+            "An administrator needs to check the API key.",
+            http_status=exc.status_code,
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return UpstreamFault(
+            "upstream_rate_limited",
+            "rate_limited",
+            retryable=True,
+            message="The AI service is busy (rate limited). Please try again in a moment.",
+            retry_after=_retry_after(exc.response),
+            http_status=429,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code in (408, 409):
+            return UpstreamFault(
+                "upstream_unavailable",
+                "error",
+                retryable=True,
+                message="The AI service is unavailable right now. Please try again.",
+                retry_after=_retry_after(exc.response),
+                http_status=exc.status_code,
+            )
+        return UpstreamFault(
+            "upstream_rejected",
+            "error",
+            retryable=False,
+            message=f"The AI service rejected the request (HTTP {exc.status_code}).",
+            http_status=exc.status_code,
+        )
+    if isinstance(exc, openai.APITimeoutError | TimeoutError | httpx2.TimeoutException):
+        if text_started:
+            return UpstreamFault(
+                "upstream_stalled",
+                "timeout",
+                retryable=True,
+                message="The AI service stopped sending the reply. The partial reply was kept.",
+            )
+        return UpstreamFault(
+            "upstream_timeout",
+            "timeout",
+            retryable=True,
+            message="The AI service did not answer in time. Please try again.",
+        )
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return UpstreamFault(
+            "upstream_connection",
+            "error",
+            retryable=True,
+            message="The connection to the AI service was lost. Please try again.",
+        )
+    if isinstance(exc, IncompleteStream):
+        return UpstreamFault(
+            "upstream_incomplete",
+            "error",
+            retryable=True,
+            message="The AI service ended the reply before it was complete.",
+        )
+    if isinstance(
+        exc, json.JSONDecodeError | pydantic.ValidationError | openai.APIResponseValidationError
+    ):
+        return UpstreamFault(
+            "upstream_malformed",
+            "error",
+            retryable=True,
+            message="The AI service sent a reply this server could not read.",
+        )
+    if isinstance(exc, openai.APIError):
+        return UpstreamFault(
+            "upstream_error",
+            "error",
+            retryable=True,
+            message="The AI service reported an error while answering.",
+        )
+    return UpstreamFault(
+        "internal_error",
+        "error",
+        retryable=True,
+        message="Something went wrong on this server while generating the reply.",
+    )

@@ -1,0 +1,352 @@
+"""The generation runner: one asyncio task per reply, in the process that took the message.
+
+It streams from the upstream, hands every delta to ``Generation.append`` (the in-process fan-out),
+saves the partial text at a bounded rate from a side task, retries transient faults before any
+text reached the user, and at the end stores the reply and exactly one AICall per attempt.
+"""
+
+import asyncio
+import contextvars
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from analytics.services import CallRecord, record_call
+from experiments.config import resolve_config
+
+from . import services, streaming
+from .llm import IncompleteStream, UpstreamFault, get_client, translate_fault
+from .models import Message
+from .state import db, final_event
+from .tokens import estimate_messages_tokens, estimate_text_tokens
+
+logger = logging.getLogger(__name__)
+
+
+def start(message_id: int, *, request_id: str = "") -> streaming.Generation:
+    """Register the reply in this process and start its runner task.
+
+    Registration happens before the caller yields to the loop, so a stream opened right after
+    the POST on this process always finds it.
+    """
+    generation = streaming.register(message_id)
+    # A fresh context: the task outlives the request and must not carry its thread affinity.
+    generation.task = asyncio.create_task(
+        run(generation, request_id=request_id), context=contextvars.Context()
+    )
+    return generation
+
+
+@dataclass
+class _Attempt:
+    number: int
+    started: float
+    text_start: int
+    opened: bool = False
+    ttft_ms: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+def _elapsed_ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    base = settings.AI_RETRY_BASE_DELAY_SECONDS * (2 ** (attempt - 1))
+    return base * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not security)
+
+
+class _Runner:
+    def __init__(self, generation: streaming.Generation, plan: services.ReplyPlan, request_id):
+        self.generation = generation
+        self.plan = plan
+        self.request_id = request_id
+        self.started = time.monotonic()
+        self.attempt: _Attempt | None = None
+
+    def _record(self, attempt: _Attempt, *, status: str, error_code: str = "") -> CallRecord:
+        text = self.generation.text[attempt.text_start :]
+        input_tokens, output_tokens = attempt.input_tokens, attempt.output_tokens
+        estimated = False
+        if attempt.opened and (input_tokens is None or output_tokens is None):
+            # No usage from the upstream (interrupted, or a server that never sends it): an
+            # estimate is closer to the bill than zero.
+            estimated = True
+            input_tokens = estimate_messages_tokens(self.plan.messages)
+            output_tokens = estimate_text_tokens(text)
+        return CallRecord(
+            task_type="chat",
+            model=self.plan.config.model,
+            base_url=settings.AI_BASE_URL,
+            status=status,
+            error_code=error_code,
+            attempt=attempt.number,
+            streamed=True,
+            input_tokens=input_tokens or 0,
+            output_tokens=output_tokens or 0,
+            tokens_estimated=estimated,
+            latency_ms=_elapsed_ms(attempt.started),
+            ttft_ms=attempt.ttft_ms,
+            request_id=self.request_id,
+            user_id=self.plan.user_id,
+            conversation_id=self.plan.conversation_id,
+            message_id=self.plan.message_id,
+        )
+
+    async def stream_once(self, attempt: _Attempt) -> None:
+        config = self.plan.config
+        kwargs = {}
+        if settings.AI_STREAM_USAGE:
+            kwargs["stream_options"] = {"include_usage": True}
+        stream = await get_client().chat.completions.create(
+            model=config.model,
+            messages=self.plan.messages,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            stream=True,
+            **kwargs,
+        )
+        attempt.opened = True
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    attempt.input_tokens = chunk.usage.prompt_tokens
+                    attempt.output_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    if choice.delta is not None and choice.delta.content:
+                        if attempt.ttft_ms is None:
+                            attempt.ttft_ms = _elapsed_ms(attempt.started)
+                        self.generation.append(choice.delta.content)
+                    if choice.finish_reason:
+                        attempt.finish_reason = choice.finish_reason
+        finally:
+            await asyncio.shield(stream.close())
+        if attempt.finish_reason is None and settings.AI_REQUIRE_FINISH_REASON:
+            raise IncompleteStream
+
+    async def run(self) -> tuple[str, UpstreamFault | None]:
+        """Stream with retries; return the final status and the fault, if any."""
+        for number in range(1, settings.AI_MAX_RETRIES + 2):
+            attempt = self.attempt = _Attempt(number, time.monotonic(), self.generation.length)
+            try:
+                await self.stream_once(attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every upstream fault becomes an UpstreamFault
+                fault = translate_fault(exc, text_started=self.generation.length > 0)
+                if fault.code == "internal_error":
+                    logger.exception(
+                        "unexpected error in the generation of %s", self.plan.message_id
+                    )
+            else:
+                return Message.Status.COMPLETED, None
+            delay = _backoff(number, fault.retry_after)
+            last = (
+                number > settings.AI_MAX_RETRIES
+                or not fault.retryable
+                or self.generation.length > 0
+                or delay > settings.AI_RETRY_MAX_DELAY_SECONDS
+            )
+            if last:
+                return Message.Status.FAILED, fault
+            await db(
+                record_call,
+                self._record(attempt, status=fault.call_status, error_code=fault.code),
+            )
+            self.attempt = None  # recorded; a stop during the back-off records nothing more
+            logger.info(
+                "retrying upstream after %s (attempt %s, in %.2fs)", fault.code, number, delay
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+async def _keep_saving(generation: streaming.Generation) -> None:
+    """Save the partial text at a bounded rate; it is also the heartbeat and the stop check."""
+    while True:
+        await asyncio.sleep(settings.CHAT_PERSIST_INTERVAL_SECONDS)
+        try:
+            stop = await db(services.save_progress, generation.message_id, generation.text)
+        except Exception:
+            logger.warning("could not save progress of %s", generation.message_id, exc_info=True)
+            continue
+        if stop:
+            generation.request_stop()
+
+
+async def run(generation: streaming.Generation, *, request_id: str = "") -> None:
+    message_id = generation.message_id
+    try:
+        plan = await db(services.start_generation, message_id)
+    except Exception:
+        logger.exception("could not start the generation of %s", message_id)
+        plan = None
+    if plan is None:
+        generation.finish(
+            "error",
+            {
+                "code": "internal_error",
+                "message": "The reply could not be started.",
+                "retryable": True,
+            },
+        )
+        streaming.unregister(generation)
+        return
+
+    runner = _Runner(generation, plan, request_id)
+    saver = asyncio.create_task(_keep_saving(generation))
+    status, fault = Message.Status.CANCELLED, None
+    try:
+        if not generation.stop_requested:
+            # From here on a stop request cancels the upstream stream at once.
+            generation.cancellable = asyncio.create_task(runner.run())
+            status, fault = await generation.cancellable
+    except asyncio.CancelledError:
+        # Stopped by request, or the process is shutting down (then the reply is interrupted).
+        if generation.stop_requested:
+            status = Message.Status.CANCELLED
+        else:
+            status = Message.Status.INTERRUPTED
+    finally:
+        generation.cancellable = None
+        saver.cancel()
+        await asyncio.shield(_finish(generation, runner, status, fault))
+    if status == Message.Status.COMPLETED and plan.first_exchange:
+        await _name_conversation(plan, request_id)
+
+
+async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault | None) -> None:
+    plan, attempt = runner.plan, runner.attempt
+    call = None
+    if attempt is not None:
+        call_status = {
+            Message.Status.COMPLETED: "ok",
+            Message.Status.CANCELLED: "cancelled",
+            Message.Status.INTERRUPTED: "error",
+        }.get(status, fault.call_status if fault else "error")
+        error_code = fault.code if fault else ("interrupted" if status == "interrupted" else "")
+        call = runner._record(attempt, status=call_status, error_code=error_code)
+    error_message = ""
+    if fault is not None:
+        error_message = fault.message
+    elif status == Message.Status.INTERRUPTED:
+        error_message = "The server stopped while writing this reply. Please retry."
+    text = generation.text
+    state = None
+    try:
+        state = await db(
+            services.finish_reply,
+            plan.message_id,
+            status=status,
+            text=text,
+            model=plan.config.model,
+            input_tokens=call.input_tokens if call else None,
+            output_tokens=call.output_tokens if call else None,
+            tokens_estimated=call.tokens_estimated if call else False,
+            latency_ms=_elapsed_ms(runner.started),
+            ttft_ms=_first_ttft(runner),
+            error_code=(
+                fault.code if fault else ("interrupted" if status == "interrupted" else "")
+            ),
+            error_message=error_message,
+            call=call,
+        )
+    except Exception:
+        logger.exception("could not store the end of reply %s", plan.message_id)
+    if state is not None:
+        event, data = final_event(state)
+        if fault is not None:
+            data["retryable"] = fault.retryable
+    else:
+        event, data = (
+            "error",
+            {
+                "message_id": plan.message_id,
+                "status": status,
+                "code": "internal_error",
+                "message": "The reply could not be stored.",
+                "retryable": True,
+            },
+        )
+    generation.finish(event, data)
+    streaming.unregister(generation)
+    await generation.wait_published()
+
+
+def _first_ttft(runner: _Runner) -> int | None:
+    # Time to first token as the user saw it: from the runner's start, retries included.
+    attempt = runner.attempt
+    if attempt is None or attempt.ttft_ms is None:
+        return None
+    return int((attempt.started - runner.started) * 1000) + attempt.ttft_ms
+
+
+def _title_config(user_id: int):
+    return resolve_config(get_user_model().objects.get(pk=user_id), "title")
+
+
+async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
+    """Ask the model for a short title (task type ``title``); the first words stay on failure."""
+    fallback = services.fallback_title(plan.first_user_text)
+    config = await db(_title_config, plan.user_id)
+    messages = [
+        {"role": "system", "content": config.system_prompt},
+        {"role": "user", "content": plan.first_user_text[:2000]},
+    ]
+    started = time.monotonic()
+    status, error_code, title = "ok", "", ""
+    input_tokens = output_tokens = None
+    try:
+        response = await get_client().chat.completions.create(
+            model=config.model,
+            messages=messages,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            timeout=settings.AI_REQUEST_TIMEOUT_SECONDS,
+        )
+        title = (response.choices[0].message.content or "") if response.choices else ""
+        if response.usage is not None:
+            input_tokens = response.usage.prompt_tokens
+            output_tokens = response.usage.completion_tokens
+    except Exception as exc:
+        fault = translate_fault(exc, text_started=False)
+        status, error_code = fault.call_status, fault.code
+    estimated = status == "ok" and input_tokens is None
+    if estimated:
+        input_tokens = estimate_messages_tokens(messages)
+        output_tokens = estimate_text_tokens(title)
+    call = CallRecord(
+        task_type="title",
+        model=config.model,
+        base_url=settings.AI_BASE_URL,
+        status=status,
+        error_code=error_code,
+        streamed=False,
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        tokens_estimated=estimated,
+        latency_ms=_elapsed_ms(started),
+        request_id=request_id,
+        user_id=plan.user_id,
+        conversation_id=plan.conversation_id,
+    )
+    try:
+        await db(record_call, call)
+        if title:
+            await db(
+                services.set_generated_title, plan.conversation_id, title=title, fallback=fallback
+            )
+    except Exception:
+        logger.warning(
+            "could not store the title of conversation %s", plan.conversation_id, exc_info=True
+        )

@@ -1,0 +1,315 @@
+"""Writes of the chat app. Plain synchronous functions; async callers wrap them with ``db()``."""
+
+import re
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from analytics.services import CallRecord, record_call
+from experiments.config import ChatConfig, resolve_config
+
+from .models import Conversation, Message
+from .rendering import render_markdown
+from .state import ReplyState
+from .tokens import trim_history
+
+
+class ChatError(Exception):
+    """A request the chat cannot take; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class ReplyInProgress(ChatError):
+    status = 409
+    code = "reply_in_progress"
+
+
+class NotInProgress(ChatError):
+    status = 409
+    code = "not_in_progress"
+
+
+def clean_content(content: object) -> str:
+    if not isinstance(content, str):
+        raise ChatError("'content' must be a string.", code="invalid_content")
+    content = content.strip()
+    if not content:
+        raise ChatError("The message is empty.", code="empty_content")
+    if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ChatError(
+            f"The message is {len(content):,} characters long; the limit is "
+            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}.",
+            code="content_too_long",
+        )
+    return content
+
+
+def clean_title(title: object) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise ChatError("'title' must be a non-empty string.", code="invalid_title")
+    title = " ".join(title.split())
+    if len(title) > 200:
+        raise ChatError("The title is longer than 200 characters.", code="invalid_title")
+    return title
+
+
+def fallback_title(content: str, *, words: int = 6) -> str:
+    """Return the first words of a message, the title until the model names the conversation."""
+    first = content.split()[:words]
+    title = " ".join(first)
+    if len(title) > 60:
+        title = title[:59].rstrip() + "…"
+    elif len(content.split()) > words:
+        title += "…"
+    return title or "New conversation"
+
+
+def create_conversation(*, user, title: str = "") -> Conversation:
+    return Conversation.objects.create(user=user, title=title, title_generated=bool(title))
+
+
+def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = clean_title(title)
+    conversation.title_generated = True  # a person's title is never replaced by the model's
+    conversation.save(update_fields=["title", "title_generated"])
+    return conversation
+
+
+def _start_reply(*, conversation: Conversation, user_message: Message, runner_channel: str):
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            reply = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                reply_to=user_message,
+                status=Message.Status.PENDING,
+                runner_channel=runner_channel,
+                heartbeat_at=now,
+            )
+    except IntegrityError as exc:  # the partial unique index: another reply is in progress
+        raise ReplyInProgress("A reply is already being written in this conversation.") from exc
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+    return reply
+
+
+@transaction.atomic
+def post_message(
+    *, conversation: Conversation, content: str, runner_channel: str = ""
+) -> tuple[Message, Message]:
+    """Store the user's message and a pending reply to it; raise if a reply is in progress."""
+    content = clean_content(content)
+    if conversation.messages.in_progress().exists():
+        raise ReplyInProgress("A reply is already being written in this conversation.")
+    user_message = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=content
+    )
+    if not conversation.title:
+        conversation.title = fallback_title(content)
+        conversation.save(update_fields=["title"])
+    reply = _start_reply(
+        conversation=conversation, user_message=user_message, runner_channel=runner_channel
+    )
+    return user_message, reply
+
+
+@transaction.atomic
+def regenerate_reply(*, reply: Message, runner_channel: str = "") -> tuple[Message, Message]:
+    """Start a new reply to the user message that ``reply`` answered."""
+    if reply.role != Message.Role.ASSISTANT or reply.reply_to_id is None:
+        raise ChatError("Only an assistant reply can be regenerated.", code="not_a_reply")
+    conversation = reply.conversation
+    if conversation.messages.in_progress().exists():
+        raise ReplyInProgress("A reply is already being written in this conversation.")
+    latest_user = conversation.messages.filter(role=Message.Role.USER).last()
+    if latest_user is None or latest_user.pk != reply.reply_to_id:
+        raise ChatError(
+            "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
+        )
+    new_reply = _start_reply(
+        conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
+    )
+    return reply.reply_to, new_reply
+
+
+def request_stop(*, reply: Message) -> None:
+    """Flag a reply for stopping; the runner sees the flag at its next save."""
+    updated = Message.objects.filter(pk=reply.pk, status__in=Message.IN_PROGRESS).update(
+        stop_requested=True
+    )
+    if not updated:
+        raise NotInProgress(f"The reply is not in progress (it is {reply.status}).")
+
+
+def visible_messages(conversation: Conversation) -> list[Message]:
+    """Return the user messages, each followed by its latest reply (older regenerations hidden)."""
+    messages = list(conversation.messages.all())
+    latest_reply: dict[int, Message] = {}
+    for message in messages:
+        if message.role == Message.Role.ASSISTANT:
+            latest_reply[message.reply_to_id] = message
+    return [
+        m for m in messages if m.role == Message.Role.USER or latest_reply.get(m.reply_to_id) is m
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPlan:
+    """Everything the runner needs to call the upstream, read in one go."""
+
+    message_id: int
+    conversation_id: int
+    user_id: int
+    config: ChatConfig
+    messages: list[dict]
+    first_exchange: bool
+    first_user_text: str
+
+
+def start_generation(message_id: int) -> ReplyPlan | None:
+    """Mark the reply streaming and return its plan, or None when it is gone or not pending."""
+    message = Message.objects.select_related("conversation__user").filter(pk=message_id).first()
+    if message is None or message.status != Message.Status.PENDING:
+        return None
+    conversation = message.conversation
+    config = resolve_config(conversation.user, "chat")
+    history = [
+        {"role": m.role, "content": m.content}
+        for m in visible_messages(conversation)
+        if m.created_at <= message.created_at
+        and m.pk != message.pk
+        and m.content
+        and (m.role == Message.Role.USER or m.status == Message.Status.COMPLETED)
+    ]
+    budget = max(settings.CHAT_CONTEXT_TOKEN_BUDGET - config.max_tokens, 256)
+    upstream_messages = (
+        [{"role": "system", "content": config.system_prompt}] if (config.system_prompt) else []
+    )
+    upstream_messages += trim_history(history, budget)
+    user_count = sum(1 for m in history if m["role"] == Message.Role.USER)
+    now = timezone.now()
+    Message.objects.filter(pk=message_id).update(
+        status=Message.Status.STREAMING, model=config.model, heartbeat_at=now
+    )
+    return ReplyPlan(
+        message_id=message_id,
+        conversation_id=conversation.pk,
+        user_id=conversation.user_id,
+        config=config,
+        messages=upstream_messages,
+        first_exchange=user_count == 1 and not conversation.title_generated,
+        first_user_text=history[-1]["content"] if history else "",
+    )
+
+
+def save_progress(message_id: int, text: str) -> bool:
+    """Save the partial text and heartbeat; return True when a stop was requested."""
+    updated = Message.objects.filter(
+        pk=message_id, stop_requested=False, status=Message.Status.STREAMING
+    ).update(content=text, heartbeat_at=timezone.now())
+    if updated:
+        return False
+    return Message.objects.filter(pk=message_id, stop_requested=True).exists()
+
+
+def finish_reply(
+    message_id: int,
+    *,
+    status: str,
+    text: str,
+    model: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    tokens_estimated: bool,
+    latency_ms: int,
+    ttft_ms: int | None,
+    error_code: str = "",
+    error_message: str = "",
+    call: CallRecord | None = None,
+) -> ReplyState | None:
+    """Store the final reply and its call record in one transaction; return the final state."""
+    now = timezone.now()
+    html = render_markdown(text) if text else ""
+    total = (input_tokens or 0) + (output_tokens or 0) if output_tokens is not None else None
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=message_id).update(
+            status=status,
+            content=text,
+            html=html,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total,
+            tokens_estimated=tokens_estimated,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            error_code=error_code,
+            error_message=error_message,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        if call is not None:
+            if not updated:  # the conversation was deleted while the reply streamed
+                call = replace(call, message_id=None, conversation_id=None)
+            record_call(call)
+        if not updated:
+            return None
+        message = Message.objects.select_related("conversation").get(pk=message_id)
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
+    return ReplyState.from_message(message, now=now)
+
+
+_TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"
+
+
+def set_generated_title(conversation_id: int, *, title: str, fallback: str) -> bool:
+    """Replace the stand-in title with the model's, unless someone renamed it meanwhile."""
+    title = re.sub(r"\s+", " ", title).strip().strip(_TITLE_JUNK).rstrip(".")
+    if not title:
+        return False
+    return bool(
+        Conversation.objects.filter(
+            pk=conversation_id, title=fallback, title_generated=False
+        ).update(title=title[:80], title_generated=True)
+    )
+
+
+def sweep_stale_replies(*, message_id: int | None = None) -> int:
+    """Mark replies whose runner stopped saving as interrupted; return how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_SECONDS)
+    stale = Message.objects.in_progress().filter(heartbeat_at__lt=cutoff)
+    if message_id is not None:
+        stale = stale.filter(pk=message_id)
+    count = 0
+    for message in stale:
+        count += Message.objects.filter(
+            pk=message.pk, status__in=Message.IN_PROGRESS, heartbeat_at__lt=cutoff
+        ).update(
+            status=Message.Status.INTERRUPTED,
+            html=render_markdown(message.content) if message.content else "",
+            error_code="interrupted",
+            error_message="The server stopped while writing this reply. Please retry.",
+            finished_at=timezone.now(),
+        )
+    return count
+
+
+def reply_state(message_id: int, *, user_id: int | None = None) -> ReplyState | None:
+    query = Message.objects.select_related("conversation").filter(
+        pk=message_id, role=Message.Role.ASSISTANT
+    )
+    if user_id is not None:
+        query = query.filter(conversation__user_id=user_id)
+    message = query.first()
+    return ReplyState.from_message(message, now=timezone.now()) if message else None

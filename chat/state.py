@@ -1,0 +1,99 @@
+"""Plain snapshots of a reply, shared by the runner, the stream views and the JSON API."""
+
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection
+
+from .models import Message
+
+
+async def db(fn, /, *args, **kwargs):
+    """Run a short database function in a worker thread and give its connection back at once.
+
+    Runners and streams outlive requests; a connection must never stay checked out of the pool
+    for the length of a stream (see docs/architecture.md).
+    """
+
+    def call():
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return await sync_to_async(call, thread_sensitive=False)()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyState:
+    id: int
+    conversation_id: int
+    user_id: int
+    status: str
+    content: str
+    html: str
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    tokens_estimated: bool
+    latency_ms: int | None
+    ttft_ms: int | None
+    error_code: str
+    error_message: str
+    runner_channel: str
+    heartbeat_seconds_ago: float | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in Message.IN_PROGRESS
+
+    @classmethod
+    def from_message(cls, message: Message, *, now=None) -> "ReplyState":
+        beat = message.heartbeat_at or message.created_at
+        return cls(
+            id=message.pk,
+            conversation_id=message.conversation_id,
+            user_id=message.conversation.user_id,
+            status=message.status,
+            content=message.content,
+            html=message.html,
+            model=message.model,
+            input_tokens=message.input_tokens,
+            output_tokens=message.output_tokens,
+            total_tokens=message.total_tokens,
+            tokens_estimated=message.tokens_estimated,
+            latency_ms=message.latency_ms,
+            ttft_ms=message.ttft_ms,
+            error_code=message.error_code,
+            error_message=message.error_message,
+            runner_channel=message.runner_channel,
+            heartbeat_seconds_ago=(now - beat).total_seconds() if now and beat else None,
+        )
+
+
+def final_event(state: ReplyState) -> tuple[str, dict]:
+    """Return the closing SSE event of a finished reply: ``done`` or ``error``."""
+    if state.status in (Message.Status.COMPLETED, Message.Status.CANCELLED):
+        return "done", {
+            "message_id": state.id,
+            "status": state.status,
+            "html": state.html,
+            "model": state.model,
+            "usage": {
+                "input_tokens": state.input_tokens,
+                "output_tokens": state.output_tokens,
+                "total_tokens": state.total_tokens,
+                "estimated": state.tokens_estimated,
+            },
+            "latency_ms": state.latency_ms,
+            "ttft_ms": state.ttft_ms,
+        }
+    return "error", {
+        "message_id": state.id,
+        "status": state.status,
+        "code": state.error_code or "internal_error",
+        "message": state.error_message or "The reply could not be completed.",
+        "retryable": True,
+    }

@@ -1,0 +1,209 @@
+"""Fan-out of a reply's deltas to its subscribers, in this process and in others.
+
+The token hot path is in-process: the runner appends a delta and every local subscriber's queue
+gets it at once, with no network hop and no database. Subscribers in other processes get deltas
+through the channel layer group of the message, sent by a publisher task that coalesces what
+queued up while Redis answered, so the runner never waits on Redis. The layer can drop messages
+(a full channel is skipped silently), so remote subscribers never rely on it alone: they fill
+gaps from the text the runner saves at a bounded rate (see ``chat.stream_views``).
+"""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def cross_process() -> bool:
+    """True when other server processes may hold subscribers or runners (Redis channel layer)."""
+    return bool(settings.REDIS_URL)
+
+
+def group_name(message_id: int) -> str:
+    return f"chat.msg.{message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    start: int
+    text: str
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    event: str
+    data: dict
+    length: int
+
+
+class Generation:
+    """The in-process state of one reply being generated."""
+
+    def __init__(self, message_id: int):
+        self.message_id = message_id
+        self._chunks: list[str] = []
+        self.length = 0
+        self._subscribers: set[asyncio.Queue] = set()
+        self.end: End | None = None
+        # The runner task (kept referenced), and the part of it a stop request cancels.
+        self.task: asyncio.Task | None = None
+        self.cancellable: asyncio.Task | None = None
+        self.stop_requested = False
+        self._outbox: asyncio.Queue | None = None
+        self._publisher: asyncio.Task | None = None
+        if cross_process():
+            self._outbox = asyncio.Queue()
+            self._publisher = asyncio.create_task(self._publish())
+
+    @property
+    def text(self) -> str:
+        if len(self._chunks) > 1:
+            self._chunks = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    def append(self, text: str) -> None:
+        delta = Delta(self.length, text)
+        self._chunks.append(text)
+        self.length += len(text)
+        for queue in self._subscribers:
+            queue.put_nowait(delta)
+        if self._outbox is not None:
+            self._outbox.put_nowait(delta)
+
+    def finish(self, event: str, data: dict) -> None:
+        self.end = End(event, data, self.length)
+        for queue in self._subscribers:
+            queue.put_nowait(self.end)
+        if self._outbox is not None:
+            self._outbox.put_nowait(self.end)
+
+    def subscribe(self, offset: int) -> tuple[str, asyncio.Queue]:
+        """Return the text after ``offset`` so far and a queue of what comes next.
+
+        Both are taken in one step of the event loop, so nothing falls between them.
+        """
+        queue: asyncio.Queue = asyncio.Queue()
+        if self.end is not None:
+            queue.put_nowait(self.end)
+        else:
+            self._subscribers.add(queue)
+        return self.text[offset:], queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.discard(queue)
+
+    def request_stop(self) -> None:
+        if self.stop_requested or self.end is not None:
+            return
+        self.stop_requested = True
+        if self.cancellable is not None:
+            self.cancellable.cancel()
+
+    async def _publish(self) -> None:
+        layer = get_channel_layer()
+        group = group_name(self.message_id)
+        while True:
+            item = await self._outbox.get()
+            # Coalesce what queued up while the last send was in flight into one message.
+            while isinstance(item, Delta) and not self._outbox.empty():
+                following = self._outbox.get_nowait()
+                if isinstance(following, Delta):
+                    item = Delta(item.start, item.text + following.text)
+                else:
+                    await self._send(layer, group, item)
+                    item = following
+            await self._send(layer, group, item)
+            if isinstance(item, End):
+                return
+
+    async def _send(self, layer, group: str, item: Delta | End) -> None:
+        if isinstance(item, Delta):
+            message = {"type": "chat.delta", "start": item.start, "text": item.text}
+        else:
+            message = {
+                "type": "chat.end",
+                "event": item.event,
+                "data": item.data,
+                "length": item.length,
+            }
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # subscribers elsewhere recover from the saved text
+            logger.warning(
+                "channel layer send failed for message %s", self.message_id, exc_info=True
+            )
+
+    async def wait_published(self) -> None:
+        """Wait (briefly) until the end event went out to other processes."""
+        if self._publisher is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(self._publisher)
+
+
+_generations: dict[int, Generation] = {}
+_control_channel: str = ""
+_control_task: asyncio.Task | None = None
+
+
+def local_generation(message_id: int) -> Generation | None:
+    return _generations.get(message_id)
+
+
+def register(message_id: int) -> Generation:
+    generation = Generation(message_id)
+    _generations[message_id] = generation
+    return generation
+
+
+def unregister(generation: Generation) -> None:
+    if _generations.get(generation.message_id) is generation:
+        del _generations[generation.message_id]
+
+
+async def control_channel() -> str:
+    """Return this process's channel for stop requests, listening on it from the first call."""
+    global _control_channel, _control_task
+    if not cross_process():
+        return ""
+    if _control_task is None or _control_task.done():
+        layer = get_channel_layer()
+        _control_channel = await layer.new_channel("chat.control")
+        _control_task = asyncio.create_task(_listen_for_control(layer, _control_channel))
+    return _control_channel
+
+
+async def _listen_for_control(layer, channel: str) -> None:
+    while True:
+        try:
+            message = await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("control channel receive failed; retrying", exc_info=True)
+            await asyncio.sleep(1)
+            continue
+        if message.get("type") == "generation.stop":
+            generation = _generations.get(message.get("message_id"))
+            if generation is not None:
+                generation.request_stop()
+
+
+async def send_stop(runner_channel: str, message_id: int) -> None:
+    """Ask the process that runs ``message_id`` to stop it (it may be this one)."""
+    generation = _generations.get(message_id)
+    if generation is not None:
+        generation.request_stop()
+        return
+    if runner_channel and cross_process():
+        layer = get_channel_layer()
+        await layer.send(runner_channel, {"type": "generation.stop", "message_id": message_id})

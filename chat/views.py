@@ -1,0 +1,74 @@
+"""Server-rendered pages: the chat, sign-up, and the CSRF failure answer."""
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.csrf import csrf_failure as default_csrf_failure
+
+from . import services
+from .models import Conversation, Message
+
+
+@login_required
+def home(request):
+    return _chat_page(request, conversation=None)
+
+
+@login_required
+def conversation_page(request, conversation_id: int):
+    conversation = get_object_or_404(Conversation, pk=conversation_id, user=request.user)
+    return _chat_page(request, conversation=conversation)
+
+
+def _chat_page(request, *, conversation):
+    messages = services.visible_messages(conversation) if conversation else []
+    streaming_id = next(
+        (
+            m.pk
+            for m in reversed(messages)
+            if m.role == Message.Role.ASSISTANT and m.status in Message.IN_PROGRESS
+        ),
+        None,
+    )
+    return render(
+        request,
+        "chat/chat.html",
+        {
+            "conversations": Conversation.objects.filter(user=request.user)[:200],
+            "conversation": conversation,
+            "messages": messages,
+            "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+            "streaming_message_id": streaming_id,
+        },
+    )
+
+
+def signup(request):
+    if not settings.CHAT_SIGNUP_ENABLED:
+        raise Http404("Sign-up is disabled.")
+    if request.user.is_authenticated:
+        return redirect("chat:home")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("chat:home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def csrf_failure(request, reason=""):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "csrf_failed",
+                    "message": "CSRF check failed: send the X-CSRFToken header with the "
+                    "csrftoken cookie's value.",
+                }
+            },
+            status=403,
+        )
+    return default_csrf_failure(request, reason=reason)
