@@ -2,7 +2,11 @@
 
 import os
 
+import django
+import pytest
+
 # The suite runs with production-like settings; the keys below exist only for tests.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiproject.settings")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-deployment-0123456789abcdef")
 os.environ.setdefault("AI_API_KEY", "sk-test-simulator-key")
 os.environ.setdefault("DEBUG", "false")
@@ -11,3 +15,20 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Channel-layer and cache keys of this run stay apart from any other run sharing the Redis.
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test{os.getpid()}")
+
+# Set Django up here, after the environment above (pytest-django would read settings earlier).
+django.setup()
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One LLM simulator process for the session (fast: 50 ms to first token, 200 tokens/s).
+
+    Tests that read ``simulator.requests()`` call ``simulator.clear()`` first.
+    """
+    from chat.tests.simulator_process import run_simulator
+
+    with run_simulator("--ttft-ms", "50", "--tps", "200") as running:
+        yield running

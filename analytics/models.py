@@ -13,14 +13,20 @@ class AICall(models.Model):
         TIMEOUT = "timeout"
         RATE_LIMITED = "rate_limited"
 
+    # ON DELETE SET NULL in the database: deleting a conversation while its reply is being
+    # recorded must neither fail nor lose the call (Django's collector would race the insert).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
     )
     conversation = models.ForeignKey(
-        "chat.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "chat.Conversation", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     message = models.ForeignKey(
-        "chat.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "chat.Message", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     task_type = models.CharField(max_length=32, default="chat")
     model = models.CharField(max_length=200)

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import AICall
@@ -41,7 +43,15 @@ def record_call(call: CallRecord) -> AICall:
     """Store one upstream attempt and log it as one JSON line (event ``ai_call``)."""
     fields = asdict(call)
     fields["base_url_host"] = urlsplit(fields.pop("base_url")).hostname or ""
-    row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+    try:
+        with transaction.atomic():
+            row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+    except IntegrityError:
+        # The conversation or user was deleted while the call ran: keep the call without them.
+        fields.update(conversation_id=None, message_id=None)
+        if fields["user_id"] and not get_user_model().objects.filter(pk=fields["user_id"]).exists():
+            fields["user_id"] = None
+        row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
     logger.info(
         "ai_call",
         extra={

@@ -13,6 +13,7 @@ from aiproject.request_id import current_request_id
 
 from . import runner, services, streaming
 from .models import Conversation, Message
+from .state import NOT_RETRYABLE
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -89,7 +90,11 @@ def message_json(message: Message) -> dict:
             "ttft_ms": message.ttft_ms,
             "tokens_per_second": message.tokens_per_second,
             "error": (
-                {"code": message.error_code, "message": message.error_message, "retryable": True}
+                {
+                    "code": message.error_code,
+                    "message": message.error_message,
+                    "retryable": message.error_code not in NOT_RETRYABLE,
+                }
                 if message.error_code
                 else None
             ),

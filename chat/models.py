@@ -6,7 +6,7 @@ from django.utils import timezone
 
 class Conversation(models.Model):
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+        settings.AUTH_USER_MODEL, on_delete=models.DB_CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
     # False until the model has named the conversation (the first words stand in until then).
@@ -46,12 +46,12 @@ class Message(models.Model):
     IN_PROGRESS = (Status.PENDING, Status.STREAMING)
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.DB_CASCADE, related_name="messages"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     # For an assistant message: the user message it answers (regenerate makes a sibling).
     reply_to = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+        "self", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="replies"
     )
     content = models.TextField(blank=True)
     html = models.TextField(blank=True)

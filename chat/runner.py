@@ -265,8 +265,6 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
         logger.exception("could not store the end of reply %s", plan.message_id)
     if state is not None:
         event, data = final_event(state)
-        if fault is not None:
-            data["retryable"] = fault.retryable
     else:
         event, data = (
             "error",

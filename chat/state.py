@@ -73,6 +73,10 @@ class ReplyState:
         )
 
 
+# Faults that trying again cannot fix (a bad key, a request the upstream refuses).
+NOT_RETRYABLE = frozenset({"upstream_auth", "upstream_rejected"})
+
+
 def final_event(state: ReplyState) -> tuple[str, dict]:
     """Return the closing SSE event of a finished reply: ``done`` or ``error``."""
     if state.status in (Message.Status.COMPLETED, Message.Status.CANCELLED):
@@ -95,5 +99,5 @@ def final_event(state: ReplyState) -> tuple[str, dict]:
         "status": state.status,
         "code": state.error_code or "internal_error",
         "message": state.error_message or "The reply could not be completed.",
-        "retryable": True,
+        "retryable": state.error_code not in NOT_RETRYABLE,
     }

@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SIMULATOR_PORT ?= 8001
+PYTEST_ARGS ?=
+
+# A Python >= 3.12 from PATH or pyenv (override with `make PYTHON=/path/to/python3.12 ...`).
+PYTHON ?= $(shell bash scripts/find-python.sh)
+
+.PHONY: install run test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: no Python >= 3.12 found (looked on PATH and in pyenv versions)."; \
+		echo "       Install Python 3.12+ (e.g. 'pyenv install 3.12' or your OS package), or run"; \
+		echo "       'make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)'."; \
+		exit 1; \
+	fi
+	@echo "Creating $(VENV) with $$($(PYTHON) --version) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: install
+	@HOST=$(HOST) PORT=$(PORT) SIMULATOR_PORT=$(SIMULATOR_PORT) bash scripts/run-dev.sh
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) bench/stream.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,181 @@
+"""Test support: the app served by real daphne processes, and an SSE client over real HTTP."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+from .simulator_process import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CSRF_TOKEN = "t" * 32  # an unmasked CSRF secret, valid in both the cookie and the header
+
+
+def database_url() -> str:
+    """Return a DATABASE_URL naming the test database this pytest process created."""
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+@dataclass
+class AppServer:
+    base_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_app_server(*, env: dict[str, str], log_dir: Path):
+    """Serve aiproject.asgi with daphne in a child process until the block ends."""
+    port = free_port()
+    log_path = log_dir / f"daphne-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "aiproject.asgi:application",
+            ],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = AppServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited early:\n{server.log()}")
+            try:
+                httpx.get(f"{server.base_url}/accounts/login/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start:\n{server.log()}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def login_cookies(user) -> dict[str, str]:
+    """Return cookies of a logged-in session for ``user`` (stored in the shared database)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {"sessionid": client.cookies["sessionid"].value, "csrftoken": CSRF_TOKEN}
+
+
+def api_client(server: AppServer, user, **kwargs) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.base_url,
+        cookies=login_cookies(user),
+        headers={"X-CSRFToken": CSRF_TOKEN},
+        timeout=kwargs.pop("timeout", 30),
+        **kwargs,
+    )
+
+
+@dataclass
+class SSEEvent:
+    event: str
+    data: dict | None
+    id: str | None
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SSEResult:
+    status: int
+    headers: dict
+    events: list[SSEEvent]
+    comments: list[str]
+
+    @property
+    def text(self) -> str:
+        return "".join(e.data["text"] for e in self.events if e.event == "delta")
+
+    @property
+    def final(self) -> SSEEvent | None:
+        return next((e for e in self.events if e.event in ("done", "error")), None)
+
+
+def iter_sse(response: httpx.Response):
+    """Yield SSEEvent objects and comment strings from a streaming httpx response."""
+    event, data, event_id = "message", [], None
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield SSEEvent(event, json.loads("\n".join(data)), event_id)
+            event, data, event_id = "message", [], None
+        elif line.startswith(":"):
+            yield line[1:].strip()
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
+
+
+def read_stream(
+    client: httpx.Client,
+    url: str,
+    *,
+    last_event_id: str | None = None,
+    stop_after_deltas: int | None = None,
+    on_delta=None,
+    timeout: float = 30,
+) -> SSEResult:
+    """Read an SSE stream to its final event (or until ``stop_after_deltas`` deltas)."""
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    events: list[SSEEvent] = []
+    comments: list[str] = []
+    with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        if response.status_code != 200:
+            response.read()
+            return SSEResult(response.status_code, dict(response.headers), [], [])
+        for item in iter_sse(response):
+            if isinstance(item, str):
+                comments.append(item)
+                continue
+            events.append(item)
+            if item.event == "delta":
+                if on_delta is not None:
+                    on_delta(item)
+                deltas = sum(1 for e in events if e.event == "delta")
+                if stop_after_deltas is not None and deltas >= stop_after_deltas:
+                    break
+            if item.event in ("done", "error"):
+                break
+        return SSEResult(response.status_code, dict(response.headers), events, comments)

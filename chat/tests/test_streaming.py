@@ -1,0 +1,189 @@
+"""The streaming API end to end: a real daphne process, the simulator over real HTTP."""
+
+import threading
+import time
+
+import pytest
+
+from analytics.models import AICall
+from chat.models import Conversation, Message
+
+from .live import api_client, read_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def start_reply(client, content: str, conversation_id: int | None = None) -> dict:
+    if conversation_id is None:
+        created = client.post("/api/conversations", json={})
+        assert created.status_code == 201, created.text
+        conversation_id = created.json()["id"]
+    response = client.post(
+        f"/api/conversations/{conversation_id}/messages", json={"content": content}
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    body["conversation_id"] = conversation_id
+    return body
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_reply_streams_token_by_token_and_is_recorded_once(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Tell me about streaming [sim:tokens=40,tps=100]")
+        result = read_stream(client, started["stream_url"])
+
+    assert result.status == 200
+    assert result.headers["content-type"].startswith("text/event-stream")
+    assert result.headers["cache-control"] == "no-cache"
+    assert result.headers["x-accel-buffering"] == "no"
+    deltas = [e for e in result.events if e.event == "delta"]
+    assert len(deltas) >= 20, "the reply arrived in a few large pieces, not token by token"
+    # Each id is the character offset after its delta.
+    offset = 0
+    for delta in deltas:
+        offset += len(delta.data["text"])
+        assert int(delta.id) == offset
+    # The deltas arrived spread over the generation, not in one burst at the end.
+    assert deltas[-1].received_at - deltas[0].received_at > 0.1
+
+    done = result.final
+    assert done.event == "done"
+    assert done.data["status"] == "completed"
+    assert done.data["model"] == "gpt-4o-mini"
+    assert done.data["usage"]["output_tokens"] == 40
+    assert done.data["ttft_ms"] is not None and done.data["latency_ms"] >= done.data["ttft_ms"]
+    assert "<" in done.data["html"]
+
+    reply = Message.objects.get(pk=started["assistant_message"]["id"])
+    assert reply.status == Message.Status.COMPLETED
+    assert reply.content == result.text
+    calls = AICall.objects.filter(message=reply)
+    assert calls.count() == 1
+    call = calls.get()
+    assert call.status == "ok"
+    assert call.task_type == "chat"
+    assert call.output_tokens == 40 and not call.tokens_estimated
+    assert call.input_tokens > 0
+    assert call.base_url_host == "127.0.0.1"
+    assert call.request_id
+
+    # After the first exchange the model names the conversation (a separate `title` call).
+    title_call = wait_for(
+        lambda: AICall.objects.filter(
+            conversation_id=started["conversation_id"], task_type="title"
+        ).first()
+    )
+    assert title_call.status == "ok" and not title_call.streamed
+    conversation = wait_for(
+        lambda: Conversation.objects.filter(
+            pk=started["conversation_id"], title_generated=True
+        ).first()
+    )
+    assert conversation.title
+
+
+def test_reconnect_with_last_event_id_gets_exactly_the_rest(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Resume me [sim:tokens=80,tps=60]")
+        first = read_stream(client, started["stream_url"], stop_after_deltas=5)
+        assert first.final is None
+        last_id = first.events[-1].id
+        assert int(last_id) == len(first.text)
+        second = read_stream(client, started["stream_url"], last_event_id=last_id)
+
+    assert second.final.event == "done"
+    reply = Message.objects.get(pk=started["assistant_message"]["id"])
+    assert first.text + second.text == reply.content
+    assert second.events[0].event == "delta"
+
+
+def test_two_subscribers_both_receive_everything(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Fan out [sim:tokens=60,tps=80]")
+    results = [None, None]
+
+    def subscribe(index):
+        with api_client(app_server, user) as own:
+            results[index] = read_stream(own, started["stream_url"])
+
+    threads = [threading.Thread(target=subscribe, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    reply = Message.objects.get(pk=started["assistant_message"]["id"])
+    for result in results:
+        assert result.final.event == "done"
+        assert result.text == reply.content
+
+
+def test_finished_reply_streams_whole_text_and_done_at_once(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Short one [sim:tokens=12]")
+        read_stream(client, started["stream_url"])
+        again = read_stream(client, started["stream_url"])
+        tail = read_stream(client, started["stream_url"], last_event_id="5")
+        message = client.get(f"/api/messages/{started['assistant_message']['id']}").json()
+    assert [e.event for e in again.events] == ["delta", "done"]
+    assert again.text == message["content"]
+    assert tail.text == message["content"][5:]
+    assert message["status"] == "completed"
+    assert message["usage"]["output_tokens"] == 12
+
+
+def test_stop_cancels_and_keeps_the_partial_text(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Long answer please [sim:tokens=400,tps=20]")
+        message_id = started["assistant_message"]["id"]
+        stopped_at = []
+
+        def stop_once(delta):
+            if not stopped_at and int(delta.id) > 0:
+                stopped_at.append(time.monotonic())
+                response = client.post(f"/api/messages/{message_id}/stop")
+                assert response.status_code == 202, response.text
+
+        result = read_stream(client, started["stream_url"], on_delta=stop_once)
+        assert result.final.event == "done"
+        assert result.final.data["status"] == "cancelled"
+        assert result.final.received_at - stopped_at[0] < 1.0
+        again = client.post(f"/api/messages/{message_id}/stop")
+        assert again.status_code == 409
+
+    reply = Message.objects.get(pk=message_id)
+    assert reply.status == Message.Status.CANCELLED
+    assert reply.content and reply.content == result.text
+    call = AICall.objects.get(message=reply)
+    assert call.status == "cancelled"
+    # The upstream sent no usage for the cut stream: the tokens are estimated, never zero.
+    assert call.tokens_estimated and call.output_tokens > 0 and call.input_tokens > 0
+
+
+def test_regenerate_makes_a_new_reply_to_the_same_message(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Say something [sim:tokens=10]")
+        read_stream(client, started["stream_url"])
+        old_id = started["assistant_message"]["id"]
+        response = client.post(f"/api/messages/{old_id}/regenerate")
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert body["assistant_message"]["id"] != old_id
+        assert body["user_message"]["id"] == started["user_message"]["id"]
+        result = read_stream(client, body["stream_url"])
+    assert result.final.data["status"] == "completed"
+    new = Message.objects.get(pk=body["assistant_message"]["id"])
+    assert new.reply_to_id == started["user_message"]["id"]
+    assert (
+        AICall.objects.filter(task_type="chat", conversation_id=started["conversation_id"]).count()
+        == 2
+    )
