@@ -162,6 +162,8 @@ REPORTING_TIME_ZONE = env.str("REPORTING_TIME_ZONE", default="UTC")
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# The app serves /static/ itself only in development and tests; production puts nginx in front.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=DEBUG)
 
 # --- Security -------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -12,8 +12,6 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "code": {"class"},  # language-xxx from fenced code blocks
-    "th": {"style"},
-    "td": {"style"},
 }
 
 
@@ -32,5 +30,4 @@ def render_markdown(text: str) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
-        filter_style_properties={"text-align"},
     )

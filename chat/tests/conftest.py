@@ -18,6 +18,7 @@ def app_env(simulator, **overrides) -> dict[str, str]:
         "CHAT_STALE_AFTER_SECONDS": "5",
         "SSE_PING_SECONDS": "15",
         "LOG_LEVEL": "INFO",
+        "SERVE_STATIC": "true",
     }
     env.update(overrides)
     return env

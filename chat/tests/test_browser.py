@@ -1,0 +1,118 @@
+"""A real Chromium (Debian's, driven by Playwright) uses the chat page end to end."""
+
+import os
+import shutil
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI=true but Chromium is not installed: .ci/run must install it")
+    pytestmark.append(
+        pytest.mark.skip(reason="Chromium not installed (apt-get install chromium); CI installs it")
+    )
+
+ASSISTANT = ".message[data-role=assistant]"
+
+
+@pytest.fixture
+def page(app_server, user):
+    # `user` first: Playwright runs an event loop in this thread, where the ORM refuses to run.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def log_in(page, base_url: str):
+    page.goto(f"{base_url}/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#composer-input")
+
+
+def send(page, text: str):
+    page.fill("#composer-input", text)
+    page.keyboard.press("Enter")
+
+
+def test_chat_streams_stops_and_regenerates(page, app_server, user):
+    log_in(page, app_server.base_url)
+
+    # 1. The reply grows on the page before it is complete.
+    send(page, "Hello browser [sim:tokens=150,tps=40]")
+    reply = page.locator(ASSISTANT).last
+    body = reply.locator(".message-body")
+    page.wait_for_function(
+        "el => el.textContent.length > 20", arg=body.element_handle(), timeout=10_000
+    )
+    early = len(body.text_content())
+    assert reply.get_attribute("data-status") in ("pending", "streaming")
+    time.sleep(0.5)
+    later = len(body.text_content())
+    assert later > early, "the reply did not grow while streaming"
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
+    stats = reply.locator(".message-stats").text_content()
+    assert "gpt-4o-mini" in stats and "150" in stats and "tok/s" in stats
+    assert page.url.rstrip("/").split("/")[-2] == "c"  # the page moved to the conversation URL
+
+    # 2. Stop a reply: it ends as stopped and keeps its partial text.
+    send(page, "A long one to stop [sim:tokens=240,tps=40]")
+    page.wait_for_function(f"() => document.querySelectorAll('{ASSISTANT}').length === 2")
+    stopping = page.locator(ASSISTANT).last
+    page.wait_for_function(
+        "el => el.textContent.length > 10",
+        arg=stopping.locator(".message-body").element_handle(),
+    )
+    page.click("#stop-button")
+    page.wait_for_selector(f"{ASSISTANT}[data-status=cancelled]")
+    assert stopping.locator(".message-badge").text_content() == "Stopped"
+    partial = stopping.locator(".message-body").text_content()
+    assert 10 < len(partial) < 3000
+
+    # 3. Regenerate the last reply: a new reply replaces it and completes.
+    old_id = stopping.get_attribute("data-message-id")
+    page.click(f"{ASSISTANT} >> nth=-1 >> .regenerate-button")
+    page.wait_for_function(
+        "id => { const r = [...document.querySelectorAll('.message[data-role=assistant]')].pop();"
+        " return r && r.dataset.messageId !== id && r.dataset.status === 'completed'; }",
+        arg=old_id,
+        timeout=40_000,
+    )
+    assert page.locator(f".message[data-message-id='{old_id}']").count() == 0
+
+    # 4. After a reload the server-rendered page shows the same conversation.
+    page.reload()
+    assert page.locator(ASSISTANT).count() == 2
+    assert page.locator(".error-line").count() == 0
+
+
+def test_a_failed_reply_shows_an_error_line_with_retry(page, app_server, user):
+    log_in(page, app_server.base_url)
+    send(page, "Break please [sim:status=401]")
+    page.wait_for_selector(".error-line")
+    line = page.locator(".error-line").text_content()
+    assert "credentials" in line
+    assert "sk-test" not in page.content()
+    assert page.locator(".retry-button").count() >= 1

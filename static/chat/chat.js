@@ -1,0 +1,924 @@
+/*
+ * The chat page: composer, streaming replies over Server-Sent Events, conversation actions.
+ *
+ * Plain ES2020, no framework, no build step. The page is server-rendered (templates/chat/chat.html);
+ * this script only enhances it. The site's Content-Security-Policy forbids inline scripts and
+ * inline style attributes, so everything here works on classes, attributes and the CSSOM.
+ *
+ * Streamed text is only ever written with textContent. Server HTML (already sanitised by
+ * chat.rendering) is inserted with innerHTML only from the `done` event and the message API.
+ */
+(function () {
+  "use strict";
+
+  const app = document.getElementById("chat-app");
+  if (!app) {
+    return; // login and sign-up pages load this file too
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Elements and state
+
+  const el = {
+    title: document.getElementById("conversation-title"),
+    actions: document.getElementById("conversation-actions"),
+    renameButton: document.getElementById("rename-button"),
+    deleteButton: document.getElementById("delete-button"),
+    renameForm: document.getElementById("rename-form"),
+    renameInput: document.getElementById("rename-input"),
+    renameCancel: document.getElementById("rename-cancel"),
+    list: document.getElementById("message-list"),
+    sidebarList: document.getElementById("conversation-list"),
+    composer: document.getElementById("composer"),
+    input: document.getElementById("composer-input"),
+    send: document.getElementById("send-button"),
+    stop: document.getElementById("stop-button"),
+    counter: document.getElementById("char-counter"),
+    composerErrors: document.getElementById("composer-errors"),
+    status: document.getElementById("chat-status"),
+  };
+
+  const config = {
+    maxChars: parseInt(app.dataset.maxChars, 10) || 0,
+    homeUrl: app.dataset.homeUrl || "/",
+    conversationsApi: app.dataset.conversationsApi || "/api/conversations",
+    messagesApi: app.dataset.messagesApi || "/api/messages",
+  };
+
+  const state = {
+    conversationId: app.dataset.conversationId || "",
+    titleGenerated: app.dataset.titleGenerated === "true",
+    sending: false, // a POST that starts a reply is in flight
+    stream: null, // the reply being streamed: see attachStream()
+    stickToBottom: true, // follow the stream unless the user scrolled up
+    titleTimers: [],
+  };
+
+  const ACTIVE_STATUSES = ["pending", "streaming"];
+  const APP_NAME = "AI Chat";
+  const UNTITLED = "Untitled conversation";
+
+  // ---------------------------------------------------------------------------------------------
+  // Small helpers
+
+  /** Create an element: h("button", {className: "x", type: "button"}, "text", child). */
+  function h(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "className") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function conversationApiUrl(id) {
+    return `${config.conversationsApi}/${encodeURIComponent(id)}`;
+  }
+
+  function messageApiUrl(id, action) {
+    const base = `${config.messagesApi}/${encodeURIComponent(id)}`;
+    return action ? `${base}/${action}` : base;
+  }
+
+  /** Tell screen-reader users what happened (the visually hidden role=status region). */
+  function announce(text) {
+    el.status.textContent = "";
+    // A fresh text node after a tick makes repeated identical messages announce again.
+    window.setTimeout(() => {
+      el.status.textContent = text;
+    }, 50);
+  }
+
+  class ApiError extends Error {
+    constructor(code, message, status) {
+      super(message);
+      this.code = code;
+      this.status = status;
+    }
+  }
+
+  /** Call the JSON API. Resolve to the parsed body (null for 204); reject with an ApiError. */
+  async function api(method, url, body) {
+    const headers = { Accept: "application/json" };
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (err) {
+      throw new ApiError(
+        "network_error",
+        "Could not reach the server. Check your connection and try again.",
+        0
+      );
+    }
+    if (response.status === 204) return null;
+
+    const isJson = (response.headers.get("Content-Type") || "").includes("application/json");
+    let data = null;
+    if (isJson) {
+      try {
+        data = await response.json();
+      } catch (err) {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const error = data && data.error;
+      throw new ApiError(
+        (error && error.code) || `http_${response.status}`,
+        (error && error.message) ||
+          `The server answered ${response.status}${response.statusText ? " " + response.statusText : ""}.`,
+        response.status
+      );
+    }
+    if (data === null) {
+      // Typically a redirect to the login page after the session expired.
+      throw new ApiError(
+        "unexpected_response",
+        "The server sent an unexpected answer. Your session may have expired: reload the page.",
+        response.status
+      );
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Error lines
+
+  function errorLine(message, retryAction) {
+    const line = h("p", { className: "error-line", role: "alert" }, h("span", { className: "error-text", text: message }));
+    if (retryAction) {
+      line.append(
+        " ",
+        h("button", {
+          type: "button",
+          className: "button button--small retry-button",
+          dataset: { action: retryAction },
+          text: "Retry",
+        })
+      );
+    }
+    return line;
+  }
+
+  /** Show an error under the composer (request failures: sending, renaming, stopping...). */
+  function showComposerError(message) {
+    el.composerErrors.replaceChildren(errorLine(message));
+  }
+
+  function clearComposerError() {
+    el.composerErrors.replaceChildren();
+  }
+
+  /** Show an error inside a reply, with a Retry button, replacing any earlier one. */
+  function showMessageError(article, message, retryAction) {
+    clearMessageError(article);
+    const body = article.querySelector(".message-body");
+    body.after(errorLine(message, retryAction || "regenerate"));
+  }
+
+  function clearMessageError(article) {
+    article.querySelectorAll(".error-line").forEach((node) => node.remove());
+  }
+
+  function setNotice(article, text) {
+    let notice = article.querySelector(".message-notice");
+    if (!text) {
+      if (notice) notice.remove();
+      return;
+    }
+    if (!notice) {
+      notice = h("p", { className: "message-notice" });
+      article.querySelector(".message-body").after(notice);
+    }
+    notice.textContent = text;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Rendering messages
+
+  function removeEmptyState() {
+    const empty = document.getElementById("empty-state");
+    if (empty) empty.remove();
+  }
+
+  function renderUserMessage(message) {
+    return h(
+      "article",
+      {
+        className: "message message--user",
+        id: `message-${message.id}`,
+        dataset: { messageId: message.id, role: "user", status: message.status || "completed" },
+      },
+      h("header", { className: "message-header" }, h("span", { className: "message-author", text: "You" })),
+      h("div", { className: "message-body", text: message.content || "" })
+    );
+  }
+
+  function renderAssistantPlaceholder(message) {
+    return h(
+      "article",
+      {
+        className: "message message--assistant",
+        id: `message-${message.id}`,
+        dataset: { messageId: message.id, role: "assistant", status: message.status || "pending" },
+      },
+      h("header", { className: "message-header" }, h("span", { className: "message-author", text: "Assistant" })),
+      h("div", { className: "message-body is-streaming", "aria-busy": "true" })
+    );
+  }
+
+  function formatDuration(ms) {
+    return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+  }
+
+  function tokensPerSecond(outputTokens, latencyMs, ttftMs) {
+    if (!outputTokens || !latencyMs || ttftMs === null || ttftMs === undefined) return null;
+    const generatingMs = Math.max(latencyMs - ttftMs, 1);
+    return Math.round((outputTokens * 10000) / generatingMs) / 10;
+  }
+
+  /** Fill a stats line like the server's: model · N output tokens · TTFT · total · tok/s. */
+  function buildStats(stats) {
+    const parts = [];
+    const isSet = (value) => value !== null && value !== undefined;
+    if (stats.model) parts.push(stats.model);
+    if (isSet(stats.outputTokens)) parts.push(`${stats.estimated ? "~" : ""}${stats.outputTokens} output tokens`);
+    if (isSet(stats.ttftMs)) parts.push(`TTFT ${stats.ttftMs} ms`);
+    if (isSet(stats.latencyMs)) parts.push(`total ${formatDuration(stats.latencyMs)}`);
+    if (isSet(stats.tokensPerSecond)) parts.push(`${Number(stats.tokensPerSecond).toFixed(1)} tok/s`);
+
+    const line = h("p", { className: "message-stats" });
+    parts.forEach((text, index) => {
+      const classes = index === 0 && stats.model ? "stat stat--model" : "stat";
+      const span = h("span", { className: classes });
+      if (index > 0) span.append(h("span", { className: "stat-sep", text: " · " }));
+      span.append(text);
+      line.append(span);
+    });
+    return line;
+  }
+
+  function footerOf(article) {
+    let footer = article.querySelector(".message-footer");
+    if (!footer) {
+      footer = h("footer", { className: "message-footer" });
+      article.append(footer);
+    }
+    return footer;
+  }
+
+  function setStats(article, stats) {
+    const footer = footerOf(article);
+    const old = footer.querySelector(".message-stats");
+    const line = buildStats(stats);
+    if (old) old.replaceWith(line);
+    else footer.prepend(line);
+  }
+
+  function setStoppedBadge(article, stopped) {
+    const header = article.querySelector(".message-header");
+    let badge = header.querySelector(".message-badge");
+    if (stopped && !badge) {
+      header.append(h("span", { className: "message-badge", text: "Stopped" }));
+    } else if (!stopped && badge) {
+      badge.remove();
+    }
+  }
+
+  /** Only the last reply offers Regenerate, and only once it has finished. */
+  function updateRegenerateButtons() {
+    el.list.querySelectorAll(".message-actions").forEach((node) => node.remove());
+    if (state.stream) return;
+    const articles = el.list.querySelectorAll(".message");
+    const last = articles[articles.length - 1];
+    if (!last || last.dataset.role !== "assistant") return;
+    if (!["completed", "cancelled"].includes(last.dataset.status)) return;
+    footerOf(last).append(
+      h(
+        "div",
+        { className: "message-actions" },
+        h("button", { type: "button", className: "button button--small button--quiet regenerate-button", text: "Regenerate" })
+      )
+    );
+  }
+
+  /** Render a finished reply from the message API's JSON (used by Retry after a lost connection). */
+  function renderFinishedReply(article, message) {
+    const body = article.querySelector(".message-body");
+    body.removeAttribute("aria-busy");
+    body.classList.remove("is-streaming");
+    article.dataset.status = message.status;
+    if (message.html) {
+      body.classList.add("markdown");
+      body.innerHTML = message.html; // sanitised by the server
+    } else {
+      body.classList.add("is-plain");
+      body.textContent = message.content || "";
+    }
+    clearMessageError(article);
+    setNotice(article, "");
+    setStoppedBadge(article, message.status === "cancelled");
+    if (message.status === "completed" || message.status === "cancelled") {
+      const usage = message.usage || {};
+      setStats(article, {
+        model: message.model,
+        outputTokens: usage.output_tokens,
+        estimated: usage.estimated,
+        ttftMs: message.ttft_ms,
+        latencyMs: message.latency_ms,
+        tokensPerSecond:
+          message.tokens_per_second ?? tokensPerSecond(usage.output_tokens, message.latency_ms, message.ttft_ms),
+      });
+    } else {
+      const error = message.error || {};
+      showMessageError(article, error.message || "The reply could not be completed.", "regenerate");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Scrolling
+
+  function isNearBottom() {
+    return el.list.scrollHeight - el.list.scrollTop - el.list.clientHeight < 48;
+  }
+
+  function scrollToBottom(force) {
+    if (force || state.stickToBottom) {
+      el.list.scrollTop = el.list.scrollHeight;
+      state.stickToBottom = true;
+    }
+  }
+
+  el.list.addEventListener("scroll", () => {
+    state.stickToBottom = isNearBottom();
+  }, { passive: true });
+
+  // ---------------------------------------------------------------------------------------------
+  // Composer
+
+  function updateCounter() {
+    const length = el.input.value.length;
+    el.counter.textContent = config.maxChars ? `${length} / ${config.maxChars}` : String(length);
+    const over = config.maxChars > 0 && length > config.maxChars;
+    el.counter.classList.toggle("is-over", over);
+    el.input.setAttribute("aria-invalid", over ? "true" : "false");
+    // Send stays enabled for an empty or long text: submitting explains instead of doing nothing.
+    el.send.disabled = state.sending;
+  }
+
+  function autoGrow() {
+    if (window.CSS && CSS.supports && CSS.supports("field-sizing", "content")) return;
+    el.input.style.height = "auto"; // CSSOM writes are allowed by the style-src CSP
+    el.input.style.height = `${Math.min(el.input.scrollHeight + 2, window.innerHeight * 0.4)}px`;
+  }
+
+  /** While a reply streams: the composer is disabled and Send becomes Stop. */
+  function setStreamingUi(streaming) {
+    el.input.disabled = streaming;
+    el.send.hidden = streaming;
+    el.stop.hidden = !streaming;
+    el.stop.disabled = false;
+    el.stop.textContent = "Stop";
+    el.list.setAttribute("aria-busy", streaming ? "true" : "false");
+    updateCounter();
+    if (!streaming) {
+      const focus = document.activeElement;
+      if (!focus || focus === document.body || focus === el.stop) el.input.focus();
+    } else if (document.activeElement === el.input || document.activeElement === el.send) {
+      el.stop.focus();
+    }
+  }
+
+  async function ensureConversation() {
+    if (state.conversationId) return state.conversationId;
+    const created = await api("POST", config.conversationsApi, {});
+    state.conversationId = String(created.id);
+    state.titleGenerated = false;
+    app.dataset.conversationId = state.conversationId;
+    app.dataset.conversationUrl = created.url;
+    window.history.replaceState({ conversationId: created.id }, "", created.url);
+    setTitle(created.title);
+    el.actions.hidden = false;
+    upsertSidebarLink({ id: created.id, title: created.title, url: created.url });
+    return state.conversationId;
+  }
+
+  async function sendMessage() {
+    const content = el.input.value;
+    if (state.sending || state.stream) return;
+    if (content.trim() === "") {
+      el.input.focus();
+      return;
+    }
+    if (config.maxChars && content.length > config.maxChars) {
+      showComposerError(
+        `Your message is ${content.length} characters long; the limit is ${config.maxChars}. Shorten it and send again.`
+      );
+      return;
+    }
+
+    clearComposerError();
+    state.sending = true;
+    updateCounter();
+    try {
+      const conversationId = await ensureConversation();
+      const result = await api("POST", `${conversationApiUrl(conversationId)}/messages`, { content });
+      // Only now is the text safely stored: clear the composer.
+      el.input.value = "";
+      autoGrow();
+      removeEmptyState();
+      el.list.append(renderUserMessage(result.user_message));
+      const article = renderAssistantPlaceholder(result.assistant_message);
+      el.list.append(article);
+      moveSidebarLinkToTop(conversationId);
+      scrollToBottom(true);
+      const isFirstExchange = el.list.querySelectorAll('.message[data-role="user"]').length === 1;
+      if (isFirstExchange && !state.titleGenerated) refreshTitle(); // pick up the provisional title
+      attachStream(article, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"));
+    } catch (err) {
+      showComposerError(err.message); // the typed text stays in the composer
+      announce(err.message);
+    } finally {
+      state.sending = false;
+      updateCounter();
+    }
+  }
+
+  el.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+
+  el.input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.isComposing || event.keyCode === 229) return;
+    if (event.shiftKey) return; // Shift+Enter: a new line
+    event.preventDefault();
+    sendMessage();
+  });
+
+  el.input.addEventListener("input", () => {
+    updateCounter();
+    autoGrow();
+  });
+
+  el.stop.addEventListener("click", () => stopReply());
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.stream && !event.defaultPrevented && !el.renameForm.contains(event.target)) {
+      stopReply();
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Streaming a reply
+
+  /**
+   * Open an EventSource on a reply and render it as it arrives.
+   *
+   * Each delta's `id` is the character offset reached after it. EventSource sends the last one back
+   * as Last-Event-ID when it reconnects by itself, and the server resumes from there; a brand-new
+   * EventSource (page load, Retry after a lost connection) replays from offset 0. Placing each delta
+   * at (offset - its length) makes both cases, and any overlap, come out exactly right.
+   */
+  function attachStream(article, url) {
+    if (state.stream) detachStream();
+    const body = article.querySelector(".message-body");
+    const stream = {
+      id: article.dataset.messageId,
+      article,
+      body,
+      text: body.textContent || "",
+      frame: 0,
+      source: null,
+    };
+    state.stream = stream;
+    body.classList.add("is-streaming");
+    body.classList.remove("markdown", "is-plain");
+    body.setAttribute("aria-busy", "true");
+    clearMessageError(article);
+    setStoppedBadge(article, false);
+    updateRegenerateButtons();
+    setStreamingUi(true);
+    announce("The assistant is replying.");
+
+    const source = new EventSource(url);
+    stream.source = source;
+
+    source.addEventListener("open", () => {
+      if (state.stream === stream) setNotice(article, "");
+    });
+
+    source.addEventListener("delta", (event) => {
+      if (state.stream !== stream) return;
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      const text = typeof data.text === "string" ? data.text : "";
+      const end = parseInt(event.lastEventId, 10);
+      const start = Number.isFinite(end) ? end - text.length : stream.text.length;
+      if (start >= 0 && start <= stream.text.length) {
+        stream.text = stream.text.slice(0, start) + text;
+      } else {
+        stream.text += text;
+      }
+      if (article.dataset.status === "pending") article.dataset.status = "streaming";
+      setNotice(article, "");
+      scheduleRender(stream);
+    });
+
+    source.addEventListener("done", (event) => {
+      if (state.stream !== stream) return;
+      let data = {};
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        data = {};
+      }
+      finishStream(stream);
+      onDone(stream, data);
+    });
+
+    // One listener gets both the server's `event: error` (a MessageEvent with data) and the
+    // EventSource's own network errors (a plain Event).
+    source.addEventListener("error", (event) => {
+      if (state.stream !== stream) return;
+      if (typeof event.data === "string") {
+        let data = {};
+        try {
+          data = JSON.parse(event.data);
+        } catch (err) {
+          data = {};
+        }
+        finishStream(stream);
+        onStreamError(stream, data);
+        return;
+      }
+      if (source.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself with Last-Event-ID; the server resumes exactly.
+        setNotice(article, "Connection lost. Reconnecting…");
+        return;
+      }
+      finishStream(stream);
+      article.dataset.status = "interrupted";
+      showMessageError(article, "The connection to the server was lost before the reply finished.", "resume");
+      announce("The connection was lost before the reply finished.");
+    });
+  }
+
+  function scheduleRender(stream) {
+    if (stream.frame) return;
+    stream.frame = window.requestAnimationFrame(() => {
+      stream.frame = 0;
+      renderStreamText(stream);
+    });
+  }
+
+  function renderStreamText(stream) {
+    stream.body.textContent = stream.text; // plain text only while streaming
+    scrollToBottom(false);
+  }
+
+  /** Close the EventSource, flush pending text and give the composer back. */
+  function finishStream(stream) {
+    if (stream.source) stream.source.close();
+    if (stream.frame) {
+      window.cancelAnimationFrame(stream.frame);
+      stream.frame = 0;
+    }
+    renderStreamText(stream);
+    stream.body.removeAttribute("aria-busy");
+    setNotice(stream.article, "");
+    if (state.stream === stream) state.stream = null;
+    setStreamingUi(false);
+  }
+
+  function detachStream() {
+    const stream = state.stream;
+    if (!stream) return;
+    if (stream.source) stream.source.close();
+    if (stream.frame) window.cancelAnimationFrame(stream.frame);
+    state.stream = null;
+  }
+
+  function onDone(stream, data) {
+    const { article, body } = stream;
+    const status = data.status || "completed";
+    article.dataset.status = status;
+    body.classList.remove("is-streaming");
+    if (data.html) {
+      body.classList.add("markdown");
+      body.innerHTML = data.html; // sanitised by the server
+    } else {
+      body.classList.add("is-plain"); // keep the streamed text
+    }
+    setStoppedBadge(article, status === "cancelled");
+
+    if (status === "completed" || status === "cancelled") {
+      const usage = data.usage || {};
+      setStats(article, {
+        model: data.model,
+        outputTokens: usage.output_tokens,
+        estimated: usage.estimated,
+        ttftMs: data.ttft_ms,
+        latencyMs: data.latency_ms,
+        tokensPerSecond: tokensPerSecond(usage.output_tokens, data.latency_ms, data.ttft_ms),
+      });
+      announce(status === "cancelled" ? "Reply stopped." : "Reply complete.");
+    } else {
+      showMessageError(article, "The reply could not be completed.", "regenerate");
+    }
+    updateRegenerateButtons();
+    scrollToBottom(false);
+    if (!state.titleGenerated) scheduleTitleRefresh();
+  }
+
+  function onStreamError(stream, data) {
+    const { article, body } = stream;
+    article.dataset.status = data.status || "failed";
+    body.classList.remove("is-streaming");
+    body.classList.add("is-plain"); // keep any partial text
+    const message = data.message || "The reply could not be completed.";
+    showMessageError(article, message, "regenerate");
+    announce(message);
+    updateRegenerateButtons();
+    scrollToBottom(false);
+  }
+
+  async function stopReply() {
+    const stream = state.stream;
+    if (!stream) return;
+    el.stop.disabled = true;
+    el.stop.textContent = "Stopping…";
+    try {
+      await api("POST", messageApiUrl(stream.id, "stop"));
+      // The stream now ends with `done` and status "cancelled".
+    } catch (err) {
+      if (state.stream === stream) {
+        el.stop.disabled = false;
+        el.stop.textContent = "Stop";
+      }
+      showComposerError(err.message);
+    }
+  }
+
+  /** Retry: ask for a new reply to the same user message, in place of the failed one. */
+  async function regenerate(article, button) {
+    if (state.stream || state.sending) {
+      showComposerError("Wait for the current reply to finish, or stop it, before asking for another.");
+      return;
+    }
+    clearComposerError();
+    state.sending = true;
+    updateCounter();
+    if (button) button.disabled = true;
+    try {
+      const result = await api("POST", messageApiUrl(article.dataset.messageId, "regenerate"));
+      const fresh = renderAssistantPlaceholder(result.assistant_message);
+      article.replaceWith(fresh);
+      moveSidebarLinkToTop(state.conversationId);
+      scrollToBottom(true);
+      attachStream(fresh, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"));
+    } catch (err) {
+      if (button) button.disabled = false;
+      showComposerError(err.message);
+      announce(err.message);
+    } finally {
+      state.sending = false;
+      updateCounter();
+    }
+  }
+
+  /** Retry after a lost connection: find out where the reply is, then resume or show it. */
+  async function resume(article, button) {
+    if (button) button.disabled = true;
+    try {
+      const message = await api("GET", messageApiUrl(article.dataset.messageId));
+      if (ACTIVE_STATUSES.includes(message.status)) {
+        article.dataset.status = message.status;
+        clearMessageError(article);
+        attachStream(article, messageApiUrl(article.dataset.messageId, "stream"));
+      } else if (message.status === "failed" || message.status === "interrupted") {
+        await regenerate(article, button);
+      } else {
+        renderFinishedReply(article, message);
+        updateRegenerateButtons();
+      }
+    } catch (err) {
+      if (button) button.disabled = false;
+      showComposerError(err.message);
+    }
+  }
+
+  el.list.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button || !el.list.contains(button)) return;
+    const article = button.closest(".message");
+    if (!article) return;
+    if (button.classList.contains("regenerate-button")) {
+      regenerate(article, button);
+    } else if (button.classList.contains("retry-button")) {
+      if (button.dataset.action === "resume") resume(article, button);
+      else regenerate(article, button);
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Title, sidebar, rename, delete
+
+  function setTitle(title) {
+    const shown = title || UNTITLED;
+    el.title.textContent = shown;
+    document.title = `${shown} · ${APP_NAME}`;
+  }
+
+  function sidebarLink(id) {
+    return el.sidebarList.querySelector(`.conversation-link[data-conversation-id="${CSS.escape(String(id))}"]`);
+  }
+
+  function upsertSidebarLink({ id, title, url }) {
+    let link = sidebarLink(id);
+    if (!link) {
+      const empty = document.getElementById("conversation-empty");
+      if (empty) empty.remove();
+      const now = new Date();
+      link = h("a", { className: "conversation-link", href: url, dataset: { conversationId: id } });
+      const item = h(
+        "li",
+        { className: "conversation-item" },
+        link,
+        h("time", {
+          className: "conversation-time",
+          datetime: now.toISOString(),
+          text: now.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" }),
+        })
+      );
+      el.sidebarList.prepend(item);
+    }
+    link.textContent = title || UNTITLED;
+    markCurrent(id);
+    return link;
+  }
+
+  function markCurrent(id) {
+    el.sidebarList.querySelectorAll(".conversation-link").forEach((link) => {
+      const current = link.dataset.conversationId === String(id);
+      link.classList.toggle("is-current", current);
+      if (current) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    });
+  }
+
+  function moveSidebarLinkToTop(id) {
+    const link = sidebarLink(id);
+    if (!link) return;
+    const item = link.closest("li");
+    if (item && item !== el.sidebarList.firstElementChild) el.sidebarList.prepend(item);
+  }
+
+  function applyConversation(conversation) {
+    setTitle(conversation.title);
+    const link = sidebarLink(conversation.id);
+    if (link) link.textContent = conversation.title || UNTITLED;
+    if (conversation.title_generated) state.titleGenerated = true;
+  }
+
+  async function refreshTitle() {
+    const id = state.conversationId;
+    if (!id) return;
+    try {
+      const conversation = await api("GET", conversationApiUrl(id));
+      if (state.conversationId === String(conversation.id) && !isRenaming()) applyConversation(conversation);
+    } catch (err) {
+      // A missed title refresh is harmless: the next page load shows the title.
+    }
+  }
+
+  /** The title is generated after the first exchange: look for it twice, then give up. */
+  function scheduleTitleRefresh() {
+    state.titleTimers.forEach((timer) => window.clearTimeout(timer));
+    state.titleTimers = [1500, 4000].map((delay) =>
+      window.setTimeout(() => {
+        if (!state.titleGenerated) refreshTitle();
+      }, delay)
+    );
+  }
+
+  function isRenaming() {
+    return !el.renameForm.hidden;
+  }
+
+  function openRename() {
+    el.renameInput.value = el.title.textContent === UNTITLED ? "" : el.title.textContent;
+    el.title.hidden = true;
+    el.actions.hidden = true;
+    el.renameForm.hidden = false;
+    el.renameInput.focus();
+    el.renameInput.select();
+  }
+
+  function closeRename() {
+    el.renameForm.hidden = true;
+    el.title.hidden = false;
+    el.actions.hidden = !state.conversationId;
+    el.renameButton.focus();
+  }
+
+  el.renameButton.addEventListener("click", openRename);
+  el.renameCancel.addEventListener("click", closeRename);
+  el.renameInput.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeRename();
+    }
+  });
+
+  el.renameForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const title = el.renameInput.value.trim();
+    if (!title) {
+      showComposerError("A conversation title cannot be empty.");
+      el.renameInput.focus();
+      return;
+    }
+    const submit = el.renameForm.querySelector('button[type="submit"]');
+    submit.disabled = true;
+    try {
+      const conversation = await api("PATCH", conversationApiUrl(state.conversationId), { title });
+      clearComposerError();
+      state.titleGenerated = true; // a name the user chose is never replaced
+      applyConversation(conversation);
+      closeRename();
+      announce("Conversation renamed.");
+    } catch (err) {
+      showComposerError(err.message);
+      el.renameInput.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  el.deleteButton.addEventListener("click", async () => {
+    if (!state.conversationId) return;
+    const name = el.title.textContent;
+    if (!window.confirm(`Delete “${name}”? This cannot be undone.`)) return;
+    el.deleteButton.disabled = true;
+    try {
+      await api("DELETE", conversationApiUrl(state.conversationId));
+      detachStream();
+      window.location.assign(config.homeUrl);
+    } catch (err) {
+      el.deleteButton.disabled = false;
+      showComposerError(err.message);
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Start
+
+  function start() {
+    updateCounter();
+    autoGrow();
+    scrollToBottom(true);
+
+    // A reply still being written when the page was rendered: follow it.
+    let article = null;
+    const streamingId = app.dataset.streamingMessageId;
+    if (streamingId) {
+      article = el.list.querySelector(`.message[data-message-id="${CSS.escape(streamingId)}"]`);
+    }
+    if (!article) {
+      article = Array.from(el.list.querySelectorAll('.message[data-role="assistant"]')).find((node) =>
+        ACTIVE_STATUSES.includes(node.dataset.status)
+      );
+    }
+    if (article) {
+      attachStream(article, messageApiUrl(article.dataset.messageId, "stream"));
+    } else if (!el.input.disabled && window.matchMedia("(min-width: 48rem)").matches) {
+      el.input.focus();
+    }
+  }
+
+  start();
+})();
