@@ -1,0 +1,66 @@
+"""Production settings: refuse to start without secrets, and pass `check --deploy` cleanly."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "AI_API_KEY": "sk-production-key-never-printed",
+    "ALLOWED_HOSTS": "chat.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "ENV_FILE"}
+    # Production defaults, not the test suite's relaxations.
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        base.pop(name, None)
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "AI_API_KEY"])
+def test_production_refuses_to_start_without(missing):
+    env = {**PRODUCTION, missing: ""}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+    assert "sk-production-key-never-printed" not in result.stderr + result.stdout
+
+
+def test_env_file_selects_the_settings_file(tmp_path):
+    env_file = tmp_path / ".env.production"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in PRODUCTION.items()) + "AI_MODEL=gpt-4.1\n")
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.AI_MODEL)",
+        env={"ENV_FILE": str(env_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "gpt-4.1"
+
+
+def test_env_file_that_does_not_exist_is_an_error(tmp_path):
+    result = manage("check", env={**PRODUCTION, "ENV_FILE": str(tmp_path / "nope")})
+    assert result.returncode != 0
+    assert "ENV_FILE names a file that does not exist" in result.stderr

@@ -1,0 +1,82 @@
+"""Services without a server: the sweeper, titles, history trimming for the upstream."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from chat import services
+from chat.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation(django_user_model):
+    user = django_user_model.objects.create_user("bob", password="x")
+    return Conversation.objects.create(user=user, title="t")
+
+
+def test_sweeper_marks_only_silent_replies_interrupted(conversation, settings):
+    settings.CHAT_STALE_AFTER_SECONDS = 30
+    question = Message.objects.create(conversation=conversation, role="user", content="q")
+    silent = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        reply_to=question,
+        status="streaming",
+        content="partial **text**",
+        heartbeat_at=timezone.now() - timedelta(seconds=31),
+    )
+    other = Conversation.objects.create(user=conversation.user)
+    other_q = Message.objects.create(conversation=other, role="user", content="q")
+    alive = Message.objects.create(
+        conversation=other,
+        role="assistant",
+        reply_to=other_q,
+        status="streaming",
+        heartbeat_at=timezone.now() - timedelta(seconds=5),
+    )
+    call_command("monitor", "--once")
+    silent.refresh_from_db()
+    alive.refresh_from_db()
+    assert silent.status == "interrupted" and silent.error_code == "interrupted"
+    assert silent.content == "partial **text**" and "<strong>text</strong>" in silent.html
+    assert alive.status == "streaming"
+
+
+def test_one_reply_in_progress_per_conversation_is_enforced(conversation):
+    services.post_message(conversation=conversation, content="first")
+    with pytest.raises(services.ReplyInProgress):
+        services.post_message(conversation=conversation, content="second")
+    assert conversation.messages.filter(role="user").count() == 1
+
+
+def test_generated_title_never_replaces_a_persons_title(conversation):
+    conversation.title = services.fallback_title("hello there")
+    conversation.save()
+    services.rename_conversation(conversation=conversation, title="Mine")
+    assert not services.set_generated_title(
+        conversation.pk, title="Model title", fallback="hello there"
+    )
+    conversation.refresh_from_db()
+    assert conversation.title == "Mine"
+
+
+def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, settings):
+    settings.CHAT_CONTEXT_TOKEN_BUDGET = 1500
+    settings.AI_MAX_OUTPUT_TOKENS = 1000
+    for i in range(5):
+        q = Message.objects.create(conversation=conversation, role="user", content=f"q{i} " * 100)
+        Message.objects.create(
+            conversation=conversation, role="assistant", reply_to=q, content=f"a{i} " * 100
+        )
+    _, reply = services.post_message(conversation=conversation, content="latest question")
+    plan = services.start_generation(reply.pk)
+    assert plan.messages[0]["role"] == "system"
+    assert plan.messages[-1] == {"role": "user", "content": "latest question"}
+    assert len(plan.messages) < 12  # trimmed from the oldest
+    assert plan.messages[1]["content"].startswith(("q", "a"))
+    reply.refresh_from_db()
+    assert reply.status == "streaming"
