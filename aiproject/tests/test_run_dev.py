@@ -37,7 +37,7 @@ def test_run_dev_serves_a_streaming_chat_and_stops_on_ctrl_c(tmp_path):
     }
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             ["bash", str(SCRIPT)],
             cwd=REPO,
             env=env,

@@ -22,7 +22,7 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     # Production defaults, not the test suite's relaxations.
     for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
         base.pop(name, None)
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,
         env={**base, **env},
