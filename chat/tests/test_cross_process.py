@@ -60,13 +60,14 @@ def test_subscribers_on_both_processes_receive_everything(app_server, second_ser
         started = start_reply(a, "Two places [sim:tokens=100,tps=50]")
     results = {}
 
-    def follow(server, key):
-        with api_client(server, user) as client:
+    def follow(client, key):
+        with client:
             results[key] = read_stream(client, started["stream_url"])
 
+    # Clients log in here: a thread that touches the ORM keeps a database connection open.
     threads = [
-        threading.Thread(target=follow, args=(app_server, "a")),
-        threading.Thread(target=follow, args=(second_server, "b")),
+        threading.Thread(target=follow, args=(api_client(app_server, user), "a")),
+        threading.Thread(target=follow, args=(api_client(second_server, user), "b")),
     ]
     for thread in threads:
         thread.start()

@@ -111,9 +111,11 @@ def test_two_subscribers_both_receive_everything(app_server, user):
     with api_client(app_server, user) as client:
         started = start_reply(client, "Fan out [sim:tokens=60,tps=80]")
     results = [None, None]
+    # Log in here: a thread that touches the ORM would keep its own database connection open.
+    clients = [api_client(app_server, user) for _ in range(2)]
 
     def subscribe(index):
-        with api_client(app_server, user) as own:
+        with clients[index] as own:
             results[index] = read_stream(own, started["stream_url"])
 
     threads = [threading.Thread(target=subscribe, args=(i,)) for i in range(2)]
