@@ -32,3 +32,28 @@ def simulator():
 
     with run_simulator("--ttft-ms", "50", "--tps", "200") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def app_server(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
+    """One daphne process serving the app against the test database and the simulator."""
+    from chat.tests.live import app_env, run_app_server
+
+    with django_db_blocker.unblock():
+        env = app_env(simulator)
+    with run_app_server(env=env, log_dir=tmp_path_factory.mktemp("daphne")) as server:
+        yield server
+
+
+@pytest.fixture
+def user(transactional_db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("alice", password="correct-horse-battery")
+
+
+@pytest.fixture
+def other_user(transactional_db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("mallory", password="correct-horse-battery")

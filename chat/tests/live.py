@@ -30,6 +30,25 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
 
 
+def app_env(simulator, **overrides) -> dict[str, str]:
+    """Environment of a served app process: the test database, the simulator, short timings."""
+    env = {
+        "DATABASE_URL": database_url(),
+        "AI_BASE_URL": simulator.base_url,
+        "AI_API_KEY": "sk-test-simulator-key",
+        "AI_MODEL": "gpt-4o-mini",
+        "CHAT_PERSIST_INTERVAL_SECONDS": "0.2",
+        "AI_RETRY_BASE_DELAY_SECONDS": "0.05",
+        "AI_STREAM_IDLE_TIMEOUT_SECONDS": "1.5",
+        "CHAT_STALE_AFTER_SECONDS": "5",
+        "SSE_PING_SECONDS": "15",
+        "LOG_LEVEL": "INFO",
+        "SERVE_STATIC": "true",
+    }
+    env.update(overrides)
+    return env
+
+
 @dataclass
 class AppServer:
     base_url: str

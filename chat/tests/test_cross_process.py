@@ -8,8 +8,7 @@ from django.conf import settings
 
 from chat.models import Message
 
-from .conftest import app_env
-from .live import api_client, read_stream, run_app_server
+from .live import api_client, app_env, read_stream, run_app_server
 from .test_streaming import start_reply
 
 pytestmark = [
