@@ -1,0 +1,101 @@
+"""The project's nginx.conf, run by the real nginx in front of a real daphne process."""
+
+import os
+
+import httpx
+import pytest
+
+from chat.tests.live import api_client, read_stream
+
+from .nginx_process import CONF, NGINX, nginx_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+if NGINX is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI=true but nginx is not installed: .ci/run must install it")
+    pytestmark = [
+        pytestmark,
+        pytest.mark.skip(reason="nginx not installed (apt-get install nginx)"),
+    ]
+
+TOKENS, TPS = 40, 20  # the simulator takes about 2 s to produce this reply
+
+
+def stream_through(base_url: str, user) -> tuple[int, float, str]:
+    """Return (delta events, seconds between the first and last delta, final event)."""
+
+    class Server:
+        pass
+
+    server = Server()
+    server.base_url = base_url
+    with api_client(server, user) as client:
+        created = client.post("/api/conversations", json={})
+        assert created.status_code == 201, created.text
+        started = client.post(
+            f"/api/conversations/{created.json()['id']}/messages",
+            json={"content": f"Through the proxy [sim:tokens={TOKENS},tps={TPS}]"},
+        ).json()
+        result = read_stream(client, started["stream_url"])
+    deltas = [e for e in result.events if e.event == "delta"]
+    spread = deltas[-1].received_at - deltas[0].received_at if deltas else 0.0
+    return len(deltas), spread, result.final.event if result.final else ""
+
+
+def arrives_event_by_event(count: int, spread: float) -> bool:
+    generation = (TOKENS - 1) / TPS
+    return count >= TOKENS * 0.75 and spread >= generation * 0.7
+
+
+def test_sse_arrives_event_by_event_through_nginx(app_server, user, tmp_path):
+    with nginx_for(app_server.base_url, tmp_path) as base:
+        count, spread, final = stream_through(base, user)
+        health = httpx.get(f"{base}/healthz")
+    assert final == "done"
+    assert arrives_event_by_event(count, spread), (count, spread)
+    assert health.status_code == 200
+
+
+def buffering_variant(text: str) -> str:
+    """The SSE location with nginx's defaults back: buffering on, HTTP/1.0 to the upstream.
+
+    The app's ``X-Accel-Buffering: no`` is ignored too, as behind an inner proxy that strips it.
+    (Measured with nginx 1.22: buffering on alone does not burst while the upstream speaks
+    HTTP/1.1 chunked, since nginx forwards each chunk; the HTTP/1.0 default does.)
+    """
+    start = text.index("location ~ ^/api/messages/")
+    end = text.index("location / {")
+    block = text[start:end]
+    for directive in ("proxy_http_version 1.1;", 'proxy_set_header Connection "";'):
+        assert directive in block
+        block = block.replace(directive, "")
+    assert "proxy_buffering off;" in block
+    block = block.replace(
+        "proxy_buffering off;", "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;"
+    )
+    return text[:start] + block + text[end:]
+
+
+def test_a_buffering_proxy_fails_the_same_check(app_server, user, tmp_path):
+    buffered = buffering_variant(CONF.read_text())
+    with nginx_for(app_server.base_url, tmp_path, text=buffered) as base:
+        count, spread, final = stream_through(base, user)
+    assert final == "done"
+    # The whole reply arrives in one burst at the end.
+    assert not arrives_event_by_event(count, spread), (count, spread)
+    assert spread < 0.5
+
+
+def test_static_files_requests_ids_and_size_limits(app_server, user, tmp_path):
+    with nginx_for(app_server.base_url, tmp_path) as base, httpx.Client(base_url=base) as client:
+        css = client.get("/static/chat/chat.css")
+        assert css.status_code == 200
+        assert "max-age=2592000" in css.headers["cache-control"]
+        traced = client.get("/healthz", headers={"X-Request-ID": "trace-me-123"})
+        assert traced.status_code == 200
+        page = client.get("/accounts/login/", headers={"X-Request-ID": "trace-me-456"})
+        assert page.headers["x-request-id"] == "trace-me-456"
+        generated = client.get("/accounts/login/")
+        assert len(generated.headers["x-request-id"]) == 32  # nginx's $request_id
+        too_big = client.post("/api/conversations", content=b"x" * (2 * 1024 * 1024))
+        assert too_big.status_code == 413
