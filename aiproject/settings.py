@@ -7,6 +7,7 @@ documents every variable.
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -159,6 +160,12 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 # Days in reports, rollups and quotas are counted in this zone.
 REPORTING_TIME_ZONE = env.str("REPORTING_TIME_ZONE", default="UTC")
+try:
+    ZoneInfo(REPORTING_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as exc:
+    raise ImproperlyConfigured(
+        f"REPORTING_TIME_ZONE is not a time zone name: {REPORTING_TIME_ZONE!r}"
+    ) from exc
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -233,6 +240,23 @@ CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", defau
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
+
+# --- Analytics ------------------------------------------------------------------------------
+# Raw AI call rows older than this are deleted by `monitor` (rollups are kept).
+ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
+# Bearer token for /metrics (Prometheus); unset = /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Hour of the day (reporting zone) at which `monitor` emails yesterday's cost report; unset = off.
+COST_REPORT_HOUR = env.int("COST_REPORT_HOUR", default=None)
+if COST_REPORT_HOUR is not None and not 0 <= COST_REPORT_HOUR <= 23:
+    raise ImproperlyConfigured(f"COST_REPORT_HOUR must be 0-23, not {COST_REPORT_HOUR}")
+
+# --- Email ----------------------------------------------------------------------------------
+# e.g. smtp+tls://user:password@smtp.example.com:587 ; unset = printed to the console.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="aiproject@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -1,6 +1,32 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+DASHBOARD_GROUP = "Analytics viewers"
+
+
+def ensure_dashboard_group(sender, using, **kwargs):
+    """Create the group that lets staff without superuser rights read the dashboard."""
+    from django.contrib.auth.models import Group, Permission
+
+    permission = (
+        Permission.objects.using(using)
+        .filter(content_type__app_label="analytics", codename="view_ai_dashboard")
+        .first()
+    )
+    if permission is None:
+        return
+    group, _ = Group.objects.using(using).get_or_create(name=DASHBOARD_GROUP)
+    group.permissions.add(
+        permission,
+        *Permission.objects.using(using).filter(
+            content_type__app_label="analytics", codename__startswith="view_"
+        ),
+    )
 
 
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "AI analytics"
+
+    def ready(self):
+        post_migrate.connect(ensure_dashboard_group, sender=self)

@@ -10,6 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import AICall
+from .pricing import cost_of, price_for
+from .timezones import reporting_zone
 
 logger = logging.getLogger("analytics.ai_call")
 
@@ -23,6 +25,8 @@ class CallRecord:
     input_tokens: int
     output_tokens: int
     latency_ms: int
+    cached_input_tokens: int = 0
+    variant: str = ""
     ttft_ms: int | None = None
     tokens_estimated: bool = False
     error_code: str = ""
@@ -43,6 +47,13 @@ def record_call(call: CallRecord) -> AICall:
     """Store one upstream attempt and log it as one JSON line (event ``ai_call``)."""
     fields = asdict(call)
     fields["base_url_host"] = urlsplit(fields.pop("base_url")).hostname or ""
+    day = timezone.localtime(call.created_at, reporting_zone()).date()
+    fields["cost_usd"] = cost_of(
+        price_for(call.model, day),
+        input_tokens=call.input_tokens,
+        cached_input_tokens=call.cached_input_tokens,
+        output_tokens=call.output_tokens,
+    )
     try:
         with transaction.atomic():
             row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
@@ -58,6 +69,7 @@ def record_call(call: CallRecord) -> AICall:
             "event": "ai_call",
             "model": call.model,
             "input_tokens": call.input_tokens,
+            "cached_input_tokens": call.cached_input_tokens,
             "output_tokens": call.output_tokens,
             "total_tokens": call.total_tokens,
             "tokens_estimated": call.tokens_estimated,
@@ -66,6 +78,8 @@ def record_call(call: CallRecord) -> AICall:
             "status": call.status,
             "error_code": call.error_code,
             "task_type": call.task_type,
+            "variant": call.variant,
+            "cost_usd": str(row.cost_usd) if row.cost_usd is not None else None,
             "attempt": call.attempt,
             "request_id": call.request_id,
             "timestamp": call.created_at.isoformat(),

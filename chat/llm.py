@@ -58,6 +58,15 @@ class UpstreamFault(Exception):
         return f"{self.code}: {self.message}"
 
 
+def cached_tokens_of(usage) -> int:
+    """Return the prompt tokens served from the upstream's cache (OpenAI's or DeepSeek's field)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    if cached is None:
+        cached = getattr(usage, "prompt_cache_hit_tokens", None)  # DeepSeek
+    return int(cached or 0)
+
+
 class IncompleteStream(Exception):
     """The stream ended without a finish reason."""
 

@@ -19,7 +19,7 @@ from analytics.services import CallRecord, record_call
 from experiments.config import resolve_config
 
 from . import services, streaming
-from .llm import IncompleteStream, UpstreamFault, get_client, translate_fault
+from .llm import IncompleteStream, UpstreamFault, cached_tokens_of, get_client, translate_fault
 from .models import Message
 from .state import db, final_event
 from .tokens import estimate_messages_tokens, estimate_text_tokens
@@ -49,6 +49,7 @@ class _Attempt:
     opened: bool = False
     ttft_ms: int | None = None
     input_tokens: int | None = None
+    cached_input_tokens: int = 0
     output_tokens: int | None = None
     finish_reason: str | None = None
 
@@ -91,10 +92,12 @@ class _Runner:
             attempt=attempt.number,
             streamed=True,
             input_tokens=input_tokens or 0,
+            cached_input_tokens=attempt.cached_input_tokens,
             output_tokens=output_tokens or 0,
             tokens_estimated=estimated,
             latency_ms=_elapsed_ms(attempt.started),
             ttft_ms=attempt.ttft_ms,
+            variant=self.plan.config.variant,
             request_id=self.request_id,
             user_id=self.plan.user_id,
             conversation_id=self.plan.conversation_id,
@@ -120,6 +123,7 @@ class _Runner:
                 if chunk.usage is not None:
                     attempt.input_tokens = chunk.usage.prompt_tokens
                     attempt.output_tokens = chunk.usage.completion_tokens
+                    attempt.cached_input_tokens = cached_tokens_of(chunk.usage)
                 for choice in chunk.choices:
                     if choice.index != 0:
                         continue
@@ -304,6 +308,7 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
     started = time.monotonic()
     status, error_code, title = "ok", "", ""
     input_tokens = output_tokens = None
+    cached = 0
     try:
         response = await get_client().chat.completions.create(
             model=config.model,
@@ -316,6 +321,7 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
         if response.usage is not None:
             input_tokens = response.usage.prompt_tokens
             output_tokens = response.usage.completion_tokens
+            cached = cached_tokens_of(response.usage)
     except Exception as exc:
         fault = translate_fault(exc, text_started=False)
         status, error_code = fault.call_status, fault.code
@@ -331,9 +337,11 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
         error_code=error_code,
         streamed=False,
         input_tokens=input_tokens or 0,
+        cached_input_tokens=cached,
         output_tokens=output_tokens or 0,
         tokens_estimated=estimated,
         latency_ms=_elapsed_ms(started),
+        variant=config.variant,
         request_id=request_id,
         user_id=plan.user_id,
         conversation_id=plan.conversation_id,

@@ -1,0 +1,24 @@
+"""The reporting time zone: days in reports, rollups and quotas are counted in it."""
+
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+
+@cache
+def reporting_zone() -> ZoneInfo:
+    return ZoneInfo(settings.REPORTING_TIME_ZONE)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """Return the aware start and end of ``day`` in the reporting zone."""
+    zone = reporting_zone()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(reporting_zone()).date()
