@@ -1,16 +1,19 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (its database and Redis answer).
+"""``/healthz`` (the process is alive), ``/readyz`` (its database and Redis answer) and
+``/metrics`` (Prometheus, behind a bearer token).
 
-Answered by a middleware ahead of everything else, so that a container health check or a load
-balancer probe works whatever Host header it sends and never follows an HTTPS redirect.
+Answered by a middleware ahead of everything else, so that a container health check, a load
+balancer probe or a Prometheus scrape works whatever Host header it sends and never follows an
+HTTPS redirect.
 """
 
 import asyncio
+import hmac
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -75,4 +78,26 @@ class HealthCheckMiddleware:
             if failing:
                 body["failing"] = failing
             return JsonResponse(body, status=200 if ok else 503)
+        if request.path == "/metrics":
+            return metrics_response(request)
         return await self.get_response(request)
+
+
+def metrics_response(request) -> HttpResponse:
+    """The Prometheus text format; 404 while METRICS_TOKEN is unset, 401 for a wrong token."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from analytics.metrics import REGISTRY
+
+    token = settings.METRICS_TOKEN
+    if not token:
+        return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+    presented = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        response = JsonResponse(
+            {"error": {"code": "unauthorized", "message": "A valid bearer token is required."}},
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

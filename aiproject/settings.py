@@ -21,6 +21,11 @@ if os.path.isfile(ENV_FILE):
 elif "ENV_FILE" in os.environ:
     raise ImproperlyConfigured(f"ENV_FILE names a file that does not exist: {ENV_FILE}")
 
+# An empty value (`DATABASE_URL=` copied from .env.example) means "unset, use the default".
+for _name, _value in list(os.environ.items()):
+    if _value == "" and _name.isupper():
+        del os.environ[_name]
+
 DEBUG = env.bool("DEBUG", default=False)
 
 
@@ -252,9 +257,27 @@ if COST_REPORT_HOUR is not None and not 0 <= COST_REPORT_HOUR <= 23:
     raise ImproperlyConfigured(f"COST_REPORT_HOUR must be 0-23, not {COST_REPORT_HOUR}")
 
 # --- Email ----------------------------------------------------------------------------------
-# e.g. smtp+tls://user:password@smtp.example.com:587 ; unset = printed to the console.
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+# e.g. smtp+tls://user:password@smtp.example.com:587 ; unset = the console in development and
+# the SMTP server on localhost:25 in production.
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+_email_options = {
+    "host": _email.get("EMAIL_HOST"),
+    "port": _email.get("EMAIL_PORT"),
+    "username": _email.get("EMAIL_HOST_USER"),
+    "password": _email.get("EMAIL_HOST_PASSWORD"),
+    "use_tls": _email.get("EMAIL_USE_TLS"),
+    "use_ssl": _email.get("EMAIL_USE_SSL"),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _email["EMAIL_BACKEND"],
+        "OPTIONS": (
+            {k: v for k, v in _email_options.items() if v not in (None, "")}
+            if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+            else {}
+        ),
+    }
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="aiproject@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

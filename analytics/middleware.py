@@ -1,11 +1,15 @@
 """Per-request id and one JSON log line per request, also for streaming responses."""
 
+import asyncio
 import logging
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from aiproject.request_id import accept_or_generate, set_request_id
+
+from .metrics import HTTP_REQUESTS
+from .request_metrics import requests_per_minute
 
 logger = logging.getLogger("analytics.http")
 
@@ -62,7 +66,43 @@ class RequestLogMiddleware:
             _log(request, status, started, request_id, streaming=True)
 
 
+_flushes: set[asyncio.Task] = set()
+
+
+def _flush_request_counts(*, own_thread: bool) -> None:
+    from django.db import connection
+
+    try:
+        requests_per_minute.flush()
+    except Exception:
+        logger.warning("could not store the request counts", exc_info=True)
+    finally:
+        requests_per_minute.flushing = False
+        if own_thread:  # a worker thread: give its connection back to the pool
+            connection.close()
+
+
+def _count(status: int) -> None:
+    HTTP_REQUESTS.labels(f"{status // 100}xx").inc()
+    requests_per_minute.count(status)
+    if not requests_per_minute.flush_due():
+        return
+    requests_per_minute.flushing = True
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a sync server: flush in this thread
+        _flush_request_counts(own_thread=False)
+        return
+    from asgiref.sync import sync_to_async
+
+    flush = sync_to_async(_flush_request_counts, thread_sensitive=False)
+    task = loop.create_task(flush(own_thread=True))
+    _flushes.add(task)
+    task.add_done_callback(_flushes.discard)
+
+
 def _log(request, status: int, started: float, request_id: str, *, streaming: bool) -> None:
+    _count(status)
     logger.info(
         "http_request",
         extra={

@@ -6,10 +6,12 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import AICall
+from .metrics import observe_call
+from .models import AICall, JobState
 from .pricing import cost_of, price_for
 from .timezones import reporting_zone
 
@@ -63,6 +65,7 @@ def record_call(call: CallRecord) -> AICall:
         if fields["user_id"] and not get_user_model().objects.filter(pk=fields["user_id"]).exists():
             fields["user_id"] = None
         row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+    observe_call(call, row.cost_usd)
     logger.info(
         "ai_call",
         extra={
@@ -86,3 +89,36 @@ def record_call(call: CallRecord) -> AICall:
         },
     )
     return row
+
+
+def report_recipients() -> list[str]:
+    """Emails of active staff who may read the dashboard (superusers included)."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    return sorted({u.email for u in users if u.has_perm("analytics.view_ai_dashboard")})
+
+
+def email_cost_report(report) -> list[str]:
+    """Email the daily cost report (text, with the CSV attached); return the recipients."""
+    from .reports import report_csv, report_text
+
+    recipients = report_recipients()
+    if not recipients:
+        return []
+    message = EmailMessage(
+        subject=f"AI cost report {report.day.isoformat()}: ${report.total.cost_usd:,.2f}",
+        body=report_text(report),
+        to=recipients,
+    )
+    message.attach(f"ai-cost-report-{report.day.isoformat()}.csv", report_csv(report), "text/csv")
+    message.send()
+    return recipients
+
+
+def claim_once(name: str) -> bool:
+    """Return True for the first caller of ``name`` in any process, False for every later one."""
+    try:
+        with transaction.atomic():
+            JobState.objects.create(name=name, value={"claimed_at": timezone.now().isoformat()})
+    except IntegrityError:
+        return False
+    return True

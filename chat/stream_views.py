@@ -15,6 +15,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
+from analytics.metrics import SSE_STREAMS_OPEN
+
 from . import services, streaming
 from .api import api_view, json_error
 from .sse import sse_comment, sse_event, sse_retry
@@ -51,17 +53,21 @@ async def stream_message(request, user, message_id: int):
 
 
 async def _events(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
-    # Headers and a first comment go out at once, before the upstream's first token.
-    yield sse_retry(2000) + sse_comment("stream open")
-    generation = streaming.local_generation(state.id)
-    if generation is not None:
-        events = _follow_local(generation, offset)
-    elif not state.in_progress:
-        events = _replay(state, offset)
-    else:
-        events = _follow_elsewhere(state, offset)
-    async for chunk in events:
-        yield chunk
+    SSE_STREAMS_OPEN.inc()
+    try:
+        # Headers and a first comment go out at once, before the upstream's first token.
+        yield sse_retry(2000) + sse_comment("stream open")
+        generation = streaming.local_generation(state.id)
+        if generation is not None:
+            events = _follow_local(generation, offset)
+        elif not state.in_progress:
+            events = _replay(state, offset)
+        else:
+            events = _follow_elsewhere(state, offset)
+        async for chunk in events:
+            yield chunk
+    finally:
+        SSE_STREAMS_OPEN.dec()
 
 
 def _delta(text: str, end: int) -> bytes:

@@ -64,3 +64,13 @@ def test_env_file_that_does_not_exist_is_an_error(tmp_path):
     result = manage("check", env={**PRODUCTION, "ENV_FILE": str(tmp_path / "nope")})
     assert result.returncode != 0
     assert "ENV_FILE names a file that does not exist" in result.stderr
+
+
+def test_env_example_is_a_working_production_env_file(tmp_path):
+    text = (REPO / ".env.example").read_text()
+    text = text.replace("\nSECRET_KEY=\n", f"\nSECRET_KEY={PRODUCTION['SECRET_KEY']}\n")
+    text = text.replace("\nAI_API_KEY=\n", "\nAI_API_KEY=sk-example\n")
+    env_file = tmp_path / ".env.production"
+    env_file.write_text(text)
+    result = manage("check", env={"ENV_FILE": str(env_file)})
+    assert result.returncode == 0, result.stderr

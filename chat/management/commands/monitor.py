@@ -1,7 +1,9 @@
 """``manage.py monitor``: the long-running housekeeping process (safe to run twice at once).
 
-For now it sweeps replies whose runner died (marks them ``interrupted``); the analytics and
-experiments jobs join this loop as they land.
+Every pass: sweep replies whose runner died (marked ``interrupted``), and the analytics jobs that
+are due (rollups every minute, raw-call retention hourly, the daily cost report email once a
+day). Every job is idempotent or claims its work in the database, so two monitors never double
+anything.
 """
 
 import logging
@@ -10,13 +12,14 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from analytics.jobs import AnalyticsJobs
 from chat.services import sweep_stale_replies
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Run the periodic jobs (sweep interrupted replies) until stopped."
+    help = "Run the periodic jobs (sweeper, rollups, retention, cost report) until stopped."
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between passes.")
@@ -34,14 +37,17 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        analytics = AnalyticsJobs()
         while True:
-            try:
-                swept = sweep_stale_replies()
-                if swept:
-                    logger.info("marked %d stale replies interrupted", swept)
-                    self.stdout.write(f"marked {swept} stale replies interrupted")
-            except Exception:  # one failed pass must not end the monitor
-                logger.exception("monitor pass failed")
+            for name, job in (("sweep", sweep_stale_replies), ("analytics", analytics.run_due)):
+                try:
+                    result = job()
+                except Exception:  # one failed job must not end the monitor
+                    logger.exception("monitor job %s failed", name)
+                    continue
+                if result:
+                    logger.info("monitor %s: %s", name, result)
+                    self.stdout.write(f"{name}: {result}")
             if once or stopping:
                 return
             deadline = time.monotonic() + interval

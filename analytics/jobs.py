@@ -1,0 +1,61 @@
+"""The analytics jobs of ``manage.py monitor``: each is idempotent, so two monitors are safe."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from .rollups import purge_raw_calls, rollup_recent
+from .selectors import daily_report
+from .services import claim_once, email_cost_report
+from .timezones import reporting_zone
+
+logger = logging.getLogger(__name__)
+
+ROLLUP_EVERY = 60.0
+PURGE_EVERY = 3600.0
+
+
+class AnalyticsJobs:
+    """Runs each job when it is due; the schedule lives in this monitor process."""
+
+    def __init__(self):
+        self._last: dict[str, float] = {}
+
+    def _due(self, name: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(name, -every) >= every:
+            self._last[name] = now
+            return True
+        return False
+
+    def run_due(self, now: datetime | None = None) -> list[str]:
+        now = now or timezone.now()
+        done = []
+        if self._due("rollup", ROLLUP_EVERY):
+            counts = rollup_recent(now)
+            done.append(f"rollup {counts}")
+        if self._due("purge", PURGE_EVERY):
+            deleted = purge_raw_calls()
+            if deleted:
+                done.append(f"purged {deleted} raw calls")
+        if (sent := send_daily_report_if_due(now)) is not None:
+            done.append(f"cost report emailed to {len(sent)}")
+        return done
+
+
+def send_daily_report_if_due(now: datetime) -> list[str] | None:
+    """At COST_REPORT_HOUR (reporting zone), email yesterday's report, once per day overall."""
+    if settings.COST_REPORT_HOUR is None:
+        return None
+    local = now.astimezone(reporting_zone())
+    if local.hour < settings.COST_REPORT_HOUR:
+        return None
+    day = local.date() - timedelta(days=1)
+    if not claim_once(f"analytics.cost_report_email:{day.isoformat()}"):
+        return None
+    # Bring yesterday's rollups up to date before reporting on it.
+    rollup_recent(now)
+    return email_cost_report(daily_report(day))
