@@ -88,8 +88,15 @@ def report_text(report: DailyReport) -> str:
         lines += ["", f"By {section.replace('_', ' ')}:"]
         width = max(len(e.key or "(none)") for e in entries)
         for e in entries:
-            lines.append(
-                f"  {(e.key or '(none)').ljust(width)}  {_money(e.cost_usd):>12}  "
+            if e.unpriced_calls and e.unpriced_calls == e.calls:
+                cost = "unpriced"
+            else:
+                cost = _money(e.cost_usd)
+            line = (
+                f"  {(e.key or '(none)').ljust(width)}  {cost:>12}  "
                 f"{e.calls:>7,} calls  {e.tokens:>11,} tokens  {_change(e):>6} vs 7d"
             )
+            if e.unpriced_calls and e.unpriced_calls != e.calls:
+                line += f"  ({e.unpriced_calls:,} unpriced)"
+            lines.append(line)
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from analytics.demo import seed_call_history
 from chat.models import Conversation, Message
 from chat.rendering import render_markdown
 
@@ -56,6 +57,13 @@ class Command(BaseCommand):
                 status=Message.Status.COMPLETED,
                 model="demo",
             )
+        others = [
+            users.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})[0]
+            for name in ("ana.demo", "li.demo", "sam.demo")
+        ]
+        made = seed_call_history([user, *others])
+        if made:
+            self.stdout.write(f"Demo AI call history: {made:,} calls over 30 days (marked demo).")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
