@@ -172,7 +172,8 @@ def rollup_recent(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     state, _ = JobState.objects.get_or_create(name=ROLLUP_STATE)
     last = state.value.get("last_run")
-    since = datetime.fromisoformat(last) - LATE_ARRIVAL if last else now - timedelta(days=2)
+    # The first pass ever backfills every retained day.
+    since = datetime.fromisoformat(last) - LATE_ARRIVAL if last else raw_horizon()
     counts = rollup_range(since, now)
     JobState.objects.filter(pk=state.pk).update(value={"last_run": now.isoformat()})
     return counts
