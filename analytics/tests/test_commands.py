@@ -105,6 +105,7 @@ def test_email_goes_to_staff_with_the_permission(yesterday):
     assert "Total cost: $0.0300" in message.body
     name, content, mimetype = message.attachments[0]
     assert name == f"ai-cost-report-{yesterday.isoformat()}.csv" and mimetype == "text/csv"
+    assert "total,total,4," in content
 
 
 def test_the_daily_email_is_sent_once_even_by_two_monitors(yesterday, settings):
