@@ -8,7 +8,9 @@ import pytest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
 if CHROMIUM is None:
     if os.environ.get("CI") == "true":
         raise RuntimeError("CI=true but Chromium is not installed: .ci/run must install it")
