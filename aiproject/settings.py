@@ -249,6 +249,8 @@ SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
 # --- Analytics ------------------------------------------------------------------------------
 # Raw AI call rows older than this are deleted by `monitor` (rollups are kept).
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
+# The site's public address, for links in alert notifications (e.g. https://chat.example.com).
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 # Bearer token for /metrics (Prometheus); unset = /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Hour of the day (reporting zone) at which `monitor` emails yesterday's cost report; unset = off.

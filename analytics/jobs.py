@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from .alerting import evaluate_all
 from .rollups import purge_raw_calls, rollup_recent
 from .selectors import daily_report
 from .services import claim_once, email_cost_report
@@ -15,6 +16,7 @@ from .timezones import reporting_zone
 logger = logging.getLogger(__name__)
 
 ROLLUP_EVERY = 60.0
+ALERTS_EVERY = 60.0
 PURGE_EVERY = 3600.0
 
 
@@ -37,6 +39,12 @@ class AnalyticsJobs:
         if self._due("rollup", ROLLUP_EVERY):
             counts = rollup_recent(now)
             done.append(f"rollup {counts}")
+        if self._due("alerts", ALERTS_EVERY):
+            changed = [
+                o for o in evaluate_all(now) if o.action in ("fired", "resolved", "renotified")
+            ]
+            if changed:
+                done.append("alerts " + ", ".join(f"{o.rule}: {o.action}" for o in changed))
         if self._due("purge", PURGE_EVERY):
             deleted = purge_raw_calls()
             if deleted:

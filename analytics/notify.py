@@ -1,0 +1,153 @@
+"""Alert notifications: email, and webhooks in generic JSON, Slack, Feishu, DingTalk and WeCom.
+
+A channel that fails is retried with backoff and logged (its URL without path or query, which
+often hold a token); it never blocks the other channels or stops the monitor.
+"""
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.utils import timezone
+
+from .models import AlertEvent, NotificationChannel
+from .timezones import local_day
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT_SECONDS = 5.0
+RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)  # three retries after the first attempt
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    title: str
+    text: str
+    data: dict
+
+
+def dashboard_url(event: AlertEvent) -> str:
+    query = urlencode(
+        {
+            "start": local_day(event.window_start).isoformat(),
+            "end": local_day(event.window_end).isoformat(),
+        }
+    )
+    return f"{settings.SITE_URL}/admin/analytics/aicall/dashboard/?{query}"
+
+
+def build_message(event: AlertEvent, state: str) -> AlertMessage:
+    rule = event.rule
+    comparison = "<" if rule.comparison == rule.Comparison.LESS else ">"
+    status = {"firing": "FIRING", "still firing": "STILL FIRING", "resolved": "RESOLVED"}[state]
+    title = f"[{status}] {rule.name}"
+    lines = [
+        title,
+        f"{rule.get_metric_display()}: {event.value:.4f} (fires when {comparison} "
+        f"{rule.threshold.normalize():f}), {event.samples} samples",
+        f"Window: {event.window_start:%Y-%m-%d %H:%M} to {event.window_end:%Y-%m-%d %H:%M} UTC",
+    ]
+    if state != "resolved" and rule.likely_cause:
+        lines.append(f"Likely cause: {rule.likely_cause}")
+    if event.resolved_at:
+        lines.append(f"Resolved at {event.resolved_at:%Y-%m-%d %H:%M} UTC")
+    lines.append(f"Dashboard: {dashboard_url(event)}")
+    data = {
+        "rule": rule.name,
+        "state": state.replace(" ", "_"),
+        "metric": rule.metric,
+        "value": float(event.value),
+        "threshold": float(rule.threshold),
+        "comparison": comparison,
+        "samples": event.samples,
+        "window_start": event.window_start.isoformat(),
+        "window_end": event.window_end.isoformat(),
+        "started_at": event.started_at.isoformat(),
+        "resolved_at": event.resolved_at.isoformat() if event.resolved_at else None,
+        "likely_cause": rule.likely_cause,
+        "dashboard_url": dashboard_url(event),
+    }
+    return AlertMessage(title, "\n".join(lines), data)
+
+
+def webhook_payload(fmt: str, message: AlertMessage) -> dict:
+    """Return the request body each service expects for a plain text message."""
+    if fmt == NotificationChannel.Format.SLACK:
+        return {"text": message.text}
+    if fmt == NotificationChannel.Format.FEISHU:
+        return {"msg_type": "text", "content": {"text": message.text}}
+    if fmt in (NotificationChannel.Format.DINGTALK, NotificationChannel.Format.WECOM):
+        return {"msgtype": "text", "text": {"content": message.text}}
+    return {"title": message.title, "text": message.text, **message.data}
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
+
+
+def post_json(url: str, payload: dict, *, sleep=time.sleep) -> int:
+    """POST ``payload``; retry failures with backoff; return the attempts made, or raise."""
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    last_error: Exception | None = None
+    for attempt, delay in enumerate((0.0, *RETRY_DELAYS_SECONDS), start=1):
+        if delay:
+            sleep(delay)
+        request = urllib.request.Request(  # noqa: S310 (the URL is an admin-configured https/http)
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+                if 200 <= response.status < 300:
+                    return attempt
+                last_error = RuntimeError(f"HTTP {response.status}")
+        except urllib.error.HTTPError as exc:
+            last_error = RuntimeError(f"HTTP {exc.code}")
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                break  # a request the receiver refuses will not succeed on a retry
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last_error = RuntimeError(f"{type(reason).__name__}")
+    raise RuntimeError(str(last_error)) from None
+
+
+def channel_recipients(channel: NotificationChannel) -> list[str]:
+    from .services import report_recipients
+
+    listed = [a.strip() for a in channel.recipients.replace(",", "\n").splitlines() if a.strip()]
+    return listed or report_recipients()
+
+
+def send_to(channel: NotificationChannel, message: AlertMessage) -> dict:
+    result = {"channel": channel.name, "at": timezone.now().isoformat(), "ok": False}
+    try:
+        if channel.kind == NotificationChannel.Kind.EMAIL:
+            recipients = channel_recipients(channel)
+            if not recipients:
+                raise RuntimeError("no recipients")
+            EmailMessage(subject=message.title, body=message.text, to=recipients).send()
+            result["recipients"] = len(recipients)
+        else:
+            result["attempts"] = post_json(channel.url, webhook_payload(channel.format, message))
+        result["ok"] = True
+    except Exception as exc:
+        result["error"] = str(exc)[:200]
+        target = redacted(channel.url) if channel.url else "email"
+        logger.warning("alert channel %r (%s) failed: %s", channel.name, target, result["error"])
+    return result
+
+
+def notify(event: AlertEvent, state: str) -> list[dict]:
+    message = build_message(event, state)
+    results = []
+    for channel in event.rule.channels.filter(enabled=True):
+        result = send_to(channel, message)
+        result["state"] = state
+        results.append(result)
+    return results
