@@ -158,8 +158,8 @@ def _accepted(user_message: Message, reply: Message) -> JsonResponse:
 
 @api_view("POST")
 async def post_message(request, user, conversation_id: int):
-    body = read_json(request)
     conversation = await sync_to_async(_own_conversation)(user, conversation_id)
+    body = read_json(request)
     channel = await streaming.control_channel()
     user_message, reply = await sync_to_async(services.post_message)(
         conversation=conversation, content=body.get("content"), runner_channel=channel

@@ -246,7 +246,7 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
     elif status == Message.Status.INTERRUPTED:
         error_message = "The server stopped while writing this reply. Please retry."
     text = generation.text
-    state = None
+    stored, state = False, None
     try:
         state = await db(
             services.finish_reply,
@@ -265,10 +265,22 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
             error_message=error_message,
             call=call,
         )
+        stored = True
     except Exception:
         logger.exception("could not store the end of reply %s", plan.message_id)
     if state is not None:
         event, data = final_event(state)
+    elif stored:  # the conversation was deleted while the reply streamed
+        event, data = (
+            "error",
+            {
+                "message_id": plan.message_id,
+                "status": status,
+                "code": "not_found",
+                "message": "The conversation was deleted.",
+                "retryable": False,
+            },
+        )
     else:
         event, data = (
             "error",

@@ -213,6 +213,16 @@ def start_generation(message_id: int) -> ReplyPlan | None:
     )
 
 
+def fail_unstarted_reply(message_id: int) -> None:
+    """Mark a reply whose generation could not start as failed (if it is still pending)."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.FAILED,
+        error_code="internal_error",
+        error_message="The reply could not be started. Please retry.",
+        finished_at=timezone.now(),
+    )
+
+
 def save_progress(message_id: int, text: str) -> bool:
     """Save the partial text and heartbeat; return True when a stop was requested."""
     updated = Message.objects.filter(

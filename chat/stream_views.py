@@ -106,7 +106,8 @@ async def _waiting(awaitable, ping_every: float):
 
 async def _follow_local(generation: streaming.Generation, offset: int) -> AsyncIterator[bytes]:
     backlog, queue = generation.subscribe(offset)
-    position = min(offset, generation.length) + len(backlog)
+    # A client never gets text again that it says it has (even an offset beyond the text so far).
+    position = offset + len(backlog)
     try:
         if backlog:
             yield _delta(backlog, position)
@@ -149,7 +150,13 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
             if state is None:
                 yield _final(
                     "error",
-                    {"code": "not_found", "message": "The reply was deleted.", "retryable": False},
+                    {
+                        "message_id": message_id,
+                        "status": "deleted",
+                        "code": "not_found",
+                        "message": "The conversation was deleted.",
+                        "retryable": False,
+                    },
                     position,
                 )
                 return

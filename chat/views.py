@@ -65,8 +65,9 @@ def csrf_failure(request, reason=""):
             {
                 "error": {
                     "code": "csrf_failed",
-                    "message": "CSRF check failed: send the X-CSRFToken header with the "
-                    "csrftoken cookie's value.",
+                    "message": f"CSRF check failed ({reason}). Send the X-CSRFToken header with "
+                    "the csrftoken cookie's value; over HTTPS also a Referer or Origin header "
+                    "of this site.",
                 }
             },
             status=403,

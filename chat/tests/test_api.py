@@ -5,7 +5,7 @@ import pytest
 
 from chat.models import Conversation, Message
 
-from .live import api_client, login_cookies, read_stream
+from .live import api_client, iter_sse, login_cookies, read_stream
 from .test_streaming import start_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,5 +132,37 @@ def test_deleting_a_conversation_mid_stream_stops_the_reply(app_server, user):
         started = start_reply(client, "Delete me [sim:tokens=300,tps=30]")
         first = read_stream(client, started["stream_url"], stop_after_deltas=2)
         assert first.events
+        watcher = api_client(app_server, user)
+        follow = watcher.stream("GET", started["stream_url"])
+        response = follow.__enter__()
         assert client.delete(f"/api/conversations/{started['conversation_id']}").status_code == 204
+        events = [e for e in iter_sse(response) if not isinstance(e, str)]
+        follow.__exit__(None, None, None)
+        watcher.close()
     assert not Message.objects.filter(pk=started["assistant_message"]["id"]).exists()
+    assert events[-1].event == "error"
+    assert events[-1].data["code"] == "not_found" and events[-1].data["retryable"] is False
+
+
+def test_an_offset_beyond_the_text_gets_nothing_twice(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Offsets [sim:tokens=60,tps=30,ttft=300]")
+        ahead = read_stream(client, started["stream_url"], last_event_id="40")
+        content = client.get(f"/api/messages/{started['assistant_message']['id']}").json()[
+            "content"
+        ]
+    assert ahead.final.event == "done"
+    assert ahead.text == content[40:]
+
+
+def test_emoji_offsets_count_code_points(app_server, user):
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Emoji 😀🎉 test [sim:tokens=40,tps=80]")
+        first = read_stream(client, started["stream_url"], stop_after_deltas=8)
+        rest = read_stream(client, started["stream_url"], last_event_id=first.events[-1].id)
+        content = client.get(f"/api/messages/{started['assistant_message']['id']}").json()[
+            "content"
+        ]
+    assert "😀🎉" in content
+    assert first.text + rest.text == content
+    assert int(first.events[-1].id) == len(first.text)

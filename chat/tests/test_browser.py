@@ -118,3 +118,13 @@ def test_a_failed_reply_shows_an_error_line_with_retry(page, app_server, user):
     assert "credentials" in line
     assert "sk-test" not in page.content()
     assert page.locator(".retry-button").count() >= 1
+
+
+def test_partial_text_with_emoji_survives_a_failure_intact(page, app_server, user):
+    # Offsets count code points; the page must not split an emoji (UTF-16 surrogate pairs).
+    log_in(page, app_server.base_url)
+    send(page, "Hi 😀 there 🎉 friend [sim:malformed,after=12,tps=40]")
+    page.wait_for_selector(".error-line")
+    partial = page.locator(f"{ASSISTANT} .message-body").last.text_content()
+    assert "Hi 😀 there 🎉 friend" in partial, partial
+    assert "\ufffd" not in partial

@@ -507,6 +507,8 @@
       article,
       body,
       text: body.textContent || "",
+      // Offsets count Unicode code points (as the server does), not UTF-16 units.
+      length: Array.from(body.textContent || "").length,
       frame: 0,
       source: null,
     };
@@ -536,12 +538,16 @@
         return;
       }
       const text = typeof data.text === "string" ? data.text : "";
+      const size = Array.from(text).length;
       const end = parseInt(event.lastEventId, 10);
-      const start = Number.isFinite(end) ? end - text.length : stream.text.length;
-      if (start >= 0 && start <= stream.text.length) {
-        stream.text = stream.text.slice(0, start) + text;
-      } else {
+      const start = Number.isFinite(end) ? end - size : stream.length;
+      if (start === stream.length || start < 0 || start > stream.length) {
         stream.text += text;
+        stream.length += size;
+      } else {
+        // A replay or an overlap: put the delta at its offset.
+        stream.text = Array.from(stream.text).slice(0, start).join("") + text;
+        stream.length = start + size;
       }
       if (article.dataset.status === "pending") article.dataset.status = "streaming";
       setNotice(article, "");
