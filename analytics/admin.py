@@ -1,0 +1,167 @@
+"""Admin: model prices (editable), AI calls (read-only), the usage dashboard and cost report.
+
+The rollup tables (CallRollup, UserDailyUsage, RequestMinute, JobState) are not registered: the
+dashboard is their reading interface, and they are rebuilt from raw calls, never edited.
+"""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.urls import path
+
+from . import views
+from .models import AICall, CallRollup, ModelPrice
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = (
+        "model",
+        "input_per_million",
+        "cached_price",
+        "output_per_million",
+        "effective_from",
+        "source",
+    )
+    search_fields = ("model",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "model",
+                    "input_per_million",
+                    "cached_input_per_million",
+                    "output_per_million",
+                    "effective_from",
+                    "source",
+                ),
+                "description": (
+                    "A call's cost is computed when it is recorded, from the price in effect on "
+                    "its day. To change a price, add a row with a later “effective from”: "
+                    "editing a row does not reprice calls already recorded (manage.py "
+                    "reprice_calls does, on purpose)."
+                ),
+            },
+        ),
+    )
+
+    @admin.display(
+        description="USD per 1M cached input tokens",
+        ordering="cached_input_per_million",
+        empty_value="same as input",
+    )
+    def cached_price(self, obj):
+        return obj.cached_input_per_million
+
+
+class RollupValuesFilter(admin.SimpleListFilter):
+    """Choices from the daily rollups: a DISTINCT over every raw call is a full-table scan.
+
+    A value first seen in the last minute appears once the monitor has rolled it up.
+    """
+
+    field = ""
+
+    def lookups(self, request, model_admin):
+        values = (
+            CallRollup.objects.filter(period=CallRollup.Period.DAY)
+            .order_by(self.field)
+            .values_list(self.field, flat=True)
+            .distinct()
+        )
+        return [
+            (value or views.EMPTY_FILTER_VALUE, value or views.NO_VALUE_LABEL) for value in values
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(**{self.field: "" if value == views.EMPTY_FILTER_VALUE else value})
+
+
+class ModelFilter(RollupValuesFilter):
+    title = "model"
+    parameter_name = field = "model"
+
+
+class TaskTypeFilter(RollupValuesFilter):
+    title = "task type"
+    parameter_name = field = "task_type"
+
+
+class VariantFilter(RollupValuesFilter):
+    title = "variant"
+    parameter_name = field = "variant"
+
+
+@admin.register(AICall)
+class AICallAdmin(admin.ModelAdmin):
+    """Raw calls, read-only: they are the record the costs and rollups are computed from."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "model",
+        "task_type",
+        "variant",
+        "status",
+        "error_code",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "latency_ms",
+        "ttft_ms",
+        "request_id",
+    )
+    list_filter = (
+        "status",
+        ModelFilter,
+        TaskTypeFilter,
+        VariantFilter,
+        "is_demo",
+        "tokens_estimated",
+    )
+    date_hierarchy = "created_at"
+    search_fields = ("request_id", "user__username", "user__email")
+    search_help_text = "An exact request id, username or email address."
+    list_select_related = ("user",)
+    # Counting every row of a large table on each page load is what makes changelists slow.
+    show_full_result_count = False
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("dashboard/", wrap(self.dashboard_view), name="analytics_dashboard"),
+            path("report/", wrap(self.report_view), name="analytics_report"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request):
+        return views.dashboard(request, self.admin_site)
+
+    def report_view(self, request):
+        return views.report(request, self.admin_site)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Match a request id, username or email exactly: indexed lookups, not ``LIKE '%x%'``
+        over every call."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        users = get_user_model().objects.filter(Q(username__iexact=term) | Q(email__iexact=term))
+        return queryset.filter(Q(request_id=term) | Q(user__in=users.values("pk"))), False
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, obj):
+        return "unpriced" if obj.cost_usd is None else obj.cost_usd
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
