@@ -115,8 +115,9 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    # Tests start real server processes that must see the test database: keep it in a file.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    # Tests start real server processes that must see the test database: keep it in a file,
+    # one per test run so that two runs never share it.
+    _db["TEST"] = {"NAME": str(BASE_DIR / f"test_db_{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -161,6 +161,7 @@ class UserDailyUsage(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    unpriced_calls = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -103,6 +103,7 @@ def _user_rows(start_day, end_day) -> list[UserDailyUsage]:
             input=Sum("input_tokens"),
             output=Sum("output_tokens"),
             cost=Sum("cost_usd"),
+            unpriced=Count("id", filter=Q(cost_usd__isnull=True)),
         )
     )
     return [
@@ -114,6 +115,7 @@ def _user_rows(start_day, end_day) -> list[UserDailyUsage]:
             input_tokens=u["input"] or 0,
             output_tokens=u["output"] or 0,
             cost_usd=u["cost"] or Decimal(0),
+            unpriced_calls=u["unpriced"],
         )
         for u in per_user
     ]

@@ -86,7 +86,9 @@ class Totals:
 
     @property
     def cost_per_call(self) -> Decimal | None:
-        return self.cost_usd / self.calls if self.calls else None
+        """Average cost of the priced calls (unpriced ones would pull it toward zero)."""
+        priced = self.calls - self.unpriced_calls
+        return self.cost_usd / priced if priced else None
 
 
 def _daily_rows(first_day: date, last_day: date):
@@ -139,6 +141,7 @@ class UserUsage:
     calls: int
     tokens: int
     cost_usd: Decimal
+    unpriced_calls: int = 0
 
 
 def top_users(first_day: date, last_day: date, *, limit: int = 20) -> list[UserUsage]:
@@ -150,6 +153,7 @@ def top_users(first_day: date, last_day: date, *, limit: int = 20) -> list[UserU
             input=Sum("input_tokens"),
             output=Sum("output_tokens"),
             cost=Sum("cost_usd"),
+            unpriced=Sum("unpriced_calls"),
         )
         .order_by("-cost", "-calls", "user_id")[:limit]
     )
@@ -166,6 +170,7 @@ def top_users(first_day: date, last_day: date, *, limit: int = 20) -> list[UserU
             calls=r["calls"],
             tokens=(r["input"] or 0) + (r["output"] or 0),
             cost_usd=r["cost"] or ZERO,
+            unpriced_calls=r["unpriced"] or 0,
         )
         for r in rows
     ]
@@ -275,6 +280,7 @@ def daily_report(day: date, *, top: int = 20) -> DailyReport:
                 calls=usage.calls,
                 tokens=usage.tokens,
                 cost_usd=usage.cost_usd,
+                unpriced_calls=usage.unpriced_calls,
                 avg_calls=(past.get("calls") or 0) / TRAILING_DAYS,
                 avg_tokens=((past.get("input") or 0) + (past.get("output") or 0)) / TRAILING_DAYS,
                 avg_cost_usd=((past.get("cost") or ZERO) / TRAILING_DAYS).quantize(

@@ -321,7 +321,6 @@ def dashboard(request, admin_site) -> TemplateResponse:
             for n in (7, 30, 90, 365)
         ],
         "cards": _cards(selectors.totals(today, today), selectors.totals(yesterday, yesterday)),
-        "firing_alerts": [],
         "summary": {
             "calls": format_count(range_totals.calls),
             "error_rate": format_percent(range_totals.error_rate),

@@ -122,3 +122,16 @@ def test_the_daily_email_is_sent_once_even_by_two_monitors(yesterday, settings):
 def test_rollup_command_rejects_an_inverted_range():
     with pytest.raises(CommandError, match="--since is after --until"):
         call_command("rollup", "--since", "2026-01-05", "--until", "2026-01-01")
+
+
+def test_csv_defuses_spreadsheet_formulas(yesterday):
+    from analytics.models import AICall
+    from analytics.rollups import rollup_range
+
+    start, _ = day_bounds(yesterday)
+    make_call(created_at=start + timedelta(hours=5), model="=HYPERLINK(evil)", input_tokens=1)
+    rollup_range(start, start + timedelta(days=1))
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv"))))
+    keys = {r["key"] for r in rows if r["section"] == "model"}
+    assert "'=HYPERLINK(evil)" in keys
+    assert AICall.objects.filter(model="=HYPERLINK(evil)").exists()
