@@ -13,12 +13,16 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
-from .histogram import percentile
+from .histogram import N_BUCKETS, percentile
 from .models import CallRollup, UserDailyUsage
-from .rollups import merge_histograms
 from .timezones import day_bounds
 
 ZERO = Decimal(0)
+
+
+def _add_into(total: list[int], counts) -> None:
+    for index, count in enumerate(counts or ()):
+        total[index] += count
 
 
 @dataclass
@@ -35,8 +39,8 @@ class Totals:
     latency_ms_sum: int = 0
     ttft_ms_sum: int = 0
     ttft_count: int = 0
-    latency_histogram: list[int] = field(default_factory=list)
-    ttft_histogram: list[int] = field(default_factory=list)
+    latency_histogram: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
+    ttft_histogram: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
 
     def add(self, row: CallRollup) -> None:
         self.calls += row.calls
@@ -49,8 +53,8 @@ class Totals:
         self.latency_ms_sum += row.latency_ms_sum
         self.ttft_ms_sum += row.ttft_ms_sum
         self.ttft_count += row.ttft_count
-        self.latency_histogram = merge_histograms([self.latency_histogram, row.latency_histogram])
-        self.ttft_histogram = merge_histograms([self.ttft_histogram, row.ttft_histogram])
+        _add_into(self.latency_histogram, row.latency_histogram)
+        _add_into(self.ttft_histogram, row.ttft_histogram)
 
     @property
     def tokens(self) -> int:
@@ -131,6 +135,46 @@ def breakdown(first_day: date, last_day: date, dimension: str) -> list[tuple[str
     groups: dict[str, Totals] = defaultdict(Totals)
     for row in _daily_rows(first_day, last_day):
         groups[getattr(row, dimension)].add(row)
+    return _sorted_groups(groups)
+
+
+DIMENSIONS = ("model", "task_type", "variant")
+
+
+@dataclass
+class RangeSummary:
+    """Everything the dashboard shows about a range, from one read of its daily rollups."""
+
+    totals: Totals
+    days: list[tuple[date, Totals, dict[str, Decimal]]]
+    breakdowns: dict[str, list[tuple[str, Totals]]]
+
+    def day(self, day: date) -> Totals | None:
+        return next((t for d, t, _ in self.days if d == day), None)
+
+
+def range_summary(first_day: date, last_day: date) -> RangeSummary:
+    """Return the range's totals, per-day totals and breakdowns in one pass over its rollups."""
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    per_day = {d: (Totals(), defaultdict(lambda: ZERO)) for d in days}
+    total = Totals()
+    groups: dict[str, dict[str, Totals]] = {d: defaultdict(Totals) for d in DIMENSIONS}
+    for row in _daily_rows(first_day, last_day):
+        total.add(row)
+        day = _row_day(row)
+        if day in per_day:
+            per_day[day][0].add(row)
+            per_day[day][1][row.model] += row.cost_usd
+        for dimension in DIMENSIONS:
+            groups[dimension][getattr(row, dimension)].add(row)
+    return RangeSummary(
+        totals=total,
+        days=[(d, per_day[d][0], dict(per_day[d][1])) for d in days],
+        breakdowns={d: _sorted_groups(g) for d, g in groups.items()},
+    )
+
+
+def _sorted_groups(groups: dict[str, Totals]) -> list[tuple[str, Totals]]:
     return sorted(groups.items(), key=lambda item: (-item[1].cost_usd, -item[1].calls, item[0]))
 
 

@@ -302,8 +302,12 @@ def dashboard(request, admin_site) -> TemplateResponse:
     yesterday = today - timedelta(days=1)
     chosen = pick_range(request.GET, today)
 
-    range_totals = selectors.totals(chosen.start, chosen.end)
+    # One read of the range's daily rollups feeds the totals, the charts and the breakdowns.
+    summary = selectors.range_summary(chosen.start, chosen.end)
+    range_totals = summary.totals
     users = selectors.top_users(chosen.start, chosen.end, limit=TOP_USERS)
+    today_totals = summary.day(today) or selectors.totals(today, today)
+    yesterday_totals = summary.day(yesterday) or selectors.totals(yesterday, yesterday)
     context = {
         **admin_site.each_context(request),
         "title": "AI usage dashboard",
@@ -320,7 +324,7 @@ def dashboard(request, admin_site) -> TemplateResponse:
             }
             for n in (7, 30, 90, 365)
         ],
-        "cards": _cards(selectors.totals(today, today), selectors.totals(yesterday, yesterday)),
+        "cards": _cards(today_totals, yesterday_totals),
         "summary": {
             "calls": format_count(range_totals.calls),
             "error_rate": format_percent(range_totals.error_rate),
@@ -330,15 +334,13 @@ def dashboard(request, admin_site) -> TemplateResponse:
             ),
             "unpriced": unpriced_note(range_totals.unpriced_calls),
         },
-        "charts": _charts(selectors.by_day(chosen.start, chosen.end), range_totals.unpriced_calls),
+        "charts": _charts(summary.days, range_totals.unpriced_calls),
         "breakdowns": [
             {
                 "dimension": dimension,
                 "title": title,
                 "column": column,
-                "rows": _breakdown_rows(
-                    dimension, selectors.breakdown(chosen.start, chosen.end, dimension)
-                ),
+                "rows": _breakdown_rows(dimension, summary.breakdowns[dimension]),
             }
             for dimension, title, column in BREAKDOWNS
         ],

@@ -178,3 +178,19 @@ def test_retention_deletes_old_raw_calls_but_keeps_their_rollups(settings):
     after = snapshot()
     old_rows = [r for r in before[0] if r[1].startswith(str(old_day))]
     assert old_rows and all(r in after[0] for r in old_rows)
+
+
+def test_range_summary_equals_the_separate_selectors():
+    from analytics.selectors import by_day, range_summary
+
+    now = timezone.now()
+    seed(now)
+    rollup_range(now - timedelta(days=6), now + timedelta(minutes=1))
+    first, last = local_day(now - timedelta(days=4)), local_day(now)
+    summary = range_summary(first, last)
+    assert summary.totals == totals(first, last)
+    assert summary.days == by_day(first, last)
+    for dimension in ("model", "task_type", "variant"):
+        assert summary.breakdowns[dimension] == breakdown(first, last, dimension)
+    assert summary.day(last) == totals(last, last)
+    assert summary.totals.calls > 0
