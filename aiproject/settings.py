@@ -236,6 +236,9 @@ AI_SYSTEM_PROMPT = env.str(
     default="You are a helpful assistant. Answer in Markdown.",
 )
 
+# The prompt whose versions and experiments serve chat replies (see experiments.PromptVersion).
+CHAT_PROMPT_NAME = env.str("CHAT_PROMPT_NAME", default="chat-system")
+
 # --- Chat -----------------------------------------------------------------------------------
 CHAT_SIGNUP_ENABLED = env.bool("CHAT_SIGNUP_ENABLED", default=False)
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=16000)

@@ -87,8 +87,15 @@ class AICall(models.Model):
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
-    # The experiment variant that served the call ("" outside experiments).
-    variant = models.CharField(max_length=100, blank=True, default="")
+    # The experiment variant ("experiment/variant", "" outside experiments) and prompt version.
+    variant = models.CharField(max_length=101, blank=True, default="")
+    prompt_version = models.ForeignKey(
+        "experiments.PromptVersion",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
+    )
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
     # Made by `seed_demo` only, so that demo history can be told apart and removed.
     is_demo = models.BooleanField(default=False)
@@ -121,7 +128,7 @@ class CallRollup(models.Model):
     bucket_start = models.DateTimeField()
     model = models.CharField(max_length=200)
     task_type = models.CharField(max_length=32)
-    variant = models.CharField(max_length=100, blank=True, default="")
+    variant = models.CharField(max_length=101, blank=True, default="")
     status = models.CharField(max_length=16)
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)

@@ -29,6 +29,7 @@ class CallRecord:
     latency_ms: int
     cached_input_tokens: int = 0
     variant: str = ""
+    prompt_version_id: int | None = None
     ttft_ms: int | None = None
     tokens_estimated: bool = False
     error_code: str = ""

@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from aiproject.request_id import current_request_id
+from experiments.models import Feedback
+from experiments.services import ExperimentError, rate_reply
 
 from . import runner, services, streaming
 from .models import Conversation, Message
@@ -99,6 +101,7 @@ def message_json(message: Message) -> dict:
                 else None
             ),
             "stream_url": reverse("api:message-stream", args=[message.pk]),
+            "feedback": _feedback_json(getattr(message, "feedback", None)),
         }
     return data
 
@@ -109,7 +112,7 @@ def _own_conversation(user, conversation_id: int) -> Conversation:
 
 def _own_reply(user, message_id: int) -> Message:
     return get_object_or_404(
-        Message.objects.select_related("conversation", "reply_to"),
+        Message.objects.select_related("conversation", "reply_to", "feedback"),
         pk=message_id,
         conversation__user=user,
     )
@@ -185,6 +188,32 @@ async def stop(request, user, message_id: int):
     await sync_to_async(services.request_stop)(reply=reply)
     await streaming.send_stop(reply.runner_channel, reply.pk)
     return JsonResponse({"id": reply.pk, "status": "stopping"}, status=202)
+
+
+def _feedback_json(feedback) -> dict | None:
+    if feedback is None:
+        return None
+    return {
+        "rating": "up" if feedback.rating > 0 else "down",
+        "comment": feedback.comment,
+        "updated_at": feedback.updated_at.isoformat(),
+    }
+
+
+@api_view("POST", "DELETE")
+async def feedback(request, user, message_id: int):
+    reply = await sync_to_async(_own_reply)(user, message_id)
+    if request.method == "DELETE":
+        await Feedback.objects.filter(message=reply).adelete()
+        return HttpResponse(status=204)
+    body = read_json(request)
+    try:
+        saved = await sync_to_async(rate_reply)(
+            message=reply, user=user, rating=body.get("rating"), comment=body.get("comment", "")
+        )
+    except ExperimentError as exc:
+        return json_error(exc.status, exc.code, exc.message)
+    return JsonResponse({"message_id": reply.pk, "feedback": _feedback_json(saved)})
 
 
 @api_view("GET")

@@ -11,4 +11,5 @@ urlpatterns = [
     path("messages/<int:message_id>/stream", stream_views.stream_message, name="message-stream"),
     path("messages/<int:message_id>/stop", api.stop, name="message-stop"),
     path("messages/<int:message_id>/regenerate", api.regenerate, name="message-regenerate"),
+    path("messages/<int:message_id>/feedback", api.feedback, name="message-feedback"),
 ]

@@ -61,6 +61,15 @@ class Message(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=300, blank=True)
     model = models.CharField(max_length=200, blank=True)
+    # What served the reply: the prompt version and the experiment variant ("" outside one).
+    prompt_version = models.ForeignKey(
+        "experiments.PromptVersion",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
+    )
+    variant = models.CharField(max_length=101, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)

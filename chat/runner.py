@@ -98,6 +98,7 @@ class _Runner:
             latency_ms=_elapsed_ms(attempt.started),
             ttft_ms=attempt.ttft_ms,
             variant=self.plan.config.variant,
+            prompt_version_id=self.plan.config.prompt_version_id,
             request_id=self.request_id,
             user_id=self.plan.user_id,
             conversation_id=self.plan.conversation_id,

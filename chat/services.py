@@ -200,7 +200,11 @@ def start_generation(message_id: int) -> ReplyPlan | None:
     user_count = sum(1 for m in history if m["role"] == Message.Role.USER)
     now = timezone.now()
     Message.objects.filter(pk=message_id).update(
-        status=Message.Status.STREAMING, model=config.model, heartbeat_at=now
+        status=Message.Status.STREAMING,
+        model=config.model,
+        prompt_version_id=config.prompt_version_id,
+        variant=config.variant,
+        heartbeat_at=now,
     )
     return ReplyPlan(
         message_id=message_id,

@@ -1,8 +1,19 @@
-"""What the chat runner asks this app: which model, prompt and parameters serve a request."""
+"""What the chat runner asks this app: which model, prompt and parameters serve a request.
+
+``resolve_config`` is the app's surface for the chat runner: a running experiment on the chat
+prompt enrols a stable share of users (``experiments.bucketing``) and serves each its variant's
+prompt version; everyone else gets the prompt's live version, or the settings' defaults when the
+prompt has no version yet.
+"""
 
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .bucketing import assign
+from .models import Experiment, Exposure, PromptVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,24 +26,91 @@ class ChatConfig:
     variant: str = ""
 
 
-def resolve_config(user, task_type: str) -> ChatConfig:
-    """Return the configuration that serves ``user`` for ``task_type``.
+TITLE_PROMPT = (
+    "Write a title of at most six words for a conversation that starts with the user's message "
+    "below. Reply with the title only, no quotes."
+)
 
-    Until prompt versions and experiments exist, everyone gets the settings' defaults.
-    """
+
+class _KeepUnknown(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def render_prompt(template: str, user) -> str:
+    """Fill {user_name} and {today}; any other {braces} stay as written."""
+    name = (user.get_full_name() or user.get_username()) if user is not None else ""
+    values = _KeepUnknown(user_name=name, today=timezone.localdate().isoformat())
+    try:
+        return template.format_map(values)
+    except (ValueError, IndexError):  # a stray brace: send the prompt as written
+        return template
+
+
+def _from_version(version: PromptVersion, user, *, variant: str = "") -> ChatConfig:
+    if version.first_served_at is None:
+        # From now on the version is immutable (editing it makes a new version).
+        PromptVersion.objects.filter(pk=version.pk, first_served_at__isnull=True).update(
+            first_served_at=timezone.now()
+        )
+    return ChatConfig(
+        model=version.model,
+        system_prompt=render_prompt(version.system_prompt, user),
+        temperature=float(version.temperature),
+        max_tokens=version.max_tokens,
+        prompt_version_id=version.pk,
+        variant=variant,
+    )
+
+
+def record_exposure(experiment: Experiment, user, variant_key: str) -> None:
+    """Record the first time ``user`` is served by ``experiment`` (once, even when racing)."""
+    if Exposure.objects.filter(experiment=experiment, user=user).exists():
+        return
+    try:
+        with transaction.atomic():
+            Exposure.objects.create(experiment=experiment, user=user, variant=variant_key)
+    except IntegrityError:
+        pass  # another request recorded it a moment ago
+
+
+def resolve_config(user, task_type: str) -> ChatConfig:
+    """Return the configuration that serves ``user`` for ``task_type``."""
     if task_type == "title":
         return ChatConfig(
             model=settings.AI_TITLE_MODEL,
-            system_prompt=(
-                "Write a title of at most six words for a conversation that starts with the "
-                "user's message below. Reply with the title only, no quotes."
-            ),
+            system_prompt=TITLE_PROMPT,
             temperature=0.2,
             max_tokens=20,
         )
+    name = settings.CHAT_PROMPT_NAME
+    experiment = (
+        Experiment.objects.filter(prompt_name=name, status=Experiment.Status.RUNNING)
+        .prefetch_related("variants__prompt_version")
+        .first()
+    )
+    if experiment is not None and user is not None:
+        variants = list(experiment.variants.all())
+        key = (
+            assign(
+                experiment.salt,
+                user.pk,
+                float(experiment.traffic_percent),
+                [(v.key, float(v.weight)) for v in variants],
+            )
+            if variants
+            else None
+        )
+        if key is not None:
+            variant = next(v for v in variants if v.key == key)
+            record_exposure(experiment, user, key)
+            return _from_version(variant.prompt_version, user, variant=variant.label)
+    live = PromptVersion.objects.filter(name=name, is_live=True).first()
+    if live is not None:
+        return _from_version(live, user)
     return ChatConfig(
         model=settings.AI_MODEL,
-        system_prompt=settings.AI_SYSTEM_PROMPT,
+        system_prompt=render_prompt(settings.AI_SYSTEM_PROMPT, user),
         temperature=settings.AI_TEMPERATURE,
         max_tokens=settings.AI_MAX_OUTPUT_TOKENS,
     )

@@ -1,0 +1,154 @@
+"""resolve_config: defaults, live versions, canary assignment, exposures, pause and promote."""
+
+from decimal import Decimal
+
+import pytest
+
+from experiments import services
+from experiments.bucketing import assign
+from experiments.config import render_prompt, resolve_config
+from experiments.models import Experiment, Exposure, PromptVersion, Variant
+
+pytestmark = pytest.mark.django_db
+
+
+def version(
+    n_model="gpt-4o-mini", prompt="You are v{n}. Hello {user_name}.", live=False, name="chat-system"
+):
+    v = services.new_prompt_version(
+        name=name, system_prompt=prompt, model=n_model, temperature=Decimal("0.3"), max_tokens=300
+    )
+    v.system_prompt = v.system_prompt.replace("{n}", str(v.version))
+    v.save(update_fields=["system_prompt"])
+    if live:
+        services.make_live(v)
+    return v
+
+
+@pytest.fixture
+def canary(django_user_model):
+    v1 = version(live=True)
+    v2 = version(n_model="gpt-4o")
+    experiment = Experiment.objects.create(
+        key="canary", prompt_name="chat-system", traffic_percent=10
+    )
+    Variant.objects.create(
+        experiment=experiment, key="control", prompt_version=v1, weight=50, is_control=True
+    )
+    Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2, weight=50)
+    services.start_experiment(experiment)
+    return experiment, v1, v2
+
+
+def users(django_user_model, n):
+    return [django_user_model.objects.create_user(f"u{i}") for i in range(n)]
+
+
+def test_without_versions_the_settings_serve(django_user_model, settings):
+    user = django_user_model.objects.create_user("ann", first_name="Ann")
+    settings.AI_SYSTEM_PROMPT = "Hi {user_name}, today is {today}. {unknown} stays."
+    config = resolve_config(user, "chat")
+    assert config.model == settings.AI_MODEL and config.prompt_version_id is None
+    assert (
+        config.system_prompt.startswith("Hi Ann, today is 20")
+        and "{unknown} stays." in config.system_prompt
+    )
+
+
+def test_the_live_version_serves_and_becomes_immutable(django_user_model):
+    user = django_user_model.objects.create_user("bob")
+    v1 = version(live=True)
+    config = resolve_config(user, "chat")
+    assert (config.model, config.prompt_version_id, config.variant) == ("gpt-4o-mini", v1.pk, "")
+    assert config.system_prompt == "You are v1. Hello bob."
+    v1.refresh_from_db()
+    assert v1.has_served
+    # One live version per prompt: making v2 live retires v1.
+    v2 = version(n_model="gpt-4.1")
+    services.make_live(v2)
+    assert list(PromptVersion.objects.filter(is_live=True)) == [v2]
+    assert resolve_config(user, "chat").model == "gpt-4.1"
+
+
+def test_running_experiment_serves_its_variants_and_records_exposure_once(
+    canary, django_user_model
+):
+    experiment, v1, v2 = canary
+    people = users(django_user_model, 300)
+    served = {}
+    for user in people:
+        config = resolve_config(user, "chat")
+        resolve_config(user, "chat")  # twice: still one exposure
+        expected = assign(experiment.salt, user.pk, 10.0, [("control", 50.0), ("experiment", 50.0)])
+        if expected is None:
+            assert config.variant == "" and config.prompt_version_id == v1.pk  # live version
+        else:
+            assert config.variant == f"canary/{expected}"
+            assert config.prompt_version_id == (v1.pk if expected == "control" else v2.pk)
+        served[user.pk] = config.variant
+    enrolled = [u for u, v in served.items() if v]
+    assert 10 <= len(enrolled) <= 60  # ~10% of 300
+    assert Exposure.objects.filter(experiment=experiment).count() == len(enrolled)
+    assert {e.user_id for e in Exposure.objects.all()} == set(enrolled)
+
+
+def test_pause_sends_everyone_to_live_and_resume_restores_assignments(canary, django_user_model):
+    experiment, _v1, _ = canary
+    people = users(django_user_model, 200)
+    before = {u.pk: resolve_config(u, "chat").variant for u in people}
+    services.pause_experiment(experiment)
+    assert {resolve_config(u, "chat").variant for u in people} == {""}
+    services.resume_experiment(experiment)
+    assert {u.pk: resolve_config(u, "chat").variant for u in people} == before
+
+
+def test_raising_traffic_only_adds_users(canary, django_user_model):
+    experiment, _, _ = canary
+    people = users(django_user_model, 200)
+    at_10 = {u.pk: resolve_config(u, "chat").variant for u in people}
+    services.set_traffic(experiment, 50)
+    at_50 = {u.pk: resolve_config(u, "chat").variant for u in people}
+    for pk, variant in at_10.items():
+        if variant:
+            assert at_50[pk] == variant
+    assert sum(1 for v in at_50.values() if v) > sum(1 for v in at_10.values() if v)
+
+
+def test_one_running_experiment_per_prompt(canary):
+    _experiment, v1, v2 = canary
+    other = Experiment.objects.create(key="other", prompt_name="chat-system")
+    Variant.objects.create(experiment=other, key="control", prompt_version=v1, is_control=True)
+    Variant.objects.create(experiment=other, key="b", prompt_version=v2)
+    with pytest.raises(services.ExperimentError, match="Another experiment"):
+        services.start_experiment(other)
+
+
+def test_complete_by_promoting_makes_the_variant_live(canary, django_user_model):
+    experiment, _, v2 = canary
+    services.complete_experiment(experiment, promote="experiment")
+    assert PromptVersion.objects.get(is_live=True) == v2
+    user = django_user_model.objects.create_user("zed")
+    config = resolve_config(user, "chat")
+    assert config.model == "gpt-4o" and config.variant == ""
+    with pytest.raises(services.ExperimentError):
+        services.complete_experiment(experiment, promote=None)
+
+
+def test_rollback_keeps_the_live_version(canary):
+    experiment, v1, _ = canary
+    services.complete_experiment(experiment, promote=None)
+    assert PromptVersion.objects.get(is_live=True) == v1
+    assert Experiment.objects.get().status == "completed"
+
+
+def test_bad_traffic_and_transitions_are_refused(canary):
+    experiment, _, _ = canary
+    for bad in (-1, 101, "lots"):
+        with pytest.raises(services.ExperimentError):
+            services.set_traffic(experiment, bad)
+    with pytest.raises(services.ExperimentError, match="running"):
+        services.resume_experiment(experiment)
+
+
+def test_render_prompt_survives_stray_braces():
+    assert render_prompt('JSON like {"a": 1}', None) == 'JSON like {"a": 1}'
