@@ -209,7 +209,7 @@ async def feedback(request, user, message_id: int):
     body = read_json(request)
     try:
         saved = await sync_to_async(rate_reply)(
-            message=reply, user=user, rating=body.get("rating"), comment=body.get("comment", "")
+            message=reply, user=user, rating=body.get("rating"), comment=body.get("comment")
         )
     except ExperimentError as exc:
         return json_error(exc.status, exc.code, exc.message)

@@ -154,7 +154,10 @@ def request_stop(*, reply: Message) -> None:
 
 def visible_messages(conversation: Conversation) -> list[Message]:
     """Return the user messages, each followed by its latest reply (older regenerations hidden)."""
-    messages = list(conversation.messages.all())
+    messages = list(conversation.messages.select_related("feedback"))
+    for message in messages:
+        feedback = getattr(message, "feedback", None)
+        message.feedback_rating = ("up" if feedback.rating > 0 else "down") if feedback else ""
     latest_reply: dict[int, Message] = {}
     for message in messages:
         if message.role == Message.Role.ASSISTANT:

@@ -25,8 +25,11 @@ class ExperimentError(Exception):
             self.status = status
 
 
-def rate_reply(*, message, user, rating, comment: str = "") -> Feedback:
-    """Set (or change) ``user``'s thumbs up/down on an assistant reply they own."""
+def rate_reply(*, message, user, rating, comment: str | None = None) -> Feedback:
+    """Set (or change) ``user``'s thumbs up/down on an assistant reply they own.
+
+    Without a ``comment`` the existing one is kept (changing the thumb keeps what was said).
+    """
     from chat.models import Message
 
     if message.role != Message.Role.ASSISTANT:
@@ -38,6 +41,9 @@ def rate_reply(*, message, user, rating, comment: str = "") -> Feedback:
     value = RATINGS.get(rating)
     if value is None:
         raise ExperimentError('\'rating\' must be "up" or "down".', code="invalid_rating")
+    if comment is None:
+        existing = Feedback.objects.filter(message=message).values_list("comment", flat=True)
+        comment = existing.first() or ""
     if not isinstance(comment, str):
         raise ExperimentError("'comment' must be a string.", code="invalid_comment")
     comment = comment.strip()

@@ -104,10 +104,29 @@ def test_chat_streams_stops_and_regenerates(page, app_server, user):
     )
     assert page.locator(f".message[data-message-id='{old_id}']").count() == 0
 
-    # 4. After a reload the server-rendered page shows the same conversation.
+    # 4. Rate the first reply (thumbs down, with a comment), then change it to thumbs up.
+    first = page.locator(ASSISTANT).first
+    first.locator(".feedback-down").click()
+    page.wait_for_selector(f"{ASSISTANT} >> nth=0 >> .feedback-comment")
+    first.locator(".feedback-comment-input").fill("Too short")
+    first.locator(".feedback-comment button[type=submit]").click()
+    page.wait_for_selector(".feedback-thanks")
+    first.locator(".feedback-up").click()
+    page.wait_for_function(
+        "() => document.querySelector('.message[data-role=assistant]').dataset.feedback === 'up'"
+    )
+
+    # 5. After a reload the server-rendered page shows the same conversation and the rating.
     page.reload()
     assert page.locator(ASSISTANT).count() == 2
     assert page.locator(".error-line").count() == 0
+    assert (
+        page.locator(ASSISTANT).first.locator(".feedback-up").get_attribute("aria-pressed")
+        == "true"
+    )
+    first_id = page.locator(ASSISTANT).first.get_attribute("data-message-id")
+    stored = page.request.get(f"{app_server.base_url}/api/messages/{first_id}").json()
+    assert stored["feedback"]["rating"] == "up" and stored["feedback"]["comment"] == "Too short"
 
 
 def test_a_failed_reply_shows_an_error_line_with_retry(page, app_server, user):

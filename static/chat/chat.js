@@ -304,8 +304,82 @@
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Feedback: thumbs up/down on each finished reply, changeable, with an optional comment
+
+  const FINISHED = ["completed", "cancelled"];
+
+  function feedbackButton(kind, pressed) {
+    const label = kind === "up" ? "Good reply" : "Bad reply";
+    return h("button", {
+      type: "button",
+      className: `button button--small button--quiet feedback-button feedback-${kind}`,
+      "aria-pressed": String(pressed),
+      "aria-label": label,
+      title: label,
+      dataset: { rating: kind },
+      text: kind === "up" ? "\u{1F44D}" : "\u{1F44E}",
+    });
+  }
+
+  function ensureFeedback(article) {
+    if (article.dataset.role !== "assistant" || !FINISHED.includes(article.dataset.status)) return;
+    const footer = footerOf(article);
+    if (footer.querySelector(".feedback")) return;
+    const current = article.dataset.feedback || "";
+    footer.append(
+      h(
+        "div",
+        { className: "feedback", role: "group", "aria-label": "Rate this reply" },
+        feedbackButton("up", current === "up"),
+        feedbackButton("down", current === "down")
+      )
+    );
+  }
+
+  async function rate(article, rating, comment) {
+    const body = { rating };
+    if (comment !== undefined) body.comment = comment;
+    const result = await api("POST", messageApiUrl(article.dataset.messageId, "feedback"), body);
+    article.dataset.feedback = result.feedback.rating;
+    article.querySelectorAll(".feedback-button").forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.dataset.rating === result.feedback.rating));
+    });
+    return result.feedback;
+  }
+
+  function showCommentForm(article) {
+    const group = article.querySelector(".feedback");
+    if (!group || group.querySelector(".feedback-comment")) return;
+    const input = h("input", {
+      type: "text",
+      name: "comment",
+      maxlength: "2000",
+      className: "feedback-comment-input",
+      placeholder: "Optional: what was good or bad?",
+      "aria-label": "Comment on this reply",
+    });
+    const form = h(
+      "form",
+      { className: "feedback-comment" },
+      input,
+      h("button", { type: "submit", className: "button button--small", text: "Send" })
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await rate(article, article.dataset.feedback, input.value);
+        form.replaceWith(h("span", { className: "feedback-thanks", text: "Thanks for the feedback." }));
+      } catch (err) {
+        showComposerError(err.message);
+      }
+    });
+    group.append(form);
+  }
+
   /** Only the last reply offers Regenerate, and only once it has finished. */
   function updateRegenerateButtons() {
+    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureFeedback);
     el.list.querySelectorAll(".message-actions").forEach((node) => node.remove());
     if (state.stream) return;
     const articles = el.list.querySelectorAll(".message");
@@ -742,7 +816,12 @@
     if (!button || !el.list.contains(button)) return;
     const article = button.closest(".message");
     if (!article) return;
-    if (button.classList.contains("regenerate-button")) {
+    if (button.classList.contains("feedback-button")) {
+      rate(article, button.dataset.rating).then(
+        () => showCommentForm(article),
+        (err) => showComposerError(err.message)
+      );
+    } else if (button.classList.contains("regenerate-button")) {
       regenerate(article, button);
     } else if (button.classList.contains("retry-button")) {
       if (button.dataset.action === "resume") resume(article, button);
@@ -906,6 +985,7 @@
   function start() {
     updateCounter();
     autoGrow();
+    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureFeedback);
     scrollToBottom(true);
 
     // A reply still being written when the page was rendered: follow it.
