@@ -1,0 +1,231 @@
+"""The comparison of an experiment's groups: per-variant metrics, and treatment vs control tests.
+
+Calls, latency, tokens and cost come from the experiment's AI calls (``AICall.variant`` is the
+``experiment/variant`` label, so one indexed filter per variant), p95 latency from the daily
+rollups' histograms, satisfaction from feedback, and exposure counts from ``Exposure``.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, F, FloatField, Q, Sum
+from django.db.models.functions import Cast
+
+from analytics.histogram import percentile
+from analytics.models import AICall, CallRollup
+from analytics.rollups import merge_histograms
+
+from . import stats
+from .models import Experiment, Exposure, Feedback, Variant
+
+ERROR_STATUSES = ("error", "timeout", "rate_limited")
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and sample variance of a per-call quantity (enough for Welch's t-test)."""
+
+    n: int
+    mean: float | None
+    variance: float | None
+
+
+def _moments(calls, field_name: str) -> Moments:
+    value = Cast(F(field_name), FloatField())
+    agg = calls.filter(**{f"{field_name}__isnull": False}).aggregate(
+        n=Count("id"), total=Sum(value), total_sq=Sum(value * value)
+    )
+    n = agg["n"] or 0
+    if n == 0:
+        return Moments(0, None, None)
+    mv = stats.mean_var(n, agg["total"] or 0.0, agg["total_sq"] or 0.0)
+    if mv is None:
+        return Moments(n, (agg["total"] or 0.0) / n, None)
+    return Moments(n, mv[0], mv[1])
+
+
+@dataclass
+class VariantStats:
+    key: str
+    label: str
+    is_control: bool
+    weight: int
+    prompt_version: str
+    model: str
+    users: int = 0
+    conversations: int = 0
+    calls: int = 0
+    errors: int = 0
+    replies: int = 0
+    rated: int = 0
+    thumbs_up: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency: Moments = field(default_factory=lambda: Moments(0, None, None))
+    ttft: Moments = field(default_factory=lambda: Moments(0, None, None))
+    output_tokens: Moments = field(default_factory=lambda: Moments(0, None, None))
+    cost: Moments = field(default_factory=lambda: Moments(0, None, None))
+    p95_latency_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def satisfaction(self) -> float | None:
+        return self.thumbs_up / self.rated if self.rated else None
+
+    @property
+    def satisfaction_interval(self) -> tuple[float, float] | None:
+        return stats.wilson_interval(self.thumbs_up, self.rated) if self.rated else None
+
+    @property
+    def rating_rate(self) -> float | None:
+        return self.rated / self.replies if self.replies else None
+
+    @property
+    def cost_per_user(self) -> Decimal | None:
+        return self.cost_usd / self.users if self.users else None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Treatment minus control for one metric, with its test, or no verdict below min sample."""
+
+    metric: str
+    control: float | None
+    treatment: float | None
+    diff: float | None
+    relative: float | None
+    p_value: float | None
+    enough_data: bool
+    test: str  # "z" (proportions) or "welch" (means)
+
+    @property
+    def significant(self) -> bool:
+        return self.enough_data and self.p_value is not None and self.p_value < 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    experiment: Experiment
+    variants: list[VariantStats]
+    differences: dict[str, list[Difference]]  # treatment key -> differences vs control
+    srm: stats.SRM | None
+    min_sample: int
+
+
+def variant_stats(variant: Variant) -> VariantStats:
+    from chat.models import Message
+
+    label = variant.label
+    version = variant.prompt_version
+    result = VariantStats(
+        key=variant.key,
+        label=label,
+        is_control=variant.is_control,
+        weight=variant.weight,
+        prompt_version=str(version),
+        model=version.model,
+    )
+    calls = AICall.objects.filter(variant=label, task_type="chat")
+    totals = calls.aggregate(
+        n=Count("id"),
+        errors=Count("id", filter=Q(status__in=ERROR_STATUSES)),
+        conversations=Count("conversation_id", distinct=True),
+        cost=Sum("cost_usd"),
+    )
+    result.calls = totals["n"]
+    result.errors = totals["errors"]
+    result.conversations = totals["conversations"]
+    result.cost_usd = totals["cost"] or Decimal(0)
+    ok = calls.filter(status="ok")
+    result.latency = _moments(ok, "latency_ms")
+    result.ttft = _moments(ok, "ttft_ms")
+    result.output_tokens = _moments(ok, "output_tokens")
+    result.cost = _moments(calls, "cost_usd")
+    result.users = Exposure.objects.filter(
+        experiment_id=variant.experiment_id, variant=variant.key
+    ).count()
+    replies = Message.objects.filter(
+        variant=label, role=Message.Role.ASSISTANT, status__in=("completed", "cancelled")
+    )
+    result.replies = replies.count()
+    feedback = Feedback.objects.filter(variant=label).aggregate(
+        rated=Count("id"), up=Count("id", filter=Q(rating=1))
+    )
+    result.rated, result.thumbs_up = feedback["rated"], feedback["up"]
+    histograms = CallRollup.objects.filter(
+        period=CallRollup.Period.DAY, variant=label, task_type="chat", status="ok"
+    ).values_list("latency_histogram", flat=True)
+    result.p95_latency_ms = percentile(merge_histograms(histograms), 0.95)
+    return result
+
+
+def _proportion(metric, control_s, control_n, treat_s, treat_n, min_sample) -> Difference:
+    test = stats.two_proportion_z_test(control_s, control_n, treat_s, treat_n)
+    enough = min(control_n, treat_n) >= min_sample
+    return Difference(
+        metric=metric,
+        control=control_s / control_n if control_n else None,
+        treatment=treat_s / treat_n if treat_n else None,
+        diff=test.diff if test else None,
+        relative=test.relative_diff if test else None,
+        p_value=test.p_value if test else None,
+        enough_data=enough and test is not None,
+        test="z",
+    )
+
+
+def _means(metric, control: Moments, treatment: Moments, min_sample) -> Difference:
+    test = None
+    if control.variance is not None and treatment.variance is not None:
+        test = stats.welch_t_test(
+            control.mean,
+            control.variance,
+            control.n,
+            treatment.mean,
+            treatment.variance,
+            treatment.n,
+        )
+    enough = min(control.n, treatment.n) >= min_sample
+    return Difference(
+        metric=metric,
+        control=control.mean,
+        treatment=treatment.mean,
+        diff=test.diff if test else None,
+        relative=test.relative_diff if test else None,
+        p_value=test.p_value if test else None,
+        enough_data=enough and test is not None,
+        test="welch",
+    )
+
+
+def compare(experiment: Experiment) -> Comparison:
+    """Return every variant's numbers and each treatment's differences from the control."""
+    variants = list(experiment.variants.select_related("prompt_version", "experiment"))
+    per_variant = [variant_stats(v) for v in variants]
+    control = next((v for v in per_variant if v.is_control), None)
+    minimum = experiment.min_sample
+    differences: dict[str, list[Difference]] = {}
+    if control is not None:
+        for t in per_variant:
+            if t.is_control:
+                continue
+            differences[t.key] = [
+                _proportion(
+                    "satisfaction", control.thumbs_up, control.rated, t.thumbs_up, t.rated, minimum
+                ),
+                _proportion(
+                    "error rate", control.errors, control.calls, t.errors, t.calls, minimum
+                ),
+                _means("latency (ms)", control.latency, t.latency, minimum),
+                _means("time to first token (ms)", control.ttft, t.ttft, minimum),
+                _means("output tokens per reply", control.output_tokens, t.output_tokens, minimum),
+                _means("cost per call (USD)", control.cost, t.cost, minimum),
+            ]
+    srm = (
+        stats.srm_chi_square([v.users for v in per_variant], [float(v.weight) for v in per_variant])
+        if per_variant
+        else None
+    )
+    return Comparison(experiment, per_variant, differences, srm, minimum)
