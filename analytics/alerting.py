@@ -5,6 +5,7 @@ every notification is claimed with a conditional update, so exactly one monitor 
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,8 +45,19 @@ def _hourly(start, end):
     )
 
 
+# Metrics measured by other apps (experiments registers its guardrail metric), so that this app
+# depends on none of them.
+EXTERNAL_METRICS: dict[str, Callable[[AlertRule, datetime], Measurement]] = {}
+
+
+def register_metric(name: str, measure_fn: Callable[[AlertRule, datetime], Measurement]) -> None:
+    EXTERNAL_METRICS[name] = measure_fn
+
+
 def measure(rule: AlertRule, now: datetime) -> Measurement:
     """Return the rule's metric now (rolling windows are rounded out to whole hours)."""
+    if rule.metric in EXTERNAL_METRICS:
+        return EXTERNAL_METRICS[rule.metric](rule, now)
     window_start = now - timedelta(minutes=rule.window_minutes)
     day_start, _ = day_bounds(local_day(now))
 

@@ -248,6 +248,7 @@ class AlertRule(models.Model):
         DAILY_TOKENS_RATIO = "daily_tokens_ratio", "Daily tokens / trailing daily average"
         DAILY_COST = "daily_cost_usd", "Daily cost (USD)"
         HTTP_ERROR_RATE = "http_error_rate", "HTTP 5xx rate of the app"
+        EXPERIMENT_GUARDRAIL = "experiment_guardrail", "Experiments paused by a guardrail"
 
     class Comparison(models.TextChoices):
         LESS = "lt", "<"

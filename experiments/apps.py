@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ExperimentsConfig(AppConfig):
     name = "experiments"
     verbose_name = "Experiments"
+
+    def ready(self):
+        from analytics.alerting import register_metric
+        from analytics.models import AlertRule
+
+        from .guardrails import guardrail_measurement
+
+        register_metric(AlertRule.Metric.EXPERIMENT_GUARDRAIL, guardrail_measurement)

@@ -84,6 +84,9 @@ class Experiment(models.Model):
         max_digits=6, decimal_places=4, default=0.5, help_text="Relative, e.g. 0.5 = 50% dearer."
     )
     guardrail_min_calls = models.PositiveIntegerField(default=100)
+    # Set when `monitor` paused the experiment because a guardrail tripped.
+    paused_by_guardrail_at = models.DateTimeField(null=True, blank=True)
+    guardrail_reason = models.CharField(max_length=300, blank=True)
     min_sample = models.PositiveIntegerField(
         default=100, help_text="Below this many calls per variant the comparison gives no verdict."
     )

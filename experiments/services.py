@@ -148,7 +148,13 @@ def resume_experiment(experiment: Experiment) -> None:
 
     try:
         with transaction.atomic():
-            _transition(experiment, (Experiment.Status.PAUSED,), Experiment.Status.RUNNING)
+            _transition(
+                experiment,
+                (Experiment.Status.PAUSED,),
+                Experiment.Status.RUNNING,
+                paused_by_guardrail_at=None,
+                guardrail_reason="",
+            )
     except IntegrityError as exc:
         raise ExperimentError(
             f"Another experiment on prompt {experiment.prompt_name!r} is running.",

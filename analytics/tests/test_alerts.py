@@ -80,6 +80,7 @@ def test_the_five_rules_are_seeded_enabled_with_their_causes():
         "Daily tokens",
         "Daily cost",
         "HTTP error rate",
+        "Experiment guardrail",
     }
     assert all(r.enabled and r.channels.exists() for r in rules.values())
     assert "quota" in rules["AI call success rate"].likely_cause
@@ -146,6 +147,7 @@ def test_minimum_samples_and_no_data_never_fire(now):
     hour_rows(now, errors=19)  # 0% success, but only 19 calls
     RequestMinute.objects.create(minute=now - timedelta(minutes=1), requests=19, errors_5xx=19)
     outcomes = {o.rule: o.action for o in evaluate_all(now)}
+    assert outcomes.pop("Experiment guardrail") == "ok"  # no experiment paused
     assert set(outcomes.values()) == {"no_data"}
     assert not AlertEvent.objects.exists()
 
@@ -363,7 +365,7 @@ def test_check_alerts_command_prints_each_rule(capsys):
     call_command("check_alerts")
     out = capsys.readouterr().out
     assert "Daily cost: no_data (no data)" in out
-    assert out.count("\n") == 5
+    assert out.count("\n") == 6
 
 
 def test_day_boundaries_use_the_reporting_zone(now):

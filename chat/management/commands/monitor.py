@@ -1,6 +1,7 @@
 """``manage.py monitor``: the long-running housekeeping process (safe to run twice at once).
 
-Every pass: sweep replies whose runner died (marked ``interrupted``), and the analytics jobs that
+Every pass: sweep replies whose runner died (marked ``interrupted``), pause experiments whose
+treatment tripped a guardrail, and the analytics jobs that
 are due (rollups every minute, raw-call retention hourly, the daily cost report email once a
 day). Every job is idempotent or claims its work in the database, so two monitors never double
 anything.
@@ -14,6 +15,7 @@ from django.core.management.base import BaseCommand
 
 from analytics.jobs import AnalyticsJobs
 from chat.services import sweep_stale_replies
+from experiments.guardrails import check_guardrails
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         analytics = AnalyticsJobs()
         while True:
-            for name, job in (("sweep", sweep_stale_replies), ("analytics", analytics.run_due)):
+            jobs = (
+                ("sweep", sweep_stale_replies),
+                ("guardrails", check_guardrails),  # before the alerts, which report its pauses
+                ("analytics", analytics.run_due),
+            )
+            for name, job in jobs:
                 try:
                     result = job()
                 except Exception:  # one failed job must not end the monitor
