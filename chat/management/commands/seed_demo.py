@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from analytics.demo import seed_call_history
 from chat.models import Conversation, Message
 from chat.rendering import render_markdown
+from experiments.demo import KEY as CANARY_KEY
+from experiments.demo import seed_canary
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 (a published demo login, refused outside DEBUG)
@@ -64,6 +66,11 @@ class Command(BaseCommand):
         made = seed_call_history([user, *others])
         if made:
             self.stdout.write(f"Demo AI call history: {made:,} calls over 30 days (marked demo).")
+        exposed = seed_canary()
+        if exposed:
+            self.stdout.write(
+                f"Demo canary experiment '{CANARY_KEY}' running at 10%: {exposed} users exposed."
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
