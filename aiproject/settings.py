@@ -218,6 +218,8 @@ AI_BASE_URL = env.str(
 )
 AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
 AI_TITLE_MODEL = env.str("AI_TITLE_MODEL", default="") or AI_MODEL
+# The model that scores answers in `manage.py eval_prompts` (default: AI_MODEL).
+AI_JUDGE_MODEL = env.str("AI_JUDGE_MODEL", default="") or AI_MODEL
 AI_CONNECT_TIMEOUT_SECONDS = env.float("AI_CONNECT_TIMEOUT_SECONDS", default=5.0)
 # Longest silence between two chunks of a stream before it counts as stalled.
 AI_STREAM_IDLE_TIMEOUT_SECONDS = env.float("AI_STREAM_IDLE_TIMEOUT_SECONDS", default=30.0)

@@ -344,9 +344,35 @@ def generate_title(user_text: str, model: str) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in chosen)
 
 
+JUDGE_RE = re.compile(r"\bimpartial judge\b", re.IGNORECASE)
+ANSWER_LABEL_RE = re.compile(r"^Answer ([A-Z]):", re.MULTILINE)
+
+
+def wants_judgement(messages: list[dict[str, Any]]) -> bool:
+    """The app's prompt evaluation asks a judge with a system message naming an impartial judge."""
+    return any(
+        m.get("role") in {"system", "developer"} and JUDGE_RE.search(message_text(m.get("content")))
+        for m in messages
+    )
+
+
+def generate_judgement(user_text: str, model: str) -> str:
+    """Deterministic JSON scores (1-10) for each "Answer X:" in the judge's request."""
+    labels = ANSWER_LABEL_RE.findall(user_text) or ["A", "B"]
+    scores = {}
+    for label in labels:
+        start = user_text.find(f"Answer {label}:")
+        answer = user_text[start : start + 400]
+        scores[label] = 4 + _rng(answer, model).randint(0, 5)
+    best = max(scores, key=lambda k: (scores[k], k))
+    return json.dumps({"scores": scores, "reason": f"Answer {best} is the most complete."})
+
+
 def plan_reply(messages: list[dict[str, Any]], model: str, reply_tokens: int) -> str:
     """The reply text for a request: a title for title requests, otherwise Markdown."""
     user_text, _ = extract_marker(last_user_text(messages))
+    if wants_judgement(messages):
+        return generate_judgement(user_text, model)
     if wants_title(messages):
         return generate_title(user_text, model)
     return generate_reply(user_text, model, reply_tokens)

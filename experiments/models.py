@@ -1,6 +1,7 @@
 import secrets
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -115,12 +116,16 @@ class Variant(models.Model):
     key = models.SlugField(max_length=50, help_text="e.g. control, experiment")
     # The database refuses to delete a version a variant uses (ON DELETE NO ACTION).
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.DO_NOTHING, related_name="+")
-    weight = models.PositiveIntegerField(default=50)
+    weight = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
     is_control = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-is_control", "key"]
         constraints = [
+            # A zero weight would make every assignment of the experiment fail.
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1), name="variant_weight_positive"
+            ),
             models.UniqueConstraint(fields=["experiment", "key"], name="unique_variant_key"),
             models.UniqueConstraint(
                 fields=["experiment"],
@@ -181,3 +186,37 @@ class Feedback(models.Model):
 
     def __str__(self):
         return f"{'+' if self.rating > 0 else '-'} on {self.message_id}"
+
+
+class EvalRun(models.Model):
+    """One run of ``manage.py eval_prompts``: every variant on a fixed list of prompts, judged."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="eval_runs")
+    prompts_file = models.CharField(max_length=300)
+    judge_model = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Per variant: {"key": {"judged": n, "mean_score": x, "wins": n}}.
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"eval of {self.experiment.key} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class EvalResult(models.Model):
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    index = models.PositiveIntegerField()
+    prompt = models.TextField()
+    answers = models.JSONField(default=dict)  # variant key -> answer text
+    scores = models.JSONField(default=dict)  # variant key -> 1..10 (missing when unjudged)
+    judge_reason = models.TextField(blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+
+    def __str__(self):
+        return f"{self.run_id} #{self.index}"

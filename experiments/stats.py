@@ -119,7 +119,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
 
 def two_proportion_z_test(s1: int, n1: int, s2: int, n2: int) -> ZTest | None:
-    """Compare two proportions with a pooled two-sided z-test, or return None if a group is empty."""
+    """Compare two proportions with a pooled two-sided z-test; None if a group is empty."""
     _check_proportion(s1, n1)
     _check_proportion(s2, n2)
     if n1 == 0 or n2 == 0:
@@ -280,8 +280,8 @@ def _beta_continued_fraction(a: float, b: float, x: float) -> float:
 def _regularized_gamma_upper(a: float, x: float) -> float:
     """Return the regularized upper incomplete gamma Q(a, x) for a > 0 and x > 0."""
     log_front = a * math.log(x) - x - math.lgamma(a)
-    # The series converges fast for x < a + 1 and the continued fraction beyond it; each is
-    # used where the quantity it computes (P or Q) is not the difference of nearly equal numbers.
+    # The series converges fast for x < a + 1 and the continued fraction beyond it. In the
+    # series region Q = 1 - P stays above 0.08 for df >= 1, so the subtraction costs about a digit.
     if x < a + 1:
         return 1.0 - _gamma_series(a, x, log_front)
     return _gamma_continued_fraction(a, x, log_front)
