@@ -67,7 +67,7 @@ def _check_traffic(traffic_percent: float) -> None:
 
 
 def _check_variants(variants: Variants) -> None:
-    """Raise ValueError unless ``variants`` is a non-empty list of distinct keys with weights > 0."""
+    """Raise ValueError unless ``variants`` lists distinct keys with positive weights."""
     if not variants:
         raise ValueError("variants must list at least one (key, weight) pair")
     seen: set[str] = set()
