@@ -236,7 +236,11 @@ def test_cooldown_reminds_a_rule_that_stays_bad(now, receiver):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency test on PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_two_monitors_at_once_make_one_event_and_one_notification(now, receiver):
-    cost = rule("Daily cost")
+    # A transactional test: earlier ones may have flushed the seeded rules, so make its own.
+    cost, _ = AlertRule.objects.get_or_create(
+        name="Daily cost",
+        defaults={"metric": "daily_cost_usd", "comparison": "gt", "threshold": Decimal("10")},
+    )
     cost.channels.set([webhook(receiver)])
     day_row(local_day(now), cost="25")
     barrier = threading.Barrier(2)
