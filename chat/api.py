@@ -141,9 +141,11 @@ async def conversation(request, user, conversation_id: int):
         in_progress = await sync_to_async(list)(
             conversation.messages.in_progress().values_list("pk", "runner_channel")
         )
+        # Delete first, then stop: a runner that ends finds its reply gone and tells its
+        # streams `not_found`, rather than storing a cancelled reply a moment before the delete.
+        await conversation.adelete()
         for message_id, runner_channel in in_progress:
             await streaming.send_stop(runner_channel, message_id)
-        await conversation.adelete()
         return HttpResponse(status=204)
     return JsonResponse(conversation_json(conversation))
 
