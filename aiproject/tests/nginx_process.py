@@ -2,13 +2,10 @@
 
 import os
 import shutil
-import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from chat.tests.processes import answers, managed_process
 from chat.tests.simulator_process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,43 +31,15 @@ def render_conf(*, upstream: str, listen: str, static_root: Path, text: str | No
 def run_nginx(conf_text: str, workdir: Path, port: int):
     conf = workdir / "nginx.conf"
     conf.write_text(conf_text)
-    log = workdir / "nginx.out"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                NGINX,
-                "-p",
-                str(workdir),
-                "-c",
-                str(conf),
-                "-e",
-                str(workdir / "error.log"),
-                "-g",
-                f"daemon off; pid {workdir / 'nginx.pid'};",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {log.read_text()}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start: {log.read_text()}") from None
-                time.sleep(0.05)
+    args = [NGINX, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")]
+    with managed_process(
+        [*args, "-g", f"daemon off; pid {workdir / 'nginx.pid'};"],
+        log_path=workdir / "nginx.out",
+        ready=answers(f"http://127.0.0.1:{port}/healthz"),
+        what="nginx",
+        timeout=10,
+    ):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def nginx_for(app_base_url: str, workdir: Path, *, text: str | None = None):

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
+from .processes import answers, managed_process
 from .simulator_process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,45 +64,17 @@ class AppServer:
 def run_app_server(*, env: dict[str, str], log_dir: Path):
     """Serve aiproject.asgi with daphne in a child process until the block ends."""
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / f"daphne-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "aiproject.asgi:application",
-            ],
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = AppServer(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"daphne exited early:\n{server.log()}")
-            try:
-                httpx.get(f"{server.base_url}/accounts/login/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start:\n{server.log()}") from None
-                time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    with managed_process(
+        [*args, "aiproject.asgi:application"],
+        log_path=log_path,
+        ready=answers(f"{base_url}/accounts/login/"),
+        what="daphne",
+        env={**os.environ, **env},
+    ) as process:
+        yield AppServer(base_url, process, log_path)
 
 
 def login_cookies(user) -> dict[str, str]:
