@@ -2,7 +2,7 @@
 
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -120,7 +120,6 @@ def start_experiment(experiment: Experiment) -> None:
         raise ExperimentError(
             "An experiment needs one control and at least one treatment.", code="invalid_variants"
         )
-    from django.db import IntegrityError
 
     try:
         with transaction.atomic():
@@ -144,7 +143,6 @@ def pause_experiment(experiment: Experiment) -> None:
 
 
 def resume_experiment(experiment: Experiment) -> None:
-    from django.db import IntegrityError
 
     try:
         with transaction.atomic():
@@ -168,7 +166,7 @@ def set_traffic(experiment: Experiment, percent) -> None:
         value = Decimal(str(percent))
     except (InvalidOperation, ValueError):
         raise ExperimentError(f"Traffic must be a number, not {percent!r}.") from None
-    if not Decimal(0) <= value <= Decimal(100):
+    if not value.is_finite() or not Decimal(0) <= value <= Decimal(100):
         raise ExperimentError("Traffic must be between 0 and 100 percent.")
     Experiment.objects.filter(pk=experiment.pk).update(traffic_percent=value)
     experiment.refresh_from_db()

@@ -118,3 +118,16 @@ def test_judgement_parsing():
     ):
         with pytest.raises(ValueError):
             parse_judgement(bad, ["A", "B"])
+
+
+def test_the_comparison_page_shows_the_latest_evaluation(
+    experiment, tmp_path, client, django_user_model
+):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "What is SSE?"}) + "\n")
+    call_command("eval_prompts", "--experiment", "canary", "--prompts", str(prompts))
+    client.force_login(django_user_model.objects.create_superuser("root", password="x"))
+    page = client.get(f"/admin/experiments/experiment/{experiment.pk}/compare/").content.decode()
+    assert 'data-eval-variant="control"' in page and 'data-eval-variant="experiment"' in page
+    run = EvalRun.objects.get()
+    assert client.get(f"/admin/experiments/evalrun/{run.pk}/change/").status_code == 200
