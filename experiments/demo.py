@@ -58,6 +58,8 @@ def seed_canary(*, users_wanted: int = 40, seed: int = 7) -> int:
         traffic_percent=Decimal(10),
         min_sample=30,
         guardrail_min_calls=200,
+        # gpt-4o costs ~15x gpt-4o-mini by design: guard against a runaway, not the price list.
+        guardrail_cost_margin=Decimal("20"),
     )
     Variant.objects.create(
         experiment=experiment, key="control", prompt_version=v1, weight=50, is_control=True
