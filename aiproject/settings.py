@@ -104,7 +104,7 @@ _db["CONN_MAX_AGE"] = 0
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=30),
         "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
     }
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -248,6 +248,8 @@ CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=16000)
 CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=6000)
 # How often a streaming reply's partial text is saved (also the runner's heartbeat).
 CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", default=0.5)
+# Threads for the runners' and streams' short database calls (keep below DB_POOL_MAX_SIZE).
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)

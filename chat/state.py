@@ -1,11 +1,17 @@
 """Plain snapshots of a reply, shared by the runner, the stream views and the JSON API."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from .models import Message
+
+# The runners' and streams' database work runs here, not in the loop's small default executor
+# (min(32, cores + 4) threads): at a few hundred open streams that queue was the bottleneck.
+_executor = ThreadPoolExecutor(max_workers=settings.CHAT_DB_THREADS, thread_name_prefix="chat-db")
 
 
 async def db(fn, /, *args, **kwargs):
@@ -22,7 +28,7 @@ async def db(fn, /, *args, **kwargs):
         finally:
             connection.close()
 
-    return await sync_to_async(call, thread_sensitive=False)()
+    return await sync_to_async(call, thread_sensitive=False, executor=_executor)()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 from django.http import StreamingHttpResponse
 
 from analytics.metrics import SSE_STREAMS_OPEN
@@ -23,6 +25,11 @@ from .sse import sse_comment, sse_event, sse_retry
 from .state import ReplyState, db, final_event
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _release_connection() -> None:
+    # Looked up in the calling thread: the request's own connection.
+    connection.close()
 
 
 def _parse_offset(request) -> int | None:
@@ -41,6 +48,10 @@ async def stream_message(request, user, message_id: int):
         return json_error(
             400, "invalid_offset", "Last-Event-ID must be a character offset (an integer >= 0)."
         )
+    # The session lookup (request.auser) opened a connection in this request's thread; Django
+    # would give it back only when the request ends, which for a stream is when the stream ends.
+    # Give it back now (before taking another in db()), so open streams never hold the pool.
+    await sync_to_async(_release_connection)()
     state = await db(services.reply_state, message_id, user_id=user.pk)
     if state is None:
         return json_error(404, "not_found", "No such reply.")

@@ -4,11 +4,12 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 
 from analytics.models import AICall
 from chat.models import Conversation, Message
 
-from .live import api_client, read_stream
+from .live import api_client, app_env, read_stream, run_app_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,3 +190,40 @@ def test_regenerate_makes_a_new_reply_to_the_same_message(app_server, user):
         AICall.objects.filter(task_type="chat", conversation_id=started["conversation_id"]).count()
         == 2
     )
+
+
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="the connection pool exists on PostgreSQL",
+)
+def test_open_streams_hold_no_database_connection(simulator, user, tmp_path):
+    # A pool of 4 connections and 8 streams open at once: a stream that kept its request's
+    # connection would starve the others (and the runners) until the pool timed out.
+    env = app_env(
+        simulator,
+        DB_POOL_MAX_SIZE="4",
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_TIMEOUT_SECONDS="3",
+        CHAT_DB_THREADS="2",
+    )
+    with run_app_server(env=env, log_dir=tmp_path) as server:
+        clients = [api_client(server, user) for _ in range(8)]
+        started = [
+            start_reply(c, f"Pool {i} [sim:tokens=60,tps=20]") for i, c in enumerate(clients)
+        ]
+        results = [None] * 8
+
+        def follow(i):
+            try:
+                results[i] = read_stream(clients[i], started[i]["stream_url"], timeout=60)
+            finally:
+                clients[i].close()
+
+        threads = [threading.Thread(target=follow, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+    assert [r.final.data.get("status") for r in results] == ["completed"] * 8, [
+        r.final.data for r in results
+    ]
