@@ -131,7 +131,9 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # redis-py's default 5 s socket timeout races channels-redis's 5 s blocking pop.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                # redis-py's default pool raises past 100 connections; every open cross-process
+                # stream and every reply's publisher may hold one.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,

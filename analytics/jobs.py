@@ -64,6 +64,10 @@ def send_daily_report_if_due(now: datetime) -> list[str] | None:
     day = local.date() - timedelta(days=1)
     if not claim_once(f"analytics.cost_report_email:{day.isoformat()}"):
         return None
-    # Bring yesterday's rollups up to date before reporting on it.
-    rollup_recent(now)
+    # Bring yesterday's rollups up to date before reporting on it; the day is claimed already,
+    # so a failure here must not cost the report.
+    try:
+        rollup_recent(now)
+    except Exception:
+        logger.exception("rollup before the daily report failed; reporting the rollups as they are")
     return email_cost_report(daily_report(day))

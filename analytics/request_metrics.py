@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import RequestMinute
@@ -67,7 +67,8 @@ def add_request_counts(counts: dict[datetime, list[int]]) -> None:
         f"ON CONFLICT (minute) DO UPDATE SET requests = {table}.requests + excluded.requests, "
         f"errors_5xx = {table}.errors_5xx + excluded.errors_5xx"
     )
-    with connection.cursor() as cursor:
+    # All minutes or none: a failure gives every count back, so none is ever added twice.
+    with transaction.atomic(), connection.cursor() as cursor:
         for minute, (requests, errors) in sorted(counts.items()):
             cursor.execute(
                 sql, [connection.ops.adapt_datetimefield_value(minute), requests, errors]

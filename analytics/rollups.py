@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
@@ -121,9 +121,18 @@ def _user_rows(start_day, end_day) -> list[UserDailyUsage]:
     ]
 
 
+# Two monitors (or a monitor and `manage.py rollup`) rebuilding overlapping buckets at once
+# would both delete and insert them; on PostgreSQL one transaction-scoped lock serializes them
+# (SQLite's IMMEDIATE transactions already do).
+ROLLUP_LOCK_KEY = 0x41490001
+
+
 def _rebuild(hour_start, hour_end, first_day, last_day) -> dict[str, int]:
     counts = {"hours": 0, "days": 0, "user_days": 0}
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK_KEY])
         if hour_start < hour_end:
             hourly = _rollup_rows(CallRollup.Period.HOUR, hour_start, hour_end)
             CallRollup.objects.filter(
@@ -193,7 +202,10 @@ def purge_raw_calls() -> int:
         return 0
     first_day = local_day(oldest.created_at)
     last_day = local_day(cutoff - timedelta(microseconds=1))
-    _rebuild(floor_hour(oldest.created_at), cutoff, first_day, last_day)
+    # Whole hours: in a zone like +05:30 the cutoff falls inside a UTC hour, whose raw calls are
+    # all still here now (after the delete, that hour is never rebuilt again).
+    hour_end = floor_hour(cutoff - timedelta(microseconds=1)) + timedelta(hours=1)
+    _rebuild(floor_hour(oldest.created_at), hour_end, first_day, last_day)
     deleted, _ = AICall.objects.filter(created_at__lt=cutoff).delete()
     return deleted
 

@@ -164,11 +164,13 @@ class _Runner:
             )
             if last:
                 return Message.Status.FAILED, fault
-            await db(
-                record_call,
-                self._record(attempt, status=fault.call_status, error_code=fault.code),
-            )
-            self.attempt = None  # recorded; a stop during the back-off records nothing more
+            call = self._record(attempt, status=fault.call_status, error_code=fault.code)
+            self.attempt = None  # recorded here; a stop from now on records nothing more
+            try:
+                # Shielded: a stop arriving meanwhile must not lose (or double) this record.
+                await asyncio.shield(db(record_call, call))
+            except Exception:
+                logger.exception("could not record a failed attempt of %s", self.plan.message_id)
             logger.info(
                 "retrying upstream after %s (attempt %s, in %.2fs)", fault.code, number, delay
             )
@@ -197,9 +199,16 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         logger.exception("could not start the generation of %s", message_id)
         plan = None
     if plan is None:
+        # Never leave the reply pending: it would block its conversation until swept.
+        try:
+            await asyncio.shield(db(services.fail_unstarted_reply, message_id))
+        except Exception:
+            logger.exception("could not mark reply %s failed", message_id)
         generation.finish(
             "error",
             {
+                "message_id": message_id,
+                "status": Message.Status.FAILED,
                 "code": "internal_error",
                 "message": "The reply could not be started.",
                 "retryable": True,
@@ -222,6 +231,9 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
             status = Message.Status.CANCELLED
         else:
             status = Message.Status.INTERRUPTED
+    except Exception as exc:  # a bug or a database fault: the reply fails, never "cancelled"
+        logger.exception("the generation of %s failed", message_id)
+        status, fault = Message.Status.FAILED, translate_fault(exc, text_started=False)
     finally:
         generation.cancellable = None
         saver.cancel()
@@ -269,6 +281,11 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
         stored = True
     except Exception:
         logger.exception("could not store the end of reply %s", plan.message_id)
+        if call is not None:  # the call happened (and may be billed): keep its record anyway
+            try:
+                await db(record_call, call)
+            except Exception:
+                logger.exception("could not record the call of reply %s", plan.message_id)
     if state is not None:
         event, data = final_event(state)
     elif stored:  # the conversation was deleted while the reply streamed

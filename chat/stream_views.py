@@ -157,6 +157,8 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
         pending: dict[int, streaming.Delta] = {}
         last_progress = last_output = time.monotonic()
         check_every = max(settings.CHAT_PERSIST_INTERVAL_SECONDS * 2, 0.5)
+        gap_check_every = settings.CHAT_PERSIST_INTERVAL_SECONDS
+        last_check = time.monotonic()
         while True:
             if state is None:
                 yield _final(
@@ -192,8 +194,10 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
                         yield _delta(delta.text[position - delta.start :], delta.end)
                         position = delta.end
                         last_progress = last_output = time.monotonic()
-                if pending:
-                    need_check = True  # a gap: the layer dropped something; fill it from the DB
+                if pending and time.monotonic() - last_check >= gap_check_every:
+                    # A gap (deltas sent before we subscribed, or dropped by the layer): fill it
+                    # from the saved text, at most once per save interval.
+                    need_check = True
                     break
                 if layer is None:
                     await asyncio.sleep(check_every)
@@ -223,6 +227,7 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
                 if now - last_progress >= check_every:
                     need_check = True
             await asyncio.sleep(0)
+            last_check = time.monotonic()
             state = await db(_fresh_state, message_id)
             if state is not None and state.in_progress and len(state.content) <= position:
                 last_progress = time.monotonic()

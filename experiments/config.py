@@ -6,6 +6,7 @@ prompt version; everyone else gets the prompt's live version, or the settings' d
 prompt has no version yet.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -32,19 +33,14 @@ TITLE_PROMPT = (
 )
 
 
-class _KeepUnknown(dict):
-    def __missing__(self, key):
-        return "{" + key + "}"
+_VARIABLE = re.compile(r"\{(user_name|today)\}")
 
 
 def render_prompt(template: str, user) -> str:
-    """Fill {user_name} and {today}; any other {braces} stay as written."""
+    """Fill {user_name} and {today}; everything else (JSON, code, other braces) stays as written."""
     name = (user.get_full_name() or user.get_username()) if user is not None else ""
-    values = _KeepUnknown(user_name=name, today=timezone.localdate().isoformat())
-    try:
-        return template.format_map(values)
-    except (ValueError, IndexError):  # a stray brace: send the prompt as written
-        return template
+    values = {"user_name": name, "today": timezone.localdate().isoformat()}
+    return _VARIABLE.sub(lambda match: values[match.group(1)], template)
 
 
 def _from_version(version: PromptVersion, user, *, variant: str = "") -> ChatConfig:

@@ -194,3 +194,56 @@ def test_range_summary_equals_the_separate_selectors():
         assert summary.breakdowns[dimension] == breakdown(first, last, dimension)
     assert summary.day(last) == totals(last, last)
     assert summary.totals.calls > 0
+
+
+def test_purge_keeps_whole_hours_in_a_half_hour_time_zone(settings):
+    from analytics.timezones import reporting_zone
+
+    settings.REPORTING_TIME_ZONE = "Asia/Kolkata"  # midnight there is hh:30 UTC
+    settings.ANALYTICS_RAW_RETENTION_DAYS = 10
+    reporting_zone.cache_clear()
+    try:
+        make_price(model="m1", inp="1", out="1")
+        cutoff, _ = day_bounds(local_day(timezone.now() - timedelta(days=10)))
+        # Three calls in the UTC hour that the local midnight cuts in two.
+        hour = cutoff.astimezone(timezone.UTC).replace(minute=0)
+        for minute in (5, 20, 45):
+            make_call(created_at=hour + timedelta(minutes=minute), model="m1")
+        purge_raw_calls()
+        row = CallRollup.objects.get(period="hour", bucket_start=hour)
+        assert row.calls == 3
+        assert AICall.objects.count() == 1  # the 45-minute call is after the local midnight
+    finally:
+        reporting_zone.cache_clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_rollups_at_once_do_not_collide():
+    import threading
+
+    from django.db import connection
+
+    now = timezone.now()
+    seed(now, n=200)
+    errors = []
+    barrier = threading.Barrier(2)
+
+    def monitor():
+        from django.db import connection as thread_connection
+
+        try:
+            barrier.wait()
+            rollup_range(now - timedelta(days=5), now + timedelta(minutes=1))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=monitor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert CallRollup.objects.filter(period="day").exists()
+    assert connection.vendor in ("postgresql", "sqlite")

@@ -152,3 +152,9 @@ def test_bad_traffic_and_transitions_are_refused(canary):
 
 def test_render_prompt_survives_stray_braces():
     assert render_prompt('JSON like {"a": 1}', None) == 'JSON like {"a": 1}'
+
+
+def test_render_prompt_leaves_other_braces_alone(django_user_model):
+    user = django_user_model.objects.create_user("kim")
+    text = render_prompt('Hi {user_name}. Reply like {"a.b": {0}} or {a.b} or {today', user)
+    assert text == 'Hi kim. Reply like {"a.b": {0}} or {a.b} or {today'
