@@ -18,6 +18,10 @@ os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 # Channel-layer and cache keys of this run stay apart from any other run sharing the Redis.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test{os.getpid()}")
 
+# No per-user limits unless a test sets them (the quota tests do, with settings or UsageQuota rows).
+for _limit in ("REQUESTS_PER_MINUTE", "TOKENS_PER_DAY", "COST_PER_DAY_USD", "COST_PER_MONTH_USD"):
+    os.environ.setdefault(f"QUOTA_{_limit}", "none")
+
 # Set Django up here, after the environment above (pytest-django would read settings earlier).
 django.setup()
 

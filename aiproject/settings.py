@@ -6,6 +6,7 @@ documents every variable.
 """
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -256,8 +257,41 @@ CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
 
+
 # --- Analytics ------------------------------------------------------------------------------
 # Raw AI call rows older than this are deleted by `monitor` (rollups are kept).
+def _limit(name: str, default, cast=int):
+    """A limit: a number, or ``none`` for no limit (an unset variable takes ``default``)."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    if raw.lower() in {"none", "off", "unlimited"}:
+        return None
+    try:
+        value = cast(raw)
+    except (ValueError, ArithmeticError) as exc:
+        raise ImproperlyConfigured(f"{name} must be a number or 'none', not {raw!r}") from exc
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative, not {raw!r}")
+    return value
+
+
+# Per-user defaults (overridable per user and per group in the admin) and the global daily cap;
+# see docs/quotas.md. Days and months are those of REPORTING_TIME_ZONE.
+QUOTA_REQUESTS_PER_MINUTE = _limit("QUOTA_REQUESTS_PER_MINUTE", 20)
+QUOTA_TOKENS_PER_DAY = _limit("QUOTA_TOKENS_PER_DAY", 200_000)
+QUOTA_COST_PER_DAY_USD = _limit("QUOTA_COST_PER_DAY_USD", Decimal("1.00"), Decimal)
+QUOTA_COST_PER_MONTH_USD = _limit("QUOTA_COST_PER_MONTH_USD", Decimal("20.00"), Decimal)
+AI_DAILY_COST_CAP_USD = _limit("AI_DAILY_COST_CAP_USD", None, Decimal)
+QUOTA_BACKEND = env.str("QUOTA_BACKEND", default="redis" if REDIS_URL else "database")
+if QUOTA_BACKEND not in {"redis", "database"}:
+    raise ImproperlyConfigured(
+        f"QUOTA_BACKEND must be 'redis' or 'database', not {QUOTA_BACKEND!r}"
+    )
+if QUOTA_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("QUOTA_BACKEND is 'redis' but REDIS_URL is not set")
+QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", default=120.0)
+
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
 # The site's public address, for links in alert notifications (e.g. https://chat.example.com).
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")

@@ -74,6 +74,12 @@ SSE_STREAMS_OPEN = Gauge(
     "Server-Sent-Event streams open in this process.",
     registry=REGISTRY,
 )
+QUOTA_REFUSALS = Counter(
+    "aiproject_quota_refusals",
+    "Requests and generations refused by a quota, the global cap or a rate limit.",
+    ["limit", "stage"],
+    registry=REGISTRY,
+)
 
 
 def observe_call(call, cost) -> None:

@@ -1,5 +1,6 @@
 """Writes of the analytics app. The chat runner calls ``record_call`` once per upstream attempt."""
 
+import functools
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import quotas
 from .metrics import observe_call
 from .models import AICall, JobState
 from .pricing import cost_of, price_for
@@ -67,6 +69,16 @@ def record_call(call: CallRecord) -> AICall:
             fields["user_id"] = None
         row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
     observe_call(call, row.cost_usd)
+    # After commit: a rolled-back record must not count against anyone's quota.
+    transaction.on_commit(
+        functools.partial(
+            quotas.charge,
+            user_id=row.user_id,
+            created_at=call.created_at,
+            tokens=call.total_tokens,
+            cost_usd=row.cost_usd,
+        )
+    )
     logger.info(
         "ai_call",
         extra={

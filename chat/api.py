@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from aiproject.request_id import current_request_id
+from analytics import quotas
 from experiments.models import Feedback
 from experiments.services import ExperimentError, rate_reply
 
@@ -20,6 +21,13 @@ from .state import NOT_RETRYABLE
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def quota_error(exc: quotas.QuotaExceeded) -> JsonResponse:
+    """429 naming the limit and when it resets (``Retry-After`` in seconds too)."""
+    response = JsonResponse({"error": exc.as_json()}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def api_view(*methods: str):
@@ -38,6 +46,9 @@ def api_view(*methods: str):
                 return json_error(404, "not_found", "No such object.")
             except services.ChatError as exc:
                 return json_error(exc.status, exc.code, exc.message)
+            except quotas.QuotaExceeded as exc:
+                await sync_to_async(quotas.record_refusal)(exc, user_id=user.pk, stage="request")
+                return quota_error(exc)
 
         return wrapper
 
@@ -222,3 +233,18 @@ async def feedback(request, user, message_id: int):
 async def message(request, user, message_id: int):
     found = await sync_to_async(_own_reply)(user, message_id)
     return JsonResponse(message_json(found))
+
+
+def quota_json(user) -> dict:
+    status = quotas.user_status(user)
+    return {
+        "exempt": status["exempt"],
+        "requests_per_minute": status["requests_per_minute"],
+        "global_cap_reached": status["global_cap_reached"],
+        "meters": [meter.as_json() for meter in status["meters"]],
+    }
+
+
+@api_view("GET")
+async def quota(request, user):
+    return JsonResponse(await sync_to_async(quota_json)(user))

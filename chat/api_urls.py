@@ -7,6 +7,7 @@ urlpatterns = [
     path("conversations", api.conversations, name="conversations"),
     path("conversations/<int:conversation_id>", api.conversation, name="conversation"),
     path("conversations/<int:conversation_id>/messages", api.post_message, name="post-message"),
+    path("quota", api.quota, name="quota"),
     path("messages/<int:message_id>", api.message, name="message"),
     path("messages/<int:message_id>/stream", stream_views.stream_message, name="message-stream"),
     path("messages/<int:message_id>/stop", api.stop, name="message-stop"),

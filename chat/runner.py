@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from analytics import quotas
 from analytics.services import CallRecord, record_call
 from experiments.config import resolve_config
 
 from . import services, streaming
 from .llm import IncompleteStream, UpstreamFault, cached_tokens_of, get_client, translate_fault
 from .models import Message
-from .state import db, final_event
+from .state import NOT_RETRYABLE, db, final_event
 from .tokens import estimate_messages_tokens, estimate_text_tokens
 
 logger = logging.getLogger(__name__)
@@ -178,10 +179,23 @@ class _Runner:
         raise AssertionError("unreachable")
 
 
-async def _keep_saving(generation: streaming.Generation) -> None:
-    """Save the partial text at a bounded rate; it is also the heartbeat and the stop check."""
+async def _keep_saving(generation: streaming.Generation, reservation=None) -> None:
+    """Save the partial text at a bounded rate; it is also the heartbeat and the stop check.
+
+    It also keeps the quota reservation alive: a reservation that is not renewed expires, which
+    is how the reservations of a dead process give their amounts back.
+    """
+    renewed = time.monotonic()
     while True:
         await asyncio.sleep(settings.CHAT_PERSIST_INTERVAL_SECONDS)
+        if reservation is not None and (
+            time.monotonic() - renewed > settings.QUOTA_RESERVATION_TTL_SECONDS / 3
+        ):
+            try:
+                await db(reservation.renew)
+                renewed = time.monotonic()
+            except Exception:
+                logger.warning("could not renew the quota reservation", exc_info=True)
         try:
             stop = await db(services.save_progress, generation.message_id, generation.text)
         except Exception:
@@ -195,6 +209,18 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
     message_id = generation.message_id
     try:
         plan = await db(services.start_generation, message_id)
+    except quotas.QuotaExceeded as exc:  # the reply is stored as failed with the limit's message
+        generation.finish(
+            "error",
+            {
+                "message_id": message_id,
+                "status": Message.Status.FAILED,
+                **exc.as_json(),
+                "retryable": exc.code not in NOT_RETRYABLE,
+            },
+        )
+        streaming.unregister(generation)
+        return
     except Exception:
         logger.exception("could not start the generation of %s", message_id)
         plan = None
@@ -218,7 +244,7 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         return
 
     runner = _Runner(generation, plan, request_id)
-    saver = asyncio.create_task(_keep_saving(generation))
+    saver = asyncio.create_task(_keep_saving(generation, plan.reservation))
     status, fault = Message.Status.CANCELLED, None
     try:
         if not generation.stop_requested:
@@ -237,7 +263,12 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
     finally:
         generation.cancellable = None
         saver.cancel()
-        await asyncio.shield(_finish(generation, runner, status, fault))
+        try:
+            await asyncio.shield(_finish(generation, runner, status, fault))
+        finally:
+            # Whatever the outcome: the calls are recorded (and charged) by now.
+            if plan.reservation is not None:
+                await asyncio.shield(_release(plan.reservation))
     if status == Message.Status.COMPLETED and plan.first_exchange:
         await _name_conversation(plan, request_id)
 
@@ -315,6 +346,13 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
     await generation.wait_published()
 
 
+async def _release(reservation: quotas.Reservation) -> None:
+    try:
+        await db(reservation.release)
+    except Exception:  # it expires on its own
+        logger.exception("could not release quota reservation %s", reservation.id)
+
+
 def _first_ttft(runner: _Runner) -> int | None:
     # Time to first token as the user saw it: from the runner's start, retries included.
     attempt = runner.attempt
@@ -323,18 +361,46 @@ def _first_ttft(runner: _Runner) -> int | None:
     return int((attempt.started - runner.started) * 1000) + attempt.ttft_ms
 
 
-def _title_config(user_id: int):
-    return resolve_config(get_user_model().objects.get(pk=user_id), "title")
+def _start_title(user_id: int, text: str):
+    """Return the title call's config, messages and quota reservation (QuotaExceeded: skip)."""
+    user = get_user_model().objects.get(pk=user_id)
+    config = resolve_config(user, "title")
+    messages = [
+        {"role": "system", "content": config.system_prompt},
+        {"role": "user", "content": text[:2000]},
+    ]
+    try:
+        reservation = quotas.check(
+            user,
+            model=config.model,
+            input_tokens=estimate_messages_tokens(messages),
+            max_tokens=config.max_tokens,
+            reserve=True,
+        )
+    except quotas.QuotaExceeded as exc:
+        quotas.record_refusal(exc, user_id=user_id, stage="title")
+        raise
+    return config, messages, reservation
 
 
 async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
     """Ask the model for a short title (task type ``title``); the first words stay on failure."""
     fallback = services.fallback_title(plan.first_user_text)
-    config = await db(_title_config, plan.user_id)
-    messages = [
-        {"role": "system", "content": config.system_prompt},
-        {"role": "user", "content": plan.first_user_text[:2000]},
-    ]
+    try:
+        config, messages, reservation = await db(_start_title, plan.user_id, plan.first_user_text)
+    except quotas.QuotaExceeded:
+        return  # the first words stay the title
+    except Exception:
+        logger.warning("could not start the title of %s", plan.conversation_id, exc_info=True)
+        return
+    try:
+        await _title_call(plan, request_id, config, messages, fallback)
+    finally:
+        if reservation is not None:
+            await asyncio.shield(_release(reservation))
+
+
+async def _title_call(plan, request_id, config, messages, fallback) -> None:
     started = time.monotonic()
     status, error_code, title = "ok", "", ""
     input_tokens = output_tokens = None

@@ -8,13 +8,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analytics import quotas
 from analytics.services import CallRecord, record_call
 from experiments.config import ChatConfig, resolve_config
 
 from .models import Conversation, Message
 from .rendering import render_markdown
 from .state import ReplyState
-from .tokens import trim_history
+from .tokens import estimate_messages_tokens, trim_history
 
 
 class ChatError(Exception):
@@ -104,6 +105,27 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
     return reply
 
 
+def admit_request(user, content: str) -> None:
+    """Refuse (QuotaExceeded) a message the user's limits cannot take, before anything is stored.
+
+    The check uses the new message and the system prompt (the history is added when the
+    generation starts, where the full worst case is reserved); the rate limit takes its slot last,
+    so a request refused for another reason costs no slot.
+    """
+    config = resolve_config(user, "chat")
+    messages = [{"role": "user", "content": content}]
+    if config.system_prompt:
+        messages.append({"role": "system", "content": config.system_prompt})
+    quotas.check(
+        user,
+        model=config.model,
+        input_tokens=estimate_messages_tokens(messages),
+        max_tokens=config.max_tokens,
+        reserve=False,
+    )
+    quotas.take_request(user)
+
+
 @transaction.atomic
 def post_message(
     *, conversation: Conversation, content: str, runner_channel: str = ""
@@ -112,6 +134,7 @@ def post_message(
     content = clean_content(content)
     if conversation.messages.in_progress().exists():
         raise ReplyInProgress("A reply is already being written in this conversation.")
+    admit_request(conversation.user, content)
     user_message = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=content
     )
@@ -137,6 +160,7 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "") -> tuple[Messa
         raise ChatError(
             "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
         )
+    admit_request(conversation.user, reply.reply_to.content)
     new_reply = _start_reply(
         conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
     )
@@ -178,6 +202,7 @@ class ReplyPlan:
     messages: list[dict]
     first_exchange: bool
     first_user_text: str
+    reservation: quotas.Reservation | None = None
 
 
 def start_generation(message_id: int) -> ReplyPlan | None:
@@ -202,6 +227,26 @@ def start_generation(message_id: int) -> ReplyPlan | None:
     upstream_messages += trim_history(history, budget)
     user_count = sum(1 for m in history if m["role"] == Message.Role.USER)
     now = timezone.now()
+    try:
+        # The worst case of this call is held before the upstream is called (docs/quotas.md).
+        reservation = quotas.check(
+            conversation.user,
+            model=config.model,
+            input_tokens=estimate_messages_tokens(upstream_messages),
+            max_tokens=config.max_tokens,
+            reserve=True,
+        )
+    except quotas.QuotaExceeded as exc:
+        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+            status=Message.Status.FAILED,
+            model=config.model,
+            error_code=exc.code,
+            error_message=exc.message,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        quotas.record_refusal(exc, user_id=conversation.user_id, stage="generation")
+        raise
     Message.objects.filter(pk=message_id).update(
         status=Message.Status.STREAMING,
         model=config.model,
@@ -217,6 +262,7 @@ def start_generation(message_id: int) -> ReplyPlan | None:
         messages=upstream_messages,
         first_exchange=user_count == 1 and not conversation.title_generated,
         first_user_text=history[-1]["content"] if history else "",
+        reservation=reservation,
     )
 
 

@@ -80,7 +80,8 @@ class ReplyState:
 
 
 # Faults that trying again cannot fix (a bad key, a request the upstream refuses).
-NOT_RETRYABLE = frozenset({"upstream_auth", "upstream_rejected"})
+# A reached quota resets at a time its message names; the Retry button would only fail again.
+NOT_RETRYABLE = frozenset({"upstream_auth", "upstream_rejected", "quota_exceeded"})
 
 
 def final_event(state: ReplyState) -> tuple[str, dict]:

@@ -1,0 +1,726 @@
+"""Quotas, the global daily cost cap and request rate limits (docs/quotas.md).
+
+How a limit holds:
+
+* A *meter* counts one limit of one scope and period: a user's tokens today, a user's cost this
+  month, everyone's cost today. Its counter is recorded usage plus open reservations, in tokens or
+  micro-dollars, kept in Redis (atomic Lua scripts) when ``QUOTA_BACKEND`` is ``redis``, otherwise
+  in the database (rows locked with SELECT ... FOR UPDATE; SQLite serialises writers itself).
+* Before calling the upstream, a caller *reserves* the call's worst case (its input tokens plus
+  ``max_tokens``, priced): one atomic step checks every meter and adds the amount to each, so a
+  burst of concurrent requests admits only what fits. ``record_call`` *charges* every recorded
+  call's real (or estimated) usage to the meters of its user and to the global one, and the caller
+  then *releases* its reservation. A reservation whose process died expires after
+  ``QUOTA_RESERVATION_TTL_SECONDS`` (the runner renews it while it streams).
+* A counter that does not exist yet (a new day, a flushed Redis) is seeded from the recorded calls
+  of its period before it is used, so a restart never hands out a fresh quota.
+* Requests per minute is a sliding log, taken when a message is posted.
+"""
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+from functools import cache
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from .metrics import QUOTA_REFUSALS
+from .models import AICall, QuotaCounter, QuotaEvent, QuotaReservation, UsageQuota
+from .pricing import MICRO, MILLION, price_for
+from .timezones import day_bounds, reporting_zone
+
+logger = logging.getLogger(__name__)
+
+Limit = QuotaEvent.Limit
+RATE_WINDOW_SECONDS = 60
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None
+    tokens_per_day: int | None
+    cost_per_day_usd: Decimal | None
+    cost_per_month_usd: Decimal | None
+    exempt: bool = False
+
+
+_FIELDS = ("requests_per_minute", "tokens_per_day", "cost_per_day_usd", "cost_per_month_usd")
+
+
+def default_limits() -> Limits:
+    return Limits(
+        requests_per_minute=settings.QUOTA_REQUESTS_PER_MINUTE,
+        tokens_per_day=settings.QUOTA_TOKENS_PER_DAY,
+        cost_per_day_usd=settings.QUOTA_COST_PER_DAY_USD,
+        cost_per_month_usd=settings.QUOTA_COST_PER_MONTH_USD,
+    )
+
+
+def limits_for(user) -> Limits:
+    """The user's own row, else the most generous of their groups' rows, else the settings."""
+    if user.has_perm("analytics.exempt_from_quotas"):
+        return Limits(None, None, None, None, exempt=True)
+    values = {name: getattr(default_limits(), name) for name in _FIELDS}
+    group_rows = list(UsageQuota.objects.filter(group__user=user))
+    for name in _FIELDS:
+        set_by_groups = [getattr(r, name) for r in group_rows if getattr(r, name) is not None]
+        if set_by_groups:
+            values[name] = max(set_by_groups)
+    own = UsageQuota.objects.filter(user=user).first()
+    if own is not None:
+        for name in _FIELDS:
+            if getattr(own, name) is not None:
+                values[name] = getattr(own, name)
+    return Limits(**values)
+
+
+# --- periods and meters ----------------------------------------------------------------------
+
+
+def _micro(usd: Decimal | None) -> int:
+    """USD to whole micro-dollars, rounded up (a reservation never undercounts)."""
+    if usd is None:
+        return 0
+    return int((usd / MICRO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _usd(micro: int) -> Decimal:
+    return (Decimal(micro) * MICRO).quantize(MICRO)
+
+
+def _month_bounds(day: date) -> tuple[datetime, datetime]:
+    zone = reporting_zone()
+    start = datetime(day.year, day.month, 1, tzinfo=zone)
+    following = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=zone)
+    return start, following
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    limit: str  # a QuotaEvent.Limit
+    key: str
+    cap: int | None  # tokens or micro-dollars; None: counted but not limited
+    start: datetime
+    resets_at: datetime
+    user_id: int | None
+    unit: str  # "tokens" or "usd"
+
+    @property
+    def ttl(self) -> int:
+        """Seconds the counter is kept: its period and a day of grace for late settlements."""
+        return max(int((self.resets_at - timezone.now()).total_seconds()), 0) + 86_400
+
+    def seed(self) -> int:
+        """The recorded usage of the meter's period so far (demo history excluded)."""
+        calls = AICall.objects.filter(created_at__gte=self.start, is_demo=False)
+        if self.user_id is not None:
+            calls = calls.filter(user_id=self.user_id)
+        if self.unit == "tokens":
+            return int(calls.aggregate(n=Sum("total_tokens"))["n"] or 0)
+        return _micro(calls.aggregate(n=Sum("cost_usd"))["n"] or Decimal(0))
+
+    def show(self, amount: int) -> Decimal | int:
+        return amount if self.unit == "tokens" else _usd(amount)
+
+
+def _prefix() -> str:
+    return f"{settings.CHANNEL_LAYER_PREFIX}:quota:"
+
+
+def user_meters(user_id: int, limits: Limits | None, now: datetime | None = None) -> list[Meter]:
+    """The per-user meters; a meter without a limit still counts (``cap`` None)."""
+    now = now or timezone.now()
+    today = now.astimezone(reporting_zone()).date()
+    day_start, day_end = day_bounds(today)
+    month_start, month_end = _month_bounds(today)
+    p = f"{_prefix()}u{user_id}:"
+    limits = limits or Limits(None, None, None, None)
+    return [
+        Meter(
+            Limit.TOKENS_PER_DAY,
+            f"{p}tok:d{today:%Y%m%d}",
+            limits.tokens_per_day,
+            day_start,
+            day_end,
+            user_id,
+            "tokens",
+        ),
+        Meter(
+            Limit.COST_PER_DAY,
+            f"{p}usd:d{today:%Y%m%d}",
+            _micro(limits.cost_per_day_usd) if limits.cost_per_day_usd is not None else None,
+            day_start,
+            day_end,
+            user_id,
+            "usd",
+        ),
+        Meter(
+            Limit.COST_PER_MONTH,
+            f"{p}usd:m{today:%Y%m}",
+            _micro(limits.cost_per_month_usd) if limits.cost_per_month_usd is not None else None,
+            month_start,
+            month_end,
+            user_id,
+            "usd",
+        ),
+    ]
+
+
+def global_meter(now: datetime | None = None) -> Meter:
+    now = now or timezone.now()
+    today = now.astimezone(reporting_zone()).date()
+    day_start, day_end = day_bounds(today)
+    cap = settings.AI_DAILY_COST_CAP_USD
+    return Meter(
+        Limit.GLOBAL_DAILY_COST,
+        f"{_prefix()}g:usd:d{today:%Y%m%d}",
+        _micro(cap) if cap is not None else None,
+        day_start,
+        day_end,
+        None,
+        "usd",
+    )
+
+
+def _rate_key(user_id: int) -> str:
+    return f"{_prefix()}u{user_id}:rpm"
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+_LIMIT_TEXT = {
+    Limit.REQUESTS_PER_MINUTE: "limit of {allowed} requests per minute",
+    Limit.TOKENS_PER_DAY: "daily quota of {allowed} tokens",
+    Limit.COST_PER_DAY: "daily AI budget of ${allowed}",
+    Limit.COST_PER_MONTH: "monthly AI budget of ${allowed}",
+}
+
+
+def _format_amount(value) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+class QuotaExceeded(Exception):
+    """A limit refuses a request; ``code`` is ``rate_limited`` or ``quota_exceeded``."""
+
+    def __init__(self, *, limit: str, used, requested, allowed, resets_at: datetime):
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.allowed = allowed
+        self.resets_at = resets_at
+        self.code = "rate_limited" if limit == Limit.REQUESTS_PER_MINUTE else "quota_exceeded"
+        super().__init__(self.message)
+
+    @property
+    def retry_after(self) -> int:
+        return max(math.ceil((self.resets_at - timezone.now()).total_seconds()), 1)
+
+    @property
+    def message(self) -> str:
+        local = timezone.localtime(self.resets_at, reporting_zone())
+        if self.limit == Limit.REQUESTS_PER_MINUTE:
+            when = f"in {self.retry_after} s"
+        elif local.date() == timezone.localtime(timezone.now(), reporting_zone()).date():
+            when = f"at {local:%H:%M} {local.tzname()}"
+        else:
+            when = f"at {local:%Y-%m-%d %H:%M} {local.tzname()}"
+        if self.limit == Limit.GLOBAL_DAILY_COST:
+            return f"The service has reached its daily AI spending cap. It resets {when}."
+        text = _LIMIT_TEXT[self.limit].format(allowed=_format_amount(self.allowed))
+        if self.limit == Limit.REQUESTS_PER_MINUTE:
+            return f"You have reached your {text}. Try again {when}."
+        return (
+            f"This request would go over your {text} "
+            f"({_format_amount(self.used)} used). It resets {when}."
+        )
+
+    def as_json(self) -> dict:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "limit": self.limit,
+            "resets_at": self.resets_at.isoformat(),
+            "retry_after": self.retry_after,
+        }
+
+
+def _exceeded(meter: Meter, used: int, amount: int) -> QuotaExceeded:
+    return QuotaExceeded(
+        limit=meter.limit,
+        used=meter.show(used),
+        requested=meter.show(amount),
+        allowed=meter.show(meter.cap),
+        resets_at=meter.resets_at,
+    )
+
+
+def record_refusal(exc: QuotaExceeded, *, user_id: int | None, stage: str) -> None:
+    """Store a refusal (the admin counts them by user and limit) and count it in Prometheus."""
+    QUOTA_REFUSALS.labels(exc.limit, stage).inc()
+    try:
+        QuotaEvent.objects.create(
+            user_id=user_id,
+            limit=exc.limit,
+            stage=stage,
+            used=Decimal(exc.used),
+            requested=Decimal(exc.requested),
+            allowed=Decimal(exc.allowed),
+            resets_at=exc.resets_at,
+        )
+    except Exception:
+        logger.warning("could not store a quota event", exc_info=True)
+
+
+# --- backends --------------------------------------------------------------------------------
+
+# Shared by the Redis scripts: give back the amounts of reservations that expired.
+_LUA_SWEEP = """
+local function sweep(zset, now)
+  local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, 100)
+  for _, rid in ipairs(ids) do
+    local flat = redis.call('HGETALL', rid)
+    for j = 1, #flat, 2 do
+      if redis.call('EXISTS', flat[j]) == 1 then redis.call('DECRBY', flat[j], flat[j + 1]) end
+    end
+    redis.call('DEL', rid)
+    redis.call('ZREM', zset, rid)
+  end
+end
+"""
+
+# KEYS: the reservations zset, then the counters. ARGV: now, reservation key ('' = only check),
+# reservation expiry, then amount, cap (-1 = none) and ttl of each counter.
+_LUA_RESERVE = (
+    _LUA_SWEEP
+    + """
+sweep(KEYS[1], ARGV[1])
+local n = #KEYS - 1
+local missing = {}
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then table.insert(missing, i) end
+end
+if #missing > 0 then return {'missing', missing} end
+for i = 1, n do
+  local amount = tonumber(ARGV[3 + 3 * (i - 1) + 1])
+  local cap = tonumber(ARGV[3 + 3 * (i - 1) + 2])
+  local used = tonumber(redis.call('GET', KEYS[i + 1]))
+  if cap >= 0 and used + amount > cap then return {'exceeded', i, used} end
+end
+if ARGV[2] ~= '' then
+  for i = 1, n do
+    local amount = tonumber(ARGV[3 + 3 * (i - 1) + 1])
+    redis.call('INCRBY', KEYS[i + 1], amount)
+    redis.call('EXPIRE', KEYS[i + 1], tonumber(ARGV[3 + 3 * (i - 1) + 3]))
+    redis.call('HSET', ARGV[2], KEYS[i + 1], amount)
+  end
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[2])
+  redis.call('EXPIREAT', ARGV[2], math.ceil(tonumber(ARGV[3])) + 86400)
+end
+return {'ok'}
+"""
+)
+
+# KEYS: the reservations zset, the reservation. Give its amounts back (if it has not expired).
+_LUA_RELEASE = """
+local flat = redis.call('HGETALL', KEYS[2])
+for j = 1, #flat, 2 do
+  if redis.call('EXISTS', flat[j]) == 1 then redis.call('DECRBY', flat[j], flat[j + 1]) end
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], KEYS[2])
+return #flat / 2
+"""
+
+# KEYS: the reservations zset, the reservation. ARGV: the new expiry.
+_LUA_RENEW = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), KEYS[2])
+redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[1])) + 86400)
+return 1
+"""
+
+# KEYS: counters. ARGV: the amount of each. Only counters that exist (the others seed later).
+_LUA_CHARGE = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+"""
+
+# KEYS: the log. ARGV: now (ms), window (ms), limit, a unique member. Returns {allowed, wait ms}.
+_LUA_RATE = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, 0}
+"""
+
+
+class RedisBackend:
+    def __init__(self, url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        self._reserve = self.client.register_script(_LUA_RESERVE)
+        self._release = self.client.register_script(_LUA_RELEASE)
+        self._renew = self.client.register_script(_LUA_RENEW)
+        self._charge = self.client.register_script(_LUA_CHARGE)
+        self._rate = self.client.register_script(_LUA_RATE)
+
+    @property
+    def zset(self) -> str:
+        return f"{_prefix()}reservations"
+
+    def reserve(self, items, reservation_id: str, expires: float):
+        """Check (and with a reservation id, add) every amount; return None or the refusal."""
+        for _ in range(3):
+            args = [time.time(), reservation_id, expires]
+            for meter, amount in items:
+                args += [amount, meter.cap if meter.cap is not None else -1, meter.ttl]
+            result = self._reserve(keys=[self.zset] + [m.key for m, _ in items], args=args)
+            verdict = result[0].decode()
+            if verdict == "ok":
+                return None
+            if verdict == "exceeded":
+                meter, amount = items[int(result[1]) - 1]
+                return meter, int(result[2]), amount
+            for index in result[1]:  # seed the missing counters, then try again
+                meter = items[int(index) - 1][0]
+                self.client.set(meter.key, meter.seed(), nx=True, ex=meter.ttl)
+        raise RuntimeError("quota counters kept disappearing")
+
+    def release(self, reservation_id: str) -> None:
+        self._release(keys=[self.zset, reservation_id])
+
+    def renew(self, reservation_id: str, expires: float) -> bool:
+        return bool(self._renew(keys=[self.zset, reservation_id], args=[expires]))
+
+    def charge(self, amounts: list[tuple[str, int]]) -> None:
+        if amounts:
+            self._charge(keys=[k for k, _ in amounts], args=[a for _, a in amounts])
+
+    def hit(self, key: str, limit: int) -> float | None:
+        now_ms = int(time.time() * 1000)
+        allowed, wait_ms = self._rate(
+            keys=[key], args=[now_ms, RATE_WINDOW_SECONDS * 1000, limit, uuid.uuid4().hex]
+        )
+        return None if allowed else max(int(wait_ms), 0) / 1000
+
+    def value(self, meter: Meter) -> int:
+        raw = self.client.get(meter.key)
+        return int(raw) if raw is not None else meter.seed()
+
+    def open_reservations(self) -> int:
+        return self.client.zcount(self.zset, time.time(), "+inf")
+
+    def clear(self) -> None:
+        """Delete every counter and reservation of this prefix (tests, ``quotas --reset``)."""
+        for key in self.client.scan_iter(match=f"{_prefix()}*", count=1000):
+            self.client.delete(key)
+
+
+class DatabaseBackend:
+    @staticmethod
+    def _sweep(now: datetime) -> None:
+        with transaction.atomic():
+            expired = list(
+                QuotaReservation.objects.select_for_update(skip_locked=True).filter(
+                    expires_at__lte=now
+                )[:100]
+            )
+            for reservation in expired:
+                DatabaseBackend._give_back(reservation)
+
+    @staticmethod
+    def _give_back(reservation: QuotaReservation) -> None:
+        for key, amount in sorted(reservation.amounts.items()):
+            QuotaCounter.objects.filter(key=key).update(value=F("value") - amount)
+        reservation.delete()
+
+    def reserve(self, items, reservation_id: str, expires: float):
+        now = timezone.now()
+        if not transaction.get_connection().in_atomic_block:
+            self._sweep(now)
+        with transaction.atomic():
+            keys = [m.key for m, _ in items]
+            existing = set(QuotaCounter.objects.filter(key__in=keys).values_list("key", flat=True))
+            QuotaCounter.objects.bulk_create(
+                [
+                    QuotaCounter(
+                        key=m.key, value=m.seed(), expires_at=now + timedelta(seconds=m.ttl)
+                    )
+                    for m, _ in items
+                    if m.key not in existing
+                ],
+                ignore_conflicts=True,
+            )
+            rows = {
+                row.key: row
+                for row in QuotaCounter.objects.select_for_update()
+                .filter(key__in=keys)
+                # A fixed lock order: two reservations never wait on each other in a cycle.
+                .order_by("key")
+            }
+            for meter, amount in items:
+                used = rows[meter.key].value
+                if meter.cap is not None and used + amount > meter.cap:
+                    return meter, used, amount
+            if reservation_id:
+                for meter, amount in items:
+                    QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount)
+                QuotaReservation.objects.create(
+                    id=reservation_id,
+                    amounts={m.key: a for m, a in items},
+                    expires_at=datetime.fromtimestamp(expires, UTC),
+                )
+        return None
+
+    def release(self, reservation_id: str) -> None:
+        with transaction.atomic():
+            reservation = (
+                QuotaReservation.objects.select_for_update().filter(id=reservation_id).first()
+            )
+            if reservation is not None:
+                self._give_back(reservation)
+
+    def renew(self, reservation_id: str, expires: float) -> bool:
+        return bool(
+            QuotaReservation.objects.filter(id=reservation_id).update(
+                expires_at=datetime.fromtimestamp(expires, UTC)
+            )
+        )
+
+    def charge(self, amounts: list[tuple[str, int]]) -> None:
+        for key, amount in sorted(amounts):
+            if amount:
+                QuotaCounter.objects.filter(key=key).update(value=F("value") + amount)
+
+    def hit(self, key: str, limit: int) -> float | None:
+        now = time.time()
+        with transaction.atomic():
+            QuotaCounter.objects.bulk_create(
+                [
+                    QuotaCounter(
+                        key=key, expires_at=timezone.now() + timedelta(seconds=RATE_WINDOW_SECONDS)
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+            row = QuotaCounter.objects.select_for_update().get(key=key)
+            hits = [t for t in row.hits if t > now - RATE_WINDOW_SECONDS]
+            if len(hits) >= limit:
+                return max(min(hits) + RATE_WINDOW_SECONDS - now, 0)
+            hits.append(now)
+            row.hits = hits
+            row.expires_at = timezone.now() + timedelta(seconds=RATE_WINDOW_SECONDS)
+            row.save(update_fields=["hits", "expires_at"])
+        return None
+
+    def value(self, meter: Meter) -> int:
+        row = QuotaCounter.objects.filter(key=meter.key).first()
+        return row.value if row is not None else meter.seed()
+
+    def open_reservations(self) -> int:
+        return QuotaReservation.objects.filter(expires_at__gt=timezone.now()).count()
+
+    def clear(self) -> None:
+        QuotaCounter.objects.filter(key__startswith=_prefix()).delete()
+        QuotaReservation.objects.filter(id__startswith=_prefix()).delete()
+
+    @staticmethod
+    def purge_expired() -> int:
+        """Delete counters past their period (the monitor calls this)."""
+        DatabaseBackend._sweep(timezone.now())
+        deleted, _ = QuotaCounter.objects.filter(expires_at__lt=timezone.now()).delete()
+        return deleted
+
+
+@cache
+def backend() -> RedisBackend | DatabaseBackend:
+    if settings.QUOTA_BACKEND == "redis":
+        return RedisBackend(settings.REDIS_URL)
+    return DatabaseBackend()
+
+
+# --- what callers use ------------------------------------------------------------------------
+
+
+def worst_case(model: str, *, input_tokens: int, max_tokens: int) -> tuple[int, int]:
+    """Return the most a call can use: (tokens, micro-dollars at the model's price today)."""
+    tokens = input_tokens + max_tokens
+    price = price_for(model, timezone.localdate(timezone=reporting_zone()))
+    if price is None:
+        return tokens, 0  # unpriced models count toward token limits only (docs/quotas.md)
+    cost = (
+        Decimal(input_tokens) * price.input_per_million
+        + Decimal(max_tokens) * price.output_per_million
+    ) / MILLION
+    return tokens, _micro(cost)
+
+
+@dataclass(slots=True)
+class Reservation:
+    id: str
+    user_id: int | None
+    tokens: int
+    micro_usd: int
+    released: bool = field(default=False)
+
+    def renew(self) -> bool:
+        expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
+        return backend().renew(self.id, expires)
+
+    def release(self) -> None:
+        if not self.released:
+            backend().release(self.id)
+            self.released = True
+
+
+def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, int]]:
+    items: list[tuple[Meter, int]] = []
+    if not limits.exempt:
+        for meter in user_meters(user.pk, limits):
+            if meter.cap is not None:
+                items.append((meter, tokens if meter.unit == "tokens" else micro))
+    gmeter = global_meter()
+    if gmeter.cap is not None:
+        items.append((gmeter, micro))
+    return items
+
+
+def check(user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool):
+    """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
+    it and return the Reservation (None when no limit applies)."""
+    limits = limits_for(user)
+    tokens, micro = worst_case(model, input_tokens=input_tokens, max_tokens=max_tokens)
+    items = _items(user, limits, tokens, micro)
+    if not items:
+        return None
+    reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reserve else ""
+    expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
+    refused = backend().reserve(items, reservation_id, expires)
+    if refused is not None:
+        raise _exceeded(*refused)
+    if not reserve:
+        return None
+    return Reservation(reservation_id, user.pk, tokens, micro)
+
+
+def take_request(user) -> None:
+    """Count one request against the user's rate limit; raise QuotaExceeded(rate_limited)."""
+    limits = limits_for(user)
+    if limits.exempt or limits.requests_per_minute is None:
+        return
+    wait = backend().hit(_rate_key(user.pk), limits.requests_per_minute)
+    if wait is not None:
+        raise QuotaExceeded(
+            limit=Limit.REQUESTS_PER_MINUTE,
+            used=limits.requests_per_minute,
+            requested=1,
+            allowed=limits.requests_per_minute,
+            resets_at=timezone.now() + timedelta(seconds=wait),
+        )
+
+
+def charge(*, user_id: int | None, created_at: datetime, tokens: int, cost_usd) -> None:
+    """Add a recorded call's usage to its meters (``record_call`` calls this after commit)."""
+    micro = _micro(cost_usd)
+    amounts = [(global_meter(created_at).key, micro)]
+    if user_id is not None:
+        for meter in user_meters(user_id, None, created_at):
+            amounts.append((meter.key, tokens if meter.unit == "tokens" else micro))
+    try:
+        backend().charge(amounts)
+    except Exception:
+        # The counter then lags by this call until its period ends or it is reseeded.
+        logger.exception("could not charge a call to the quota counters")
+
+
+# --- what people see -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MeterState:
+    limit: str
+    unit: str
+    used: Decimal | int
+    allowed: Decimal | int | None
+    resets_at: datetime
+
+    @property
+    def remaining(self):
+        if self.allowed is None:
+            return None
+        return max(self.allowed - self.used, 0)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.allowed:
+            return None if self.allowed is None else 1.0
+        return min(float(self.used) / float(self.allowed), 1.0)
+
+    def as_json(self) -> dict:
+        return {
+            "limit": self.limit,
+            "unit": self.unit,
+            "used": str(self.used) if self.unit == "usd" else self.used,
+            "allowed": (
+                None
+                if self.allowed is None
+                else str(self.allowed)
+                if self.unit == "usd"
+                else self.allowed
+            ),
+            "remaining": (
+                None
+                if self.remaining is None
+                else str(self.remaining)
+                if self.unit == "usd"
+                else self.remaining
+            ),
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+def meter_state(meter: Meter) -> MeterState:
+    used = max(backend().value(meter), 0)
+    return MeterState(
+        limit=meter.limit,
+        unit=meter.unit,
+        used=meter.show(used),
+        allowed=meter.show(meter.cap) if meter.cap is not None else None,
+        resets_at=meter.resets_at,
+    )
+
+
+def user_status(user) -> dict:
+    """What the chat page and ``GET /api/quota`` show: every limited meter of the user."""
+    limits = limits_for(user)
+    meters = [] if limits.exempt else [m for m in user_meters(user.pk, limits) if m.cap is not None]
+    gmeter = global_meter()
+    return {
+        "exempt": limits.exempt,
+        "requests_per_minute": limits.requests_per_minute,
+        "meters": [meter_state(m) for m in meters],
+        "global_cap_reached": (gmeter.cap is not None and backend().value(gmeter) >= gmeter.cap),
+    }
