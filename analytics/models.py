@@ -438,7 +438,7 @@ class QuotaCounter(models.Model):
 class QuotaReservation(models.Model):
     """The database backend's open reservations: the worst case of a call in flight."""
 
-    id = models.CharField(primary_key=True, max_length=40)
+    id = models.CharField(primary_key=True, max_length=200)
     amounts = models.JSONField(default=dict)
     expires_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -679,8 +679,22 @@ class MeterState:
             return None if self.allowed is None else 1.0
         return min(float(self.used) / float(self.allowed), 1.0)
 
+    @property
+    def text(self) -> str:
+        """``12,345 of 50,000 tokens left today`` / ``$0.42 of $1.00 left this month``."""
+        period = "this month" if self.limit == Limit.COST_PER_MONTH else "today"
+        if self.unit == "tokens":
+            return f"{self.remaining:,} of {self.allowed:,} tokens left {period}"
+        return f"${self.remaining:,.2f} of ${self.allowed:,.2f} left {period}"
+
+    @property
+    def low(self) -> bool:
+        return self.fraction is not None and self.fraction >= 0.9
+
     def as_json(self) -> dict:
         return {
+            "text": self.text,
+            "low": self.low,
             "limit": self.limit,
             "unit": self.unit,
             "used": str(self.used) if self.unit == "usd" else self.used,

@@ -215,7 +215,9 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
             {
                 "message_id": message_id,
                 "status": Message.Status.FAILED,
-                **exc.as_json(),
+                # The same fields a stream opened later reads from the stored reply.
+                "code": exc.code,
+                "message": exc.message,
                 "retryable": exc.code not in NOT_RETRYABLE,
             },
         )

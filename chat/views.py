@@ -8,6 +8,8 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.csrf import csrf_failure as default_csrf_failure
 
+from analytics import quotas
+
 from . import services
 from .models import Conversation, Message
 
@@ -42,6 +44,7 @@ def _chat_page(request, *, conversation):
             "messages": messages,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
             "streaming_message_id": streaming_id,
+            "quota": quotas.user_status(request.user),
         },
     )
 

@@ -89,7 +89,7 @@ def login_cookies(user) -> dict[str, str]:
 def api_client(server: AppServer, user, **kwargs) -> httpx.Client:
     return httpx.Client(
         base_url=server.base_url,
-        cookies=login_cookies(user),
+        cookies=kwargs.pop("cookies", None) or login_cookies(user),
         headers={"X-CSRFToken": CSRF_TOKEN},
         timeout=kwargs.pop("timeout", 30),
         **kwargs,

@@ -35,6 +35,7 @@
     stop: document.getElementById("stop-button"),
     counter: document.getElementById("char-counter"),
     composerErrors: document.getElementById("composer-errors"),
+    quota: document.getElementById("quota-status"),
     status: document.getElementById("chat-status"),
   };
 
@@ -192,7 +193,7 @@
   function showMessageError(article, message, retryAction) {
     clearMessageError(article);
     const body = article.querySelector(".message-body");
-    body.after(errorLine(message, retryAction || "regenerate"));
+    body.after(errorLine(message, retryAction === false ? null : retryAction || "regenerate"));
   }
 
   function clearMessageError(article) {
@@ -531,6 +532,7 @@
     } catch (err) {
       showComposerError(err.message); // the typed text stays in the composer
       announce(err.message);
+      if (err.status === 429) refreshQuota();
     } finally {
       state.sending = false;
       updateCounter();
@@ -732,6 +734,7 @@
     updateRegenerateButtons();
     scrollToBottom(false);
     if (!state.titleGenerated) scheduleTitleRefresh();
+    refreshQuota();
   }
 
   function onStreamError(stream, data) {
@@ -740,10 +743,34 @@
     body.classList.remove("is-streaming");
     body.classList.add("is-plain"); // keep any partial text
     const message = data.message || "The reply could not be completed.";
-    showMessageError(article, message, "regenerate");
+    // A reached quota names its reset time; a Retry button would only fail again until then.
+    showMessageError(article, message, data.retryable === false ? false : "regenerate");
     announce(message);
     updateRegenerateButtons();
     scrollToBottom(false);
+    refreshQuota();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Remaining quota (under the composer)
+
+  async function refreshQuota() {
+    if (!el.quota) return;
+    let data;
+    try {
+      data = await api("GET", el.quota.dataset.url);
+    } catch (err) {
+      return; // the line keeps its last value
+    }
+    const parts = [];
+    if (data.global_cap_reached) {
+      parts.push(h("span", { className: "quota-meter quota-meter--low", text: "The service has reached its daily AI spending cap." }));
+    }
+    for (const meter of data.meters || []) {
+      parts.push(h("span", { className: meter.low ? "quota-meter quota-meter--low" : "quota-meter", text: meter.text }));
+    }
+    el.quota.replaceChildren(...parts);
+    el.quota.hidden = parts.length === 0;
   }
 
   async function stopReply() {

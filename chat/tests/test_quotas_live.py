@@ -1,0 +1,217 @@
+"""Quotas over real HTTP: real daphne processes, the simulator, the database and (in CI) Redis."""
+
+import threading
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db.models import Sum
+
+from analytics import quotas
+from analytics.models import AICall, QuotaEvent, UsageQuota
+from chat.models import Message
+
+from .live import api_client, app_env, login_cookies, read_stream, run_app_server
+from .test_streaming import start_reply, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    quotas.backend().clear()
+    yield
+    quotas.backend().clear()
+
+
+@pytest.fixture(scope="module")
+def two_servers(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
+    """Two more daphne processes sharing the database (and Redis when REDIS_URL is set)."""
+    with django_db_blocker.unblock():
+        env = app_env(simulator)
+    log_dir = tmp_path_factory.mktemp("quota-daphne")
+    with (
+        run_app_server(env=env, log_dir=log_dir) as first,
+        run_app_server(env=env, log_dir=log_dir) as second,
+    ):
+        yield first, second
+
+
+def worst_tokens(content: str) -> int:
+    """The tokens a reply to ``content`` reserves in a new conversation (default config)."""
+    from chat.tokens import estimate_messages_tokens
+
+    messages = [
+        {"role": "system", "content": settings.AI_SYSTEM_PROMPT},
+        {"role": "user", "content": content},
+    ]
+    return estimate_messages_tokens(messages) + settings.AI_MAX_OUTPUT_TOKENS
+
+
+def recorded_tokens(user) -> int:
+    return AICall.objects.filter(user=user).aggregate(n=Sum("total_tokens"))["n"] or 0
+
+
+def test_a_message_over_the_quota_is_429_naming_the_limit_and_its_reset(app_server, user):
+    UsageQuota.objects.create(user=user, tokens_per_day=50)
+    with api_client(app_server, user) as client:
+        conversation = client.post("/api/conversations", json={}).json()
+        response = client.post(
+            f"/api/conversations/{conversation['id']}/messages", json={"content": "Hello"}
+        )
+        quota = client.get("/api/quota").json()
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert error["code"] == "quota_exceeded"
+    assert error["limit"] == "tokens_per_day"
+    assert "daily quota of 50 tokens" in error["message"]
+    assert "It resets at " in error["message"] and "00:00" in error["message"]
+    assert error["resets_at"].startswith(str(quotas.user_meters(user.pk, None)[0].resets_at.date()))
+    assert 0 < int(response.headers["Retry-After"]) <= 86_400
+    assert not Message.objects.exists()  # nothing stored, nothing lost: the composer keeps it
+    event = QuotaEvent.objects.get()
+    assert (event.user_id, event.limit, event.stage) == (user.pk, "tokens_per_day", "request")
+    assert quota["meters"] == [
+        {
+            "text": "50 of 50 tokens left today",
+            "low": False,
+            "limit": "tokens_per_day",
+            "unit": "tokens",
+            "used": 0,
+            "allowed": 50,
+            "remaining": 50,
+            "resets_at": error["resets_at"],
+        }
+    ]
+
+
+def test_a_generation_that_no_longer_fits_fails_with_an_sse_error(app_server, user):
+    """The POST check counts the new message; the generation adds the history and refuses."""
+    content = "Short question [sim:tokens=5]"
+    UsageQuota.objects.create(user=user, tokens_per_day=worst_tokens(content) + 200)
+    with api_client(app_server, user) as client:
+        conversation = client.post("/api/conversations", json={}).json()
+        # A long earlier exchange, as if written before the quota was lowered.
+        from chat.models import Conversation
+
+        stored = Conversation.objects.get(pk=conversation["id"])
+        earlier = Message.objects.create(conversation=stored, role="user", content="word " * 600)
+        Message.objects.create(
+            conversation=stored,
+            role="assistant",
+            reply_to=earlier,
+            status="completed",
+            content="ok",
+        )
+        started = start_reply(client, content, conversation["id"])
+        result = read_stream(client, started["stream_url"])
+        message = client.get(f"/api/messages/{started['assistant_message']['id']}").json()
+    assert result.final.event == "error"
+    assert result.final.data["code"] == "quota_exceeded"
+    assert "daily quota of" in result.final.data["message"]
+    assert result.final.data["retryable"] is False
+    assert "resets at" in result.final.data["message"]
+    assert message["status"] == "failed"
+    assert message["error"]["code"] == "quota_exceeded"
+    assert not AICall.objects.exists()  # the upstream was never called
+    assert QuotaEvent.objects.filter(stage="generation", limit="tokens_per_day").count() == 1
+
+
+def test_fifty_concurrent_messages_against_a_quota_that_admits_ten(two_servers, user):
+    content = "Burst [sim:tokens=30,tps=5]"  # every admitted reply holds its reservation ~6 s
+    worst = worst_tokens(content)
+    UsageQuota.objects.create(user=user, tokens_per_day=10 * worst + worst // 2)
+    outcomes: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(50, timeout=60)
+    servers = list(two_servers)
+    cookies = login_cookies(user)  # the threads stay off this process's database
+
+    def post(index: int):
+        with api_client(servers[index % 2], user, cookies=cookies) as client:
+            conversation = client.post("/api/conversations", json={}).json()
+            barrier.wait()
+            response = client.post(
+                f"/api/conversations/{conversation['id']}/messages", json={"content": content}
+            )
+            outcomes.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    accepted = [body for status, body in outcomes if status == 202]
+    refused = [body for status, body in outcomes if status == 429]
+    assert len(accepted) + len(refused) == 50
+    assert all(body["error"]["code"] == "quota_exceeded" for body in refused)
+    reply_ids = [body["assistant_message"]["id"] for body in accepted]
+    wait_for(lambda: not Message.objects.filter(pk__in=reply_ids, status="pending").exists())
+    running = Message.objects.filter(pk__in=reply_ids, status__in=["streaming", "completed"])
+    failed = Message.objects.filter(pk__in=reply_ids, status="failed")
+    assert running.count() == 10
+    assert failed.count() == len(accepted) - 10
+    assert set(failed.values_list("error_code", flat=True)) <= {"quota_exceeded"}
+    wait_for(
+        lambda: Message.objects.filter(pk__in=reply_ids, status="completed").count() == 10,
+        timeout=30,
+    )
+    assert AICall.objects.filter(task_type="chat").count() == 10
+    assert QuotaEvent.objects.filter(user=user).count() >= 40
+
+
+def test_the_rate_limit_holds_across_two_server_processes(two_servers, user):
+    UsageQuota.objects.create(user=user, requests_per_minute=5)
+    statuses, errors = [], []
+    for index in range(8):
+        with api_client(two_servers[index % 2], user) as client:
+            conversation = client.post("/api/conversations", json={}).json()
+            response = client.post(
+                f"/api/conversations/{conversation['id']}/messages",
+                json={"content": f"Ping {index} [sim:tokens=3]"},
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                errors.append(response.json()["error"])
+    assert statuses == [202] * 5 + [429] * 3
+    assert {e["code"] for e in errors} == {"rate_limited"}
+    assert {e["limit"] for e in errors} == {"requests_per_minute"}
+    assert all(0 < e["retry_after"] <= 60 for e in errors)
+    assert "limit of 5 requests per minute" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "end"),
+    [
+        ("Stop me [sim:tokens=300,tps=40]", "cancelled"),
+        (f"Refused {uuid.uuid4().hex[:6]} [sim:status=400]", "failed"),
+        ("Fine [sim:tokens=20]", "completed"),
+    ],
+)
+def test_the_reservation_settles_to_the_recorded_usage_whatever_the_end(
+    app_server, user, content, end
+):
+    UsageQuota.objects.create(user=user, tokens_per_day=10**6)
+    with api_client(app_server, user) as client:
+        started = start_reply(client, content)
+        if end == "cancelled":
+            read_stream(client, started["stream_url"], stop_after_deltas=3)
+            client.post(f"/api/messages/{started['assistant_message']['id']}/stop")
+        result = read_stream(client, started["stream_url"])
+    assert result.final.data["status"] == end
+    backend = quotas.backend()
+    wait_for(lambda: backend.open_reservations() == 0)
+    if end == "completed":  # the title call after the first exchange settles too
+        wait_for(lambda: AICall.objects.filter(task_type="title").exists())
+        wait_for(lambda: backend.open_reservations() == 0)
+    meter = quotas.user_meters(user.pk, quotas.limits_for(user))[0]
+    wait_for(lambda: quotas.meter_state(meter).used == recorded_tokens(user))
+    if end != "failed":
+        assert recorded_tokens(user) > 0
+
+
+def test_the_chat_page_shows_the_remaining_quota(app_server, user):
+    UsageQuota.objects.create(user=user, tokens_per_day=12_345)
+    with api_client(app_server, user) as client:
+        page = client.get("/")
+    assert page.status_code == 200
+    assert "12,345 of 12,345 tokens left today" in page.text
