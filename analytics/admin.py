@@ -12,7 +12,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import views
-from .models import AICall, AlertEvent, AlertRule, CallRollup, ModelPrice, NotificationChannel
+from .models import (
+    AICall,
+    AlertEvent,
+    AlertRule,
+    CallRollup,
+    ModelPrice,
+    NotificationChannel,
+    QuotaEvent,
+    UsageQuota,
+)
 from .notify import dashboard_url, redacted
 
 
@@ -271,3 +280,78 @@ class AlertEventAdmin(admin.ModelAdmin):
             acknowledged_by=request.user, acknowledged_at=timezone.now()
         )
         self.message_user(request, f"Acknowledged {count} alert(s).")
+
+
+# --- Quotas ----------------------------------------------------------------------------------
+
+
+@admin.register(UsageQuota)
+class UsageQuotaAdmin(admin.ModelAdmin):
+    list_display = (
+        "target",
+        "requests_per_minute",
+        "tokens_per_day",
+        "cost_per_day_usd",
+        "cost_per_month_usd",
+        "note",
+        "updated_at",
+    )
+    list_select_related = ("user", "group")
+    autocomplete_fields = ("user", "group")
+    search_fields = ("user__username", "user__email", "group__name")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": ("user", "group"),
+                "description": (
+                    "Limits of one user or one group (not both). A blank limit inherits: the "
+                    "user's own row, then the most generous of their groups' rows, then the "
+                    "QUOTA_* settings. Holders of the permission “Is exempt from per-user AI "
+                    "quotas” skip these limits; the global daily cap applies to everyone."
+                ),
+            },
+        ),
+        (
+            "Limits (blank: inherit)",
+            {
+                "fields": (
+                    "requests_per_minute",
+                    "tokens_per_day",
+                    "cost_per_day_usd",
+                    "cost_per_month_usd",
+                    "note",
+                )
+            },
+        ),
+    )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("overview/", wrap(self.overview_view), name="analytics_quota_overview"),
+            *super().get_urls(),
+        ]
+
+    def overview_view(self, request):
+        return views.quotas_overview(request, self.admin_site)
+
+    @admin.display(description="user or group")
+    def target(self, obj):
+        return f"user {obj.user}" if obj.user_id else f"group {obj.group}"
+
+
+@admin.register(QuotaEvent)
+class QuotaEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "user", "limit", "stage", "used", "requested", "allowed")
+    list_filter = ("limit", "stage")
+    date_hierarchy = "created_at"
+    search_fields = ("user__username", "user__email")
+    list_select_related = ("user",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from . import quotas
 from .alerting import evaluate_all
 from .rollups import purge_raw_calls, rollup_recent
 from .selectors import daily_report
@@ -49,6 +50,9 @@ class AnalyticsJobs:
             deleted = purge_raw_calls()
             if deleted:
                 done.append(f"purged {deleted} raw calls")
+            if settings.QUOTA_BACKEND == "database":  # Redis expires its counters itself
+                if expired := quotas.DatabaseBackend.purge_expired():
+                    done.append(f"purged {expired} expired quota counters")
         if (sent := send_daily_report_if_due(now)) is not None:
             done.append(f"cost report emailed to {len(sent)}")
         return done

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -23,7 +24,7 @@ from . import charts, selectors
 from .charts import format_change, format_count, format_money, format_ms, format_percent
 from .models import AICall
 from .reports import report_csv
-from .timezones import local_day
+from .timezones import day_bounds, local_day
 
 PERMISSION = "analytics.view_ai_dashboard"
 DEFAULT_RANGE_DAYS = 30
@@ -473,3 +474,132 @@ def report(request, admin_site) -> HttpResponse:
         }
     )
     return TemplateResponse(request, "admin/analytics/report.html", context)
+
+
+# --- Quotas ----------------------------------------------------------------------------------
+
+QUOTA_NEAR = 0.8
+QUOTA_USERS = 200
+
+
+def _usage_rows(today_start, month_start) -> list[dict]:
+    """Recorded usage of today and this month per user (the users who spent most today first)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q, Sum
+
+    month = (
+        AICall.objects.filter(created_at__gte=month_start, is_demo=False, user__isnull=False)
+        .values("user")
+        .annotate(
+            tokens_today=Sum("total_tokens", filter=Q(created_at__gte=today_start), default=0),
+            cost_today=Sum("cost_usd", filter=Q(created_at__gte=today_start), default=0),
+            cost_month=Sum("cost_usd", default=0),
+        )
+        .order_by("-cost_today", "-tokens_today", "-cost_month")[:QUOTA_USERS]
+    )
+    rows = list(month)
+    users = get_user_model().objects.in_bulk([r["user"] for r in rows])
+    return [dict(r, user=users[r["user"]]) for r in rows if r["user"] in users]
+
+
+def _quota_cells(row: dict, limits) -> tuple[list[dict], float]:
+    cells, worst = [], 0.0
+    for label, used, allowed, money in (
+        ("Tokens today", row["tokens_today"], limits.tokens_per_day, False),
+        ("Cost today", row["cost_today"], limits.cost_per_day_usd, True),
+        ("Cost this month", row["cost_month"], limits.cost_per_month_usd, True),
+    ):
+        fraction = None if not allowed else float(used) / float(allowed)
+        if allowed == 0:
+            fraction = 1.0
+        if fraction is not None:
+            worst = max(worst, fraction)
+        cells.append(
+            {
+                "label": label,
+                "used": f"${used:,.4f}" if money else f"{used:,}",
+                "allowed": (
+                    "no limit"
+                    if allowed is None
+                    else (f"${allowed:,.2f}" if money else f"{allowed:,}")
+                ),
+                "percent": None if fraction is None else round(fraction * 100),
+                "state": (
+                    ""
+                    if fraction is None
+                    else "over"
+                    if fraction >= 1
+                    else "near"
+                    if fraction >= QUOTA_NEAR
+                    else "ok"
+                ),
+            }
+        )
+    return cells, worst
+
+
+def quotas_overview(request, admin_site) -> TemplateResponse:
+    """Per-user usage against quota, users near or over it, refusals, and the global cap."""
+    from django.db.models import Count
+
+    from . import quotas
+    from .models import QuotaEvent, UsageQuota
+
+    _require_permission(request)
+    now = timezone.now()
+    today = _today()
+    today_start = day_bounds(today)[0]
+    month_start = today_start.replace(day=1)
+    only_near = request.GET.get("show") == "near"
+
+    users = []
+    for row in _usage_rows(today_start, month_start):
+        limits = quotas.limits_for(row["user"])
+        cells, worst = _quota_cells(row, limits)
+        if only_near and worst < QUOTA_NEAR:
+            continue
+        users.append(
+            {
+                "user": row["user"],
+                "exempt": limits.exempt,
+                "cells": cells,
+                "state": "over" if worst >= 1 else "near" if worst >= QUOTA_NEAR else "ok",
+                "worst": worst,
+            }
+        )
+    users.sort(key=lambda u: -u["worst"])
+
+    gmeter = quotas.global_meter(now)
+    spent = quotas.meter_state(gmeter)  # recorded spend plus open reservations
+    events_today = QuotaEvent.objects.filter(created_at__gte=today_start)
+    context = {
+        **admin_site.each_context(request),
+        "title": "Quotas and the daily cost cap",
+        "opts": UsageQuota._meta,
+        "today": today,
+        "only_near": only_near,
+        "users": users,
+        "max_users": QUOTA_USERS,
+        "cap": {
+            "allowed": settings.AI_DAILY_COST_CAP_USD,
+            "spent": spent.used,
+            "percent": None if spent.fraction is None else round(spent.fraction * 100),
+            "reached": spent.allowed is not None and spent.used >= spent.allowed,
+            "resets_at": gmeter.resets_at,
+        },
+        "open_reservations": quotas.backend().open_reservations(),
+        "backend": settings.QUOTA_BACKEND,
+        "defaults": quotas.default_limits(),
+        "refusals_by_limit": list(
+            events_today.values("limit").annotate(n=Count("id")).order_by("-n")
+        ),
+        "refusals_by_user": list(
+            events_today.filter(user__isnull=False)
+            .values("user__username", "limit")
+            .annotate(n=Count("id"))
+            .order_by("-n")[:20]
+        ),
+        "events_url": reverse("admin:analytics_quotaevent_changelist"),
+        "quotas_url": reverse("admin:analytics_usagequota_changelist"),
+    }
+    return TemplateResponse(request, "admin/analytics/quotas.html", context)

@@ -282,3 +282,39 @@ def test_a_refusal_is_stored_and_counted(backend, settings):
     event = QuotaEvent.objects.get()
     assert (event.user_id, event.limit, event.stage) == (user.pk, "tokens_per_day", "generation")
     assert (event.used, event.requested, event.allowed) == (0, 11, 10)
+
+
+def test_the_admin_overview_shows_usage_against_quota_and_the_cap(
+    backend, settings, admin_client
+):
+    settings.QUOTA_TOKENS_PER_DAY = 1000
+    settings.AI_DAILY_COST_CAP_USD = Decimal("1.00")
+    now = timezone.now()
+    heavy, light, gone = make_user("heavy"), make_user("light"), make_user("gone")
+    UsageQuota.objects.create(user=light, tokens_per_day=10_000)
+    make_call(created_at=now, user=heavy, model=PRICED, input_tokens=700, output_tokens=300)
+    make_call(created_at=now, user=light, model=PRICED, input_tokens=50, output_tokens=50)
+    with pytest.raises(quotas.QuotaExceeded) as refused:
+        reserve(heavy, 1, 0)
+    quotas.record_refusal(refused.value, user_id=heavy.pk, stage="request")
+    gone.delete()
+    url = "/admin/analytics/usagequota/overview/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-user="heavy" data-state="over"' in html
+    assert "1,000 / 1,000 (100%)" in html
+    assert 'data-user="light" data-state="ok"' in html
+    assert "100 / 10,000 (1%)" in html
+    assert 'data-cap="open"' in html and "$0.001450 of $1.00" in html
+    assert 'data-limit="tokens_per_day">tokens_per_day: 1' in html
+    near = admin_client.get(url + "?show=near").content.decode()
+    assert 'data-user="heavy"' in near and 'data-user="light"' not in near
+    settings.AI_DAILY_COST_CAP_USD = Decimal("0.001")
+    assert 'data-cap="reached"' in admin_client.get(url).content.decode()
+
+
+def test_the_overview_needs_the_dashboard_permission(transactional_db, client):
+    staff = make_user(is_staff=True)
+    client.force_login(staff)
+    assert client.get("/admin/analytics/usagequota/overview/").status_code == 403
