@@ -43,6 +43,7 @@ format: install
 
 bench: install
 	$(PY) bench/stream.py
+	$(PY) bench/quotas.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .ruff_cache

@@ -50,9 +50,11 @@ class AnalyticsJobs:
             deleted = purge_raw_calls()
             if deleted:
                 done.append(f"purged {deleted} raw calls")
-            if settings.QUOTA_BACKEND == "database":  # Redis expires its counters itself
-                if expired := quotas.DatabaseBackend.purge_expired():
-                    done.append(f"purged {expired} expired quota counters")
+            # Redis expires its counters itself; the database backend's are deleted here.
+            if settings.QUOTA_BACKEND == "database" and (
+                expired := quotas.DatabaseBackend.purge_expired()
+            ):
+                done.append(f"purged {expired} expired quota counters")
         if (sent := send_daily_report_if_due(now)) is not None:
             done.append(f"cost report emailed to {len(sent)}")
         return done

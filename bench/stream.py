@@ -1022,6 +1022,11 @@ def main(argv: list[str] | None = None) -> int:
             "CSRF_COOKIE_SECURE": "false",
             "SECURE_HSTS_SECONDS": "0",
             "LOG_LEVEL": "WARNING",
+            # Every limit active (so the quota checks are measured) but never reached.
+            "QUOTA_REQUESTS_PER_MINUTE": "1000000",
+            "QUOTA_TOKENS_PER_DAY": "1000000000",
+            "QUOTA_COST_PER_DAY_USD": "1000000",
+            "QUOTA_COST_PER_MONTH_USD": "1000000",
         }
         print(
             f"bench/stream.py: database {engine}, "
