@@ -284,9 +284,7 @@ def test_a_refusal_is_stored_and_counted(backend, settings):
     assert (event.used, event.requested, event.allowed) == (0, 11, 10)
 
 
-def test_the_admin_overview_shows_usage_against_quota_and_the_cap(
-    backend, settings, admin_client
-):
+def test_the_admin_overview_shows_usage_against_quota_and_the_cap(backend, settings, admin_client):
     settings.QUOTA_TOKENS_PER_DAY = 1000
     settings.AI_DAILY_COST_CAP_USD = Decimal("1.00")
     now = timezone.now()
