@@ -28,7 +28,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from .metrics import QUOTA_REFUSALS
@@ -71,12 +71,13 @@ def limits_for(user) -> Limits:
     if user.has_perm("analytics.exempt_from_quotas"):
         return Limits(None, None, None, None, exempt=True)
     values = {name: getattr(default_limits(), name) for name in _FIELDS}
-    group_rows = list(UsageQuota.objects.filter(group__user=user))
+    rows = list(UsageQuota.objects.filter(Q(user=user) | Q(group__user=user)).distinct())
+    group_rows = [r for r in rows if r.group_id is not None]
     for name in _FIELDS:
         set_by_groups = [getattr(r, name) for r in group_rows if getattr(r, name) is not None]
         if set_by_groups:
             values[name] = max(set_by_groups)
-    own = UsageQuota.objects.filter(user=user).first()
+    own = next((r for r in rows if r.user_id == user.pk), None)
     if own is not None:
         for name in _FIELDS:
             if getattr(own, name) is not None:
@@ -434,7 +435,7 @@ class RedisBackend:
         return self.client.zcount(self.zset, time.time(), "+inf")
 
     def clear(self) -> None:
-        """Delete every counter and reservation of this prefix (tests, ``quotas --reset``)."""
+        """Delete every counter and reservation of this prefix (tests and benchmarks)."""
         for key in self.client.scan_iter(match=f"{_prefix()}*", count=1000):
             self.client.delete(key)
 
@@ -474,13 +475,13 @@ class DatabaseBackend:
                 ],
                 ignore_conflicts=True,
             )
-            rows = {
-                row.key: row
-                for row in QuotaCounter.objects.select_for_update()
-                .filter(key__in=keys)
-                # A fixed lock order: two reservations never wait on each other in a cycle.
-                .order_by("key")
-            }
+            counters = QuotaCounter.objects.filter(key__in=keys)
+            if reservation_id:
+                # A fixed lock order: two reservations never wait on each other in a cycle. A
+                # check without a reservation only reads (it must not hold the global row for
+                # the rest of the caller's transaction).
+                counters = counters.select_for_update().order_by("key")
+            rows = {row.key: row for row in counters}
             for meter, amount in items:
                 used = rows[meter.key].value
                 if meter.cap is not None and used + amount > meter.cap:

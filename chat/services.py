@@ -126,28 +126,31 @@ def admit_request(user, content: str) -> None:
     quotas.take_request(user)
 
 
-@transaction.atomic
 def post_message(
     *, conversation: Conversation, content: str, runner_channel: str = ""
 ) -> tuple[Message, Message]:
-    """Store the user's message and a pending reply to it; raise if a reply is in progress."""
+    """Store the user's message and a pending reply to it; raise if a reply is in progress.
+
+    The quota check runs before the transaction that stores: its own database work (the rate
+    limit's row, expired reservations) must not hold locks for the rest of this request.
+    """
     content = clean_content(content)
     if conversation.messages.in_progress().exists():
         raise ReplyInProgress("A reply is already being written in this conversation.")
     admit_request(conversation.user, content)
-    user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content
-    )
-    if not conversation.title:
-        conversation.title = fallback_title(content)
-        conversation.save(update_fields=["title"])
-    reply = _start_reply(
-        conversation=conversation, user_message=user_message, runner_channel=runner_channel
-    )
+    with transaction.atomic():
+        user_message = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=content
+        )
+        if not conversation.title:
+            conversation.title = fallback_title(content)
+            conversation.save(update_fields=["title"])
+        reply = _start_reply(
+            conversation=conversation, user_message=user_message, runner_channel=runner_channel
+        )
     return user_message, reply
 
 
-@transaction.atomic
 def regenerate_reply(*, reply: Message, runner_channel: str = "") -> tuple[Message, Message]:
     """Start a new reply to the user message that ``reply`` answered."""
     if reply.role != Message.Role.ASSISTANT or reply.reply_to_id is None:

@@ -316,3 +316,27 @@ def test_the_overview_needs_the_dashboard_permission(transactional_db, client):
     staff = make_user(is_staff=True)
     client.force_login(staff)
     assert client.get("/admin/analytics/usagequota/overview/").status_code == 403
+
+
+def test_the_admin_edits_quota_rows_and_lists_events(transactional_db, admin_client):
+    user = make_user("capped")
+    page = admin_client.get("/admin/analytics/usagequota/add/")
+    assert page.status_code == 200
+    saved = admin_client.post(
+        "/admin/analytics/usagequota/add/",
+        {"user": user.pk, "tokens_per_day": "5000", "cost_per_day_usd": "0.50", "note": "trial"},
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    row = UsageQuota.objects.get(user=user)
+    assert (row.tokens_per_day, row.cost_per_day_usd, row.requests_per_minute) == (
+        5000,
+        Decimal("0.50"),
+        None,
+    )
+    assert "user capped" in admin_client.get("/admin/analytics/usagequota/").content.decode()
+    both = admin_client.post(
+        "/admin/analytics/usagequota/add/",
+        {"user": make_user().pk, "group": Group.objects.create(name="g").pk},
+    )
+    assert both.status_code == 200 and "errornote" in both.content.decode()
+    assert admin_client.get("/admin/analytics/quotaevent/").status_code == 200

@@ -147,3 +147,41 @@ def test_partial_text_with_emoji_survives_a_failure_intact(page, app_server, use
     partial = page.locator(f"{ASSISTANT} .message-body").last.text_content()
     assert "Hi 😀 there 🎉 friend" in partial, partial
     assert "\ufffd" not in partial
+
+
+@pytest.fixture
+def tight_quota(user):
+    """A daily token quota that admits the first message below and nothing after it."""
+    from analytics import quotas
+    from analytics.models import UsageQuota
+
+    from .test_quotas_live import worst_tokens
+
+    quotas.backend().clear()
+    yield UsageQuota.objects.create(
+        user=user, tokens_per_day=worst_tokens("First [sim:tokens=20]") + 10
+    )
+    quotas.backend().clear()
+
+
+def test_a_reached_quota_is_explained_and_the_typed_text_kept(tight_quota, page, app_server):
+    log_in(page, app_server.base_url)
+    quota = page.locator("#quota-status")
+    assert quota.is_visible()
+    before = quota.text_content()
+    assert "tokens left today" in before
+
+    send(page, "First [sim:tokens=20]")
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed]")
+    page.wait_for_function(
+        "before => document.querySelector('#quota-status').textContent !== before",
+        arg=before,
+    )
+
+    send(page, "Second question that no longer fits")
+    error = page.locator("#composer-errors .error-line")
+    error.wait_for()
+    assert "daily quota" in error.text_content() and "resets at" in error.text_content()
+    assert page.input_value("#composer-input") == "Second question that no longer fits"
+    assert page.locator("#composer-input").is_enabled()
+    assert page.locator(".message[data-role=user]").count() == 1  # nothing was stored

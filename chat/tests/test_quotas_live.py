@@ -1,6 +1,7 @@
 """Quotas over real HTTP: real daphne processes, the simulator, the database and (in CI) Redis."""
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -215,3 +216,30 @@ def test_the_chat_page_shows_the_remaining_quota(app_server, user):
         page = client.get("/")
     assert page.status_code == 200
     assert "12,345 of 12,345 tokens left today" in page.text
+
+
+def test_a_streaming_reply_renews_its_reservation_and_a_dead_servers_expires(
+    app_server, simulator, user, tmp_path
+):
+    content = "Long one [sim:tokens=80,tps=20]"  # about 4 s
+    worst = worst_tokens(content)
+    UsageQuota.objects.create(user=user, tokens_per_day=worst + worst // 2)  # one at a time
+    backend = quotas.backend()
+    env = app_env(simulator, QUOTA_RESERVATION_TTL_SECONDS="1.5")
+    with run_app_server(env=env, log_dir=tmp_path) as doomed, api_client(doomed, user) as client:
+        started = start_reply(client, content)
+        read_stream(client, started["stream_url"], stop_after_deltas=3)
+        time.sleep(2.0)  # beyond the TTL: the runner has renewed it
+        assert backend.open_reservations() == 1
+        conversation = client.post("/api/conversations", json={}).json()
+        refused = client.post(
+            f"/api/conversations/{conversation['id']}/messages", json={"content": content}
+        )
+        assert refused.status_code == 429  # the reservation holds the quota
+        doomed.process.kill()  # SIGKILL: no release, no renewal
+        doomed.process.wait()
+    assert Message.objects.get(pk=started["assistant_message"]["id"]).status == "streaming"
+    wait_for(lambda: backend.open_reservations() == 0, timeout=5)
+    with api_client(app_server, user) as client:  # the expired amount is given back
+        started = start_reply(client, "After [sim:tokens=3]")
+        assert read_stream(client, started["stream_url"]).final.data["status"] == "completed"
