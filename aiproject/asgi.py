@@ -19,3 +19,28 @@ if settings.SERVE_STATIC:
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
 application = ProtocolTypeRouter({"http": http_app})
+
+
+def _stop_generations_before_shutdown() -> None:
+    """Under daphne, a stop (SIGTERM, SIGINT) first lets this process's replies end cleanly.
+
+    Daphne stops the Twisted reactor, which runs on asyncio; a "before shutdown" trigger that
+    returns a Deferred holds the stop until it fires. Other servers are left alone.
+    """
+    import asyncio
+    import sys
+
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    from chat import runner
+
+    def before_shutdown():
+        grace = settings.CHAT_SHUTDOWN_GRACE_SECONDS
+        return defer.Deferred.fromFuture(asyncio.ensure_future(runner.shutdown(grace)))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+_stop_generations_before_shutdown()

@@ -255,6 +255,8 @@ CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", defau
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
+# On SIGTERM, replies in progress are stored as interrupted (with their usage) within this long.
+CHAT_SHUTDOWN_GRACE_SECONDS = env.float("CHAT_SHUTDOWN_GRACE_SECONDS", default=8.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
 
 

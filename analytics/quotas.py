@@ -335,6 +335,15 @@ return {'ok'}
 """
 )
 
+# KEYS: the reservations zset. ARGV: now. Give back what expired (before reading a counter).
+_LUA_SWEEP_ONLY = (
+    _LUA_SWEEP
+    + """
+sweep(KEYS[1], ARGV[1])
+return 1
+"""
+)
+
 # KEYS: the reservations zset, the reservation. Give its amounts back (if it has not expired).
 _LUA_RELEASE = """
 local flat = redis.call('HGETALL', KEYS[2])
@@ -387,6 +396,7 @@ class RedisBackend:
         self._renew = self.client.register_script(_LUA_RENEW)
         self._charge = self.client.register_script(_LUA_CHARGE)
         self._rate = self.client.register_script(_LUA_RATE)
+        self._sweep = self.client.register_script(_LUA_SWEEP_ONLY)
 
     @property
     def zset(self) -> str:
@@ -428,6 +438,8 @@ class RedisBackend:
         return None if allowed else max(int(wait_ms), 0) / 1000
 
     def value(self, meter: Meter) -> int:
+        """The meter's usage with its open reservations (expired ones given back first)."""
+        self._sweep(keys=[self.zset], args=[time.time()])
         raw = self.client.get(meter.key)
         return int(raw) if raw is not None else meter.seed()
 
@@ -538,6 +550,9 @@ class DatabaseBackend:
         return None
 
     def value(self, meter: Meter) -> int:
+        """The meter's usage with its open reservations (expired ones given back first)."""
+        if not transaction.get_connection().in_atomic_block:
+            self._sweep(timezone.now())
         row = QuotaCounter.objects.filter(key=meter.key).first()
         return row.value if row is not None else meter.seed()
 

@@ -42,6 +42,23 @@ def start(message_id: int, *, request_id: str = "") -> streaming.Generation:
     return generation
 
 
+async def shutdown(grace_seconds: float) -> int:
+    """Interrupt every generation of this process and wait (up to ``grace_seconds``) for each to
+    store its end: the reply as ``interrupted``, the call with its usage so far, the quota
+    reservation released. Daphne calls this before it stops (``aiproject.asgi``); return how many.
+    """
+    tasks = [g.task for g in list(streaming._generations.values()) if g.task and not g.task.done()]
+    if not tasks:
+        return 0
+    logger.info("shutting down: interrupting %s generation(s)", len(tasks))
+    for task in tasks:
+        task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    if pending:
+        logger.warning("%s generation(s) did not finish storing before shutdown", len(pending))
+    return len(tasks)
+
+
 @dataclass
 class _Attempt:
     number: int

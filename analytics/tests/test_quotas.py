@@ -172,6 +172,18 @@ def test_a_reservation_that_is_not_renewed_expires(backend, settings):
     assert fits(user, 0, 1000)
 
 
+def test_reading_a_meter_gives_expired_reservations_back_first(backend, settings):
+    settings.QUOTA_TOKENS_PER_DAY = 1000
+    settings.QUOTA_RESERVATION_TTL_SECONDS = 0.3
+    user = make_user()
+    reserve(user, 100, 500)
+    meter = quotas.user_meters(user.pk, quotas.limits_for(user))[0]
+    assert quotas.meter_state(meter).used == 600
+    time.sleep(0.5)
+    assert quotas.meter_state(meter).used == 0
+    assert quotas.user_status(user)["meters"][0].remaining == 1000
+
+
 def test_the_global_cap_stops_everyone_including_exempt_staff(backend, settings):
     settings.AI_DAILY_COST_CAP_USD = Decimal("0.30")
     user = make_user()

@@ -243,3 +243,27 @@ def test_a_streaming_reply_renews_its_reservation_and_a_dead_servers_expires(
     with api_client(app_server, user) as client:  # the expired amount is given back
         started = start_reply(client, "After [sim:tokens=3]")
         assert read_stream(client, started["stream_url"]).final.data["status"] == "completed"
+
+
+def test_a_reply_interrupted_by_a_server_shutdown_settles_to_its_recorded_usage(
+    simulator, user, tmp_path
+):
+    UsageQuota.objects.create(user=user, tokens_per_day=10**6)
+    backend = quotas.backend()
+    env = app_env(simulator, QUOTA_RESERVATION_TTL_SECONDS="2")
+    with run_app_server(env=env, log_dir=tmp_path) as server, api_client(server, user) as client:
+        started = start_reply(client, "Shut down [sim:tokens=200,tps=20]")
+        read_stream(client, started["stream_url"], stop_after_deltas=5)
+        assert backend.open_reservations() == 1
+        server.process.terminate()  # SIGTERM, as a deploy does
+        server.process.wait(timeout=15)
+    # The runner stored its end before the process exited: no sweeper, no expiry needed.
+    reply = Message.objects.get(pk=started["assistant_message"]["id"])
+    assert (reply.status, reply.error_code) == ("interrupted", "interrupted")
+    assert len(reply.content) > 0
+    call = AICall.objects.get(message=reply)
+    assert (call.status, call.error_code, call.tokens_estimated) == ("error", "interrupted", True)
+    assert call.output_tokens > 0
+    assert backend.open_reservations() == 0
+    meter = quotas.user_meters(user.pk, quotas.limits_for(user))[0]
+    assert quotas.meter_state(meter).used == recorded_tokens(user) == call.total_tokens
