@@ -394,6 +394,7 @@ class QuotaEvent(models.Model):
         REQUEST = "request", "when the message was posted"
         GENERATION = "generation", "when the generation started"
         TITLE = "title", "title generation (skipped)"
+        EVALUATION = "evaluation", "evaluation run call (skipped)"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

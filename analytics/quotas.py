@@ -614,7 +614,7 @@ class Reservation:
 
 def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, int]]:
     items: list[tuple[Meter, int]] = []
-    if not limits.exempt:
+    if not limits.exempt and user is not None:
         for meter in user_meters(user.pk, limits):
             if meter.cap is not None:
                 items.append((meter, tokens if meter.unit == "tokens" else micro))
@@ -626,8 +626,9 @@ def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, i
 
 def check(user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool):
     """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
-    it and return the Reservation (None when no limit applies)."""
-    limits = limits_for(user)
+    it and return the Reservation (None when no limit applies). ``user`` None (evaluation runs):
+    only the global daily cap applies."""
+    limits = limits_for(user) if user is not None else Limits(None, None, None, None, exempt=True)
     tokens, micro = worst_case(model, input_tokens=input_tokens, max_tokens=max_tokens)
     items = _items(user, limits, tokens, micro)
     if not items:
@@ -639,7 +640,7 @@ def check(user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool
         raise _exceeded(*refused)
     if not reserve:
         return None
-    return Reservation(reservation_id, user.pk, tokens, micro)
+    return Reservation(reservation_id, user.pk if user is not None else None, tokens, micro)
 
 
 def take_request(user) -> None:

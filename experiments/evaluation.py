@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from analytics import quotas
 from analytics.services import CallRecord, record_call
 from chat.llm import cached_tokens_of, get_client, translate_fault
 from chat.state import db
@@ -61,6 +62,36 @@ class _Answer:
 
 
 async def _complete(*, model, messages, temperature, max_tokens, variant="", version_id=None):
+    """One evaluation call; the global daily cost cap applies (``analytics.quotas``)."""
+    from chat.tokens import estimate_messages_tokens
+
+    try:
+        reservation = await db(
+            quotas.check,
+            None,
+            model=model,
+            input_tokens=estimate_messages_tokens(messages),
+            max_tokens=max_tokens,
+            reserve=True,
+        )
+    except quotas.QuotaExceeded as exc:
+        await db(quotas.record_refusal, exc, user_id=None, stage="evaluation")
+        return _Answer("", exc.code)
+    try:
+        return await _call(
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            variant=variant,
+            version_id=version_id,
+        )
+    finally:
+        if reservation is not None:
+            await asyncio.shield(db(reservation.release))
+
+
+async def _call(*, model, messages, temperature, max_tokens, variant, version_id):
     started = time.monotonic()
     text, status, error_code = "", "ok", ""
     input_tokens = output_tokens = cached = 0

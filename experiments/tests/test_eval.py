@@ -131,3 +131,26 @@ def test_the_comparison_page_shows_the_latest_evaluation(
     assert 'data-eval-variant="control"' in page and 'data-eval-variant="experiment"' in page
     run = EvalRun.objects.get()
     assert client.get(f"/admin/experiments/evalrun/{run.pk}/change/").status_code == 200
+
+
+def test_the_global_daily_cap_stops_an_evaluation_before_the_upstream(
+    experiment, settings, simulator, tmp_path
+):
+    from analytics import quotas
+    from analytics.models import QuotaEvent
+    from analytics.tests.factories import make_price
+
+    make_price(model="gpt-4o-mini")
+    make_price(model="gpt-4o")
+    settings.AI_DAILY_COST_CAP_USD = Decimal("0.000010")  # less than one call's worst case
+    quotas.backend().clear()
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "What is SSE?"}) + "\n")
+    simulator.clear()
+    call_command("eval_prompts", "--experiment", "canary", "--prompts", str(prompts))
+    result = EvalRun.objects.get().results.get()
+    assert "quota_exceeded" in result.error
+    assert simulator.requests() == []
+    assert not AICall.objects.exists()
+    assert QuotaEvent.objects.filter(stage="evaluation", limit="global_daily_cost").exists()
+    quotas.backend().clear()
