@@ -744,7 +744,7 @@
     body.classList.add("is-plain"); // keep any partial text
     const message = data.message || "The reply could not be completed.";
     // A reached quota names its reset time; a Retry button would only fail again until then.
-    showMessageError(article, message, data.retryable === false ? false : "regenerate");
+    showMessageError(article, message, data.code === "quota_exceeded" ? false : "regenerate");
     announce(message);
     updateRegenerateButtons();
     scrollToBottom(false);
