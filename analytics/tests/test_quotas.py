@@ -352,3 +352,16 @@ def test_the_admin_edits_quota_rows_and_lists_events(transactional_db, admin_cli
     )
     assert both.status_code == 200 and "errornote" in both.content.decode()
     assert admin_client.get("/admin/analytics/quotaevent/").status_code == 200
+
+
+def test_the_monitor_purges_expired_database_counters(transactional_db, settings):
+    from analytics.jobs import AnalyticsJobs
+    from analytics.models import QuotaCounter
+
+    settings.QUOTA_BACKEND = "database"
+    past, future = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(days=1)
+    QuotaCounter.objects.create(key="x:old", value=5, expires_at=past)
+    QuotaCounter.objects.create(key="x:current", value=5, expires_at=future)
+    done = AnalyticsJobs().run_due()
+    assert "purged 1 expired quota counters" in done
+    assert list(QuotaCounter.objects.values_list("key", flat=True)) == ["x:current"]
