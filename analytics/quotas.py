@@ -21,7 +21,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
@@ -123,7 +123,9 @@ class Meter:
 
     def seed(self) -> int:
         """The recorded usage of the meter's period so far (demo history excluded)."""
-        calls = AICall.objects.filter(created_at__gte=self.start, is_demo=False)
+        calls = AICall.objects.filter(
+            created_at__gte=self.start, created_at__lt=self.resets_at, is_demo=False
+        )
         if self.user_id is not None:
             calls = calls.filter(user_id=self.user_id)
         if self.unit == "tokens":
@@ -363,12 +365,18 @@ redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[1])) + 86400)
 return 1
 """
 
-# KEYS: counters. ARGV: the amount of each. Only counters that exist (the others seed later).
+# KEYS: counters. ARGV: the amount of each. Adds to the counters that exist and returns the
+# indexes of the others (the caller seeds those: the seed includes the call being charged).
 _LUA_CHARGE = """
+local missing = {}
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCRBY', KEYS[i], ARGV[i])
+  else
+    table.insert(missing, i)
+  end
 end
-return 1
+return missing
 """
 
 # KEYS: the log. ARGV: now (ms), window (ms), limit, a unique member. Returns {allowed, wait ms}.
@@ -426,9 +434,16 @@ class RedisBackend:
     def renew(self, reservation_id: str, expires: float) -> bool:
         return bool(self._renew(keys=[self.zset, reservation_id], args=[expires]))
 
-    def charge(self, amounts: list[tuple[str, int]]) -> None:
-        if amounts:
-            self._charge(keys=[k for k, _ in amounts], args=[a for _, a in amounts])
+    def charge(self, items: list[tuple[Meter, int, bool]]) -> None:
+        missing = self._charge(keys=[m.key for m, _, _ in items], args=[a for _, a, _ in items])
+        for index in missing:
+            meter, amount, seed_counts_it = items[int(index) - 1]
+            # A fresh seed counts this call when it was recorded in the meter's period (it is
+            # committed); if another process created the counter meanwhile, its seed may not
+            # have, so add it (an over-count at worst).
+            seeded = meter.seed() + (0 if seed_counts_it else amount)
+            if not self.client.set(meter.key, seeded, nx=True, ex=meter.ttl):
+                self.client.incrby(meter.key, amount)
 
     def hit(self, key: str, limit: int) -> float | None:
         now_ms = int(time.time() * 1000)
@@ -461,8 +476,16 @@ class DatabaseBackend:
                     expires_at__lte=now
                 )[:100]
             )
+            if not expired:
+                return
+            # One update per key, in key order: two sweeps never lock counters in a cycle.
+            totals: dict[str, int] = {}
             for reservation in expired:
-                DatabaseBackend._give_back(reservation)
+                for key, amount in reservation.amounts.items():
+                    totals[key] = totals.get(key, 0) + amount
+            for key in sorted(totals):
+                QuotaCounter.objects.filter(key=key).update(value=F("value") - totals[key])
+            QuotaReservation.objects.filter(pk__in=[r.pk for r in expired]).delete()
 
     @staticmethod
     def _give_back(reservation: QuotaReservation) -> None:
@@ -523,10 +546,21 @@ class DatabaseBackend:
             )
         )
 
-    def charge(self, amounts: list[tuple[str, int]]) -> None:
-        for key, amount in sorted(amounts):
-            if amount:
-                QuotaCounter.objects.filter(key=key).update(value=F("value") + amount)
+    def charge(self, items: list[tuple[Meter, int, bool]]) -> None:
+        for meter, amount, seed_counts_it in sorted(items, key=lambda item: item[0].key):
+            if QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount):
+                continue
+            # Missing: seed it (as in RedisBackend.charge); if another process created it
+            # meanwhile its seed may not count this call, so add it (an over-count at worst).
+            _, created = QuotaCounter.objects.get_or_create(
+                key=meter.key,
+                defaults={
+                    "value": meter.seed() + (0 if seed_counts_it else amount),
+                    "expires_at": timezone.now() + timedelta(seconds=meter.ttl),
+                },
+            )
+            if not created:
+                QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount)
 
     def hit(self, key: str, limit: int) -> float | None:
         now = time.time()
@@ -624,7 +658,9 @@ def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, i
     return items
 
 
-def check(user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool):
+def check(
+    user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool, force: bool = False
+):
     """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
     it and return the Reservation (None when no limit applies). ``user`` None (evaluation runs):
     only the global daily cap applies."""
@@ -633,6 +669,8 @@ def check(user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool
     items = _items(user, limits, tokens, micro)
     if not items:
         return None
+    if force:  # account for a call that runs anyway (a reservation that expired mid-stream)
+        items = [(replace(meter, cap=None), amount) for meter, amount in items]
     reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reserve else ""
     expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
     refused = backend().reserve(items, reservation_id, expires)
@@ -659,15 +697,28 @@ def take_request(user) -> None:
         )
 
 
-def charge(*, user_id: int | None, created_at: datetime, tokens: int, cost_usd) -> None:
-    """Add a recorded call's usage to its meters (``record_call`` calls this after commit)."""
+def charge(
+    *, user_id: int | None, started_at: datetime, recorded_at: datetime, tokens: int, cost_usd
+) -> None:
+    """Add a recorded call's usage to its meters (``record_call`` calls this after commit).
+
+    The meters are those of ``started_at``: a reply that began before midnight counts against
+    the day that admitted it, although its row is stamped after midnight.
+    """
     micro = _micro(cost_usd)
-    amounts = [(global_meter(created_at).key, micro)]
+    meters = [global_meter(started_at)]
     if user_id is not None:
-        for meter in user_meters(user_id, None, created_at):
-            amounts.append((meter.key, tokens if meter.unit == "tokens" else micro))
+        meters += user_meters(user_id, None, started_at)
+    items = [
+        (
+            meter,
+            tokens if meter.unit == "tokens" else micro,
+            meter.start <= recorded_at < meter.resets_at,  # does a fresh seed count it?
+        )
+        for meter in meters
+    ]
     try:
-        backend().charge(amounts)
+        backend().charge(items)
     except Exception:
         # The counter then lags by this call until its period ends or it is reseeded.
         logger.exception("could not charge a call to the quota counters")

@@ -42,6 +42,8 @@ class CallRecord:
     conversation_id: int | None = None
     message_id: int | None = None
     created_at: datetime = field(default_factory=timezone.now)
+    # When the call started (not stored): quotas charge it to the day that admitted it.
+    started_at: datetime | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -52,6 +54,7 @@ def record_call(call: CallRecord) -> AICall:
     """Store one upstream attempt and log it as one JSON line (event ``ai_call``)."""
     fields = asdict(call)
     fields["base_url_host"] = urlsplit(fields.pop("base_url")).hostname or ""
+    started_at = fields.pop("started_at") or call.created_at
     day = timezone.localtime(call.created_at, reporting_zone()).date()
     fields["cost_usd"] = cost_of(
         price_for(call.model, day),
@@ -74,7 +77,8 @@ def record_call(call: CallRecord) -> AICall:
         functools.partial(
             quotas.charge,
             user_id=row.user_id,
-            created_at=call.created_at,
+            started_at=started_at,
+            recorded_at=call.created_at,
             tokens=call.total_tokens,
             cost_usd=row.cost_usd,
         )

@@ -10,10 +10,12 @@ import contextvars
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from analytics import quotas
 from analytics.services import CallRecord, record_call
@@ -64,6 +66,7 @@ class _Attempt:
     number: int
     started: float
     text_start: int
+    started_at: datetime = field(default_factory=timezone.now)
     opened: bool = False
     ttft_ms: int | None = None
     input_tokens: int | None = None
@@ -90,6 +93,19 @@ class _Runner:
         self.request_id = request_id
         self.started = time.monotonic()
         self.attempt: _Attempt | None = None
+        # Replaced on each retry and by a forced re-reservation; released at the end.
+        self.reservation: quotas.Reservation | None = plan.reservation
+
+    def _reserve_again(self, *, force: bool = False) -> None:
+        """Hold a fresh worst case (before a retry, or after the old one expired).
+
+        Runs in a worker thread and sets ``self.reservation`` there, so a stop arriving while it
+        runs never loses the new reservation.
+        """
+        if self.reservation is not None:
+            self.reservation.release()
+        self.reservation = None
+        self.reservation = services.reserve_reply(self.plan, force=force)
 
     def _record(self, attempt: _Attempt, *, status: str, error_code: str = "") -> CallRecord:
         text = self.generation.text[attempt.text_start :]
@@ -114,6 +130,7 @@ class _Runner:
             output_tokens=output_tokens or 0,
             tokens_estimated=estimated,
             latency_ms=_elapsed_ms(attempt.started),
+            started_at=attempt.started_at,
             ttft_ms=attempt.ttft_ms,
             variant=self.plan.config.variant,
             prompt_version_id=self.plan.config.prompt_version_id,
@@ -189,6 +206,14 @@ class _Runner:
                 await asyncio.shield(db(record_call, call))
             except Exception:
                 logger.exception("could not record a failed attempt of %s", self.plan.message_id)
+            if self.reservation is not None:
+                # Each attempt is paid for: the next one must fit the quotas like the first.
+                try:
+                    await asyncio.shield(db(self._reserve_again))
+                except quotas.QuotaExceeded as exc:
+                    return Message.Status.FAILED, UpstreamFault(
+                        code=exc.code, call_status="error", retryable=False, message=exc.message
+                    )
             logger.info(
                 "retrying upstream after %s (attempt %s, in %.2fs)", fault.code, number, delay
             )
@@ -196,20 +221,27 @@ class _Runner:
         raise AssertionError("unreachable")
 
 
-async def _keep_saving(generation: streaming.Generation, reservation=None) -> None:
+async def _keep_saving(generation: streaming.Generation, runner: "_Runner") -> None:
     """Save the partial text at a bounded rate; it is also the heartbeat and the stop check.
 
     It also keeps the quota reservation alive: a reservation that is not renewed expires, which
-    is how the reservations of a dead process give their amounts back.
+    is how the reservations of a dead process give their amounts back. One that expired anyway
+    (renewals failed for a whole TTL) is taken again, limits ignored: the upstream is already
+    streaming, and the counters must show it.
     """
     renewed = time.monotonic()
     while True:
         await asyncio.sleep(settings.CHAT_PERSIST_INTERVAL_SECONDS)
+        reservation = runner.reservation
         if reservation is not None and (
             time.monotonic() - renewed > settings.QUOTA_RESERVATION_TTL_SECONDS / 3
         ):
             try:
-                await db(reservation.renew)
+                if not await db(reservation.renew):
+                    logger.warning(
+                        "quota reservation %s had expired; taking it again", reservation.id
+                    )
+                    await asyncio.shield(db(runner._reserve_again, force=True))
                 renewed = time.monotonic()
             except Exception:
                 logger.warning("could not renew the quota reservation", exc_info=True)
@@ -224,8 +256,10 @@ async def _keep_saving(generation: streaming.Generation, reservation=None) -> No
 
 async def run(generation: streaming.Generation, *, request_id: str = "") -> None:
     message_id = generation.message_id
+    interrupted = False  # the process is shutting down (see shutdown())
     try:
-        plan = await db(services.start_generation, message_id)
+        # Through a cancel: the start may reserve quota, which must not be lost.
+        plan, interrupted = await _through_cancel(db(services.start_generation, message_id))
     except quotas.QuotaExceeded as exc:  # the reply is stored as failed with the limit's message
         generation.finish(
             "error",
@@ -263,10 +297,12 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         return
 
     runner = _Runner(generation, plan, request_id)
-    saver = asyncio.create_task(_keep_saving(generation, plan.reservation))
+    saver = asyncio.create_task(_keep_saving(generation, runner))
     status, fault = Message.Status.CANCELLED, None
+    if interrupted:
+        status = Message.Status.INTERRUPTED
     try:
-        if not generation.stop_requested:
+        if not generation.stop_requested and not interrupted:
             # From here on a stop request cancels the upstream stream at once.
             generation.cancellable = asyncio.create_task(runner.run())
             status, fault = await generation.cancellable
@@ -275,21 +311,38 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         if generation.stop_requested:
             status = Message.Status.CANCELLED
         else:
-            status = Message.Status.INTERRUPTED
+            status, interrupted = Message.Status.INTERRUPTED, True
     except Exception as exc:  # a bug or a database fault: the reply fails, never "cancelled"
         logger.exception("the generation of %s failed", message_id)
         status, fault = Message.Status.FAILED, translate_fault(exc, text_started=False)
-    finally:
-        generation.cancellable = None
-        saver.cancel()
-        try:
-            await asyncio.shield(_finish(generation, runner, status, fault))
-        finally:
-            # Whatever the outcome: the calls are recorded (and charged) by now.
-            if plan.reservation is not None:
-                await asyncio.shield(_release(plan.reservation))
-    if status == Message.Status.COMPLETED and plan.first_exchange:
+    generation.cancellable = None
+    saver.cancel()
+    # Both run to their end even if the process starts shutting down meanwhile: the calls are
+    # recorded (and charged to the quotas) before the reservation is given back.
+    _, cancelled = await _through_cancel(_finish(generation, runner, status, fault))
+    interrupted = interrupted or cancelled
+    if runner.reservation is not None:
+        _, cancelled = await _through_cancel(_release(runner.reservation))
+        interrupted = interrupted or cancelled
+    if status == Message.Status.COMPLETED and plan.first_exchange and not interrupted:
         await _name_conversation(plan, request_id)
+
+
+async def _through_cancel(awaitable):
+    """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
+
+    Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
+    cancel here is the process shutting down or a stop, and the work must not be cut in half).
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # the awaited work itself was cancelled
+            cancelled = True
 
 
 async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault | None) -> None:
@@ -416,14 +469,15 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
         await _title_call(plan, request_id, config, messages, fallback)
     finally:
         if reservation is not None:
-            await asyncio.shield(_release(reservation))
+            await _through_cancel(_release(reservation))
 
 
 async def _title_call(plan, request_id, config, messages, fallback) -> None:
-    started = time.monotonic()
+    started, started_at = time.monotonic(), timezone.now()
     status, error_code, title = "ok", "", ""
     input_tokens = output_tokens = None
     cached = 0
+    cancelled = False
     try:
         response = await get_client().chat.completions.create(
             model=config.model,
@@ -437,10 +491,14 @@ async def _title_call(plan, request_id, config, messages, fallback) -> None:
             input_tokens = response.usage.prompt_tokens
             output_tokens = response.usage.completion_tokens
             cached = cached_tokens_of(response.usage)
+    except asyncio.CancelledError:
+        # Shutting down: the request was sent and may be billed; record what it likely used.
+        cancelled = True
+        status, error_code = "cancelled", "interrupted"
     except Exception as exc:
         fault = translate_fault(exc, text_started=False)
         status, error_code = fault.call_status, fault.code
-    estimated = status == "ok" and input_tokens is None
+    estimated = (status == "ok" or cancelled) and input_tokens is None
     if estimated:
         input_tokens = estimate_messages_tokens(messages)
         output_tokens = estimate_text_tokens(title)
@@ -456,14 +514,15 @@ async def _title_call(plan, request_id, config, messages, fallback) -> None:
         output_tokens=output_tokens or 0,
         tokens_estimated=estimated,
         latency_ms=_elapsed_ms(started),
+        started_at=started_at,
         variant=config.variant,
         request_id=request_id,
         user_id=plan.user_id,
         conversation_id=plan.conversation_id,
     )
     try:
-        await db(record_call, call)
-        if title:
+        await _through_cancel(db(record_call, call))
+        if title and not cancelled:
             await db(
                 services.set_generated_title, plan.conversation_id, title=title, fallback=fallback
             )

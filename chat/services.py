@@ -205,6 +205,7 @@ class ReplyPlan:
     messages: list[dict]
     first_exchange: bool
     first_user_text: str
+    input_tokens: int = 0  # the estimate the reservation is made of
     reservation: quotas.Reservation | None = None
 
 
@@ -230,12 +231,13 @@ def start_generation(message_id: int) -> ReplyPlan | None:
     upstream_messages += trim_history(history, budget)
     user_count = sum(1 for m in history if m["role"] == Message.Role.USER)
     now = timezone.now()
+    input_tokens = estimate_messages_tokens(upstream_messages)
     try:
         # The worst case of this call is held before the upstream is called (docs/quotas.md).
         reservation = quotas.check(
             conversation.user,
             model=config.model,
-            input_tokens=estimate_messages_tokens(upstream_messages),
+            input_tokens=input_tokens,
             max_tokens=config.max_tokens,
             reserve=True,
         )
@@ -265,8 +267,29 @@ def start_generation(message_id: int) -> ReplyPlan | None:
         messages=upstream_messages,
         first_exchange=user_count == 1 and not conversation.title_generated,
         first_user_text=history[-1]["content"] if history else "",
+        input_tokens=input_tokens,
         reservation=reservation,
     )
+
+
+def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation | None:
+    """Reserve a reply's worst case again (a retry; with ``force`` an expired reservation,
+    limits ignored). A refusal is recorded and raised (QuotaExceeded)."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(pk=plan.user_id)
+    try:
+        return quotas.check(
+            user,
+            model=plan.config.model,
+            input_tokens=plan.input_tokens,
+            max_tokens=plan.config.max_tokens,
+            reserve=True,
+            force=force,
+        )
+    except quotas.QuotaExceeded as exc:
+        quotas.record_refusal(exc, user_id=plan.user_id, stage="generation")
+        raise
 
 
 def fail_unstarted_reply(message_id: int) -> None:

@@ -92,7 +92,7 @@ async def _complete(*, model, messages, temperature, max_tokens, variant="", ver
 
 
 async def _call(*, model, messages, temperature, max_tokens, variant, version_id):
-    started = time.monotonic()
+    started, started_at = time.monotonic(), timezone.now()
     text, status, error_code = "", "ok", ""
     input_tokens = output_tokens = cached = 0
     estimated = False
@@ -132,6 +132,7 @@ async def _call(*, model, messages, temperature, max_tokens, variant, version_id
             output_tokens=output_tokens,
             tokens_estimated=estimated,
             latency_ms=int((time.monotonic() - started) * 1000),
+            started_at=started_at,
             variant=variant,
             prompt_version_id=version_id,
         ),

@@ -250,7 +250,7 @@ def test_a_reply_interrupted_by_a_server_shutdown_settles_to_its_recorded_usage(
 ):
     UsageQuota.objects.create(user=user, tokens_per_day=10**6)
     backend = quotas.backend()
-    env = app_env(simulator, QUOTA_RESERVATION_TTL_SECONDS="2")
+    env = app_env(simulator, QUOTA_RESERVATION_TTL_SECONDS="600")  # released, not expired
     with run_app_server(env=env, log_dir=tmp_path) as server, api_client(server, user) as client:
         started = start_reply(client, "Shut down [sim:tokens=200,tps=20]")
         read_stream(client, started["stream_url"], stop_after_deltas=5)
@@ -267,3 +267,23 @@ def test_a_reply_interrupted_by_a_server_shutdown_settles_to_its_recorded_usage(
     assert backend.open_reservations() == 0
     meter = quotas.user_meters(user.pk, quotas.limits_for(user))[0]
     assert quotas.meter_state(meter).used == recorded_tokens(user) == call.total_tokens
+
+
+def test_a_retry_must_fit_the_quota_like_the_first_attempt(app_server, simulator, user):
+    """The first attempt stalls after the stream opened (its input is charged, estimated); the
+    retry reserves its worst case again, no longer fits, and is never sent."""
+    content = f"Stall {uuid.uuid4().hex[:6]} [sim:stall,after=0]"
+    worst = worst_tokens(content)
+    first_input = worst - settings.AI_MAX_OUTPUT_TOKENS
+    UsageQuota.objects.create(user=user, tokens_per_day=worst + first_input - 1)
+    simulator.clear()
+    with api_client(app_server, user) as client:
+        started = start_reply(client, content)
+        result = read_stream(client, started["stream_url"])
+    assert result.final.event == "error"
+    assert result.final.data["code"] == "quota_exceeded"
+    assert len([r for r in simulator.requests() if "Stall" in str(r)]) == 1
+    call = AICall.objects.get(task_type="chat")
+    assert call.tokens_estimated and call.input_tokens == first_input
+    assert QuotaEvent.objects.filter(stage="generation").count() == 1
+    assert quotas.backend().open_reservations() == 0
