@@ -434,16 +434,18 @@ class RedisBackend:
     def renew(self, reservation_id: str, expires: float) -> bool:
         return bool(self._renew(keys=[self.zset, reservation_id], args=[expires]))
 
-    def charge(self, items: list[tuple[Meter, int, bool]]) -> None:
+    def charge(self, items: list[tuple[Meter, int, bool]]) -> list[tuple[Meter, int, bool]]:
+        """Add to the counters that exist; return the items whose counter is missing."""
         missing = self._charge(keys=[m.key for m, _, _ in items], args=[a for _, a, _ in items])
-        for index in missing:
-            meter, amount, seed_counts_it = items[int(index) - 1]
-            # A fresh seed counts this call when it was recorded in the meter's period (it is
-            # committed); if another process created the counter meanwhile, its seed may not
-            # have, so add it (an over-count at worst).
-            seeded = meter.seed() + (0 if seed_counts_it else amount)
-            if not self.client.set(meter.key, seeded, nx=True, ex=meter.ttl):
-                self.client.incrby(meter.key, amount)
+        return [items[int(index) - 1] for index in missing]
+
+    def seed_missing(self, meter: Meter, amount: int, seed_counts_it: bool) -> None:
+        # A fresh seed counts this call when it was recorded in the meter's period (it is
+        # committed); if another process created the counter meanwhile, its seed may not have,
+        # so add it (an over-count at worst).
+        seeded = meter.seed() + (0 if seed_counts_it else amount)
+        if not self.client.set(meter.key, seeded, nx=True, ex=meter.ttl):
+            self.client.incrby(meter.key, amount)
 
     def hit(self, key: str, limit: int) -> float | None:
         now_ms = int(time.time() * 1000)
@@ -546,21 +548,26 @@ class DatabaseBackend:
             )
         )
 
-    def charge(self, items: list[tuple[Meter, int, bool]]) -> None:
-        for meter, amount, seed_counts_it in sorted(items, key=lambda item: item[0].key):
-            if QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount):
-                continue
-            # Missing: seed it (as in RedisBackend.charge); if another process created it
-            # meanwhile its seed may not count this call, so add it (an over-count at worst).
-            _, created = QuotaCounter.objects.get_or_create(
-                key=meter.key,
-                defaults={
-                    "value": meter.seed() + (0 if seed_counts_it else amount),
-                    "expires_at": timezone.now() + timedelta(seconds=meter.ttl),
-                },
-            )
-            if not created:
-                QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount)
+    def charge(self, items: list[tuple[Meter, int, bool]]) -> list[tuple[Meter, int, bool]]:
+        """Add to the counters that exist (one statement each); return the missing ones."""
+        missing = []
+        for item in sorted(items, key=lambda item: item[0].key):
+            meter, amount, _ = item
+            if not QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount):
+                missing.append(item)
+        return missing
+
+    def seed_missing(self, meter: Meter, amount: int, seed_counts_it: bool) -> None:
+        # As in RedisBackend.seed_missing.
+        _, created = QuotaCounter.objects.get_or_create(
+            key=meter.key,
+            defaults={
+                "value": meter.seed() + (0 if seed_counts_it else amount),
+                "expires_at": timezone.now() + timedelta(seconds=meter.ttl),
+            },
+        )
+        if not created:
+            QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount)
 
     def hit(self, key: str, limit: int) -> float | None:
         now = time.time()
@@ -718,10 +725,32 @@ def charge(
         for meter in meters
     ]
     try:
-        backend().charge(items)
+        missing = backend().charge(items)
+        if missing:
+            # Seed only the counters a limit reads (the others would be work for nothing; a
+            # limit set later seeds its counter from the recorded calls when first checked).
+            limited = _limited_keys(user_id, started_at)
+            for item in missing:
+                if item[0].key in limited:
+                    backend().seed_missing(*item)
     except Exception:
         # The counter then lags by this call until its period ends or it is reseeded.
         logger.exception("could not charge a call to the quota counters")
+
+
+def _limited_keys(user_id: int | None, moment: datetime) -> set[str]:
+    from django.contrib.auth import get_user_model
+
+    keys = set()
+    gmeter = global_meter(moment)
+    if gmeter.cap is not None:
+        keys.add(gmeter.key)
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    if user is not None:
+        limits = limits_for(user)
+        if not limits.exempt:
+            keys |= {m.key for m in user_meters(user.pk, limits, moment) if m.cap is not None}
+    return keys
 
 
 # --- what people see -------------------------------------------------------------------------

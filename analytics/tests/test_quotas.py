@@ -389,14 +389,16 @@ def _call(user, tokens: int, **extra) -> CallRecord:
     )
 
 
-def test_a_charge_seeds_a_missing_counter_and_adds_to_an_existing_one(backend):
+def test_a_charge_seeds_a_missing_counter_and_adds_to_an_existing_one(backend, settings):
     user = make_user()
     key = quotas.user_meters(user.pk, None)[0].key
-    assert _raw_counter(backend, key) is None
-    record_call(_call(user, 200))  # no counter yet: seeded from the calls, this one included
-    assert _raw_counter(backend, key) == 200
+    record_call(_call(user, 30))
+    assert _raw_counter(backend, key) is None  # no limit reads it: no counter kept
+    settings.QUOTA_TOKENS_PER_DAY = 1000
+    record_call(_call(user, 200))  # no counter yet: seeded from the calls, both included
+    assert _raw_counter(backend, key) == 230
     record_call(_call(user, 50))
-    assert _raw_counter(backend, key) == 250
+    assert _raw_counter(backend, key) == 280
 
 
 def test_a_call_counts_against_the_day_it_started(backend, settings):
