@@ -26,6 +26,8 @@ for name, value in (
     ("QUOTA_COST_PER_DAY_USD", "1000000"),
     ("QUOTA_COST_PER_MONTH_USD", "1000000"),
     ("AI_DAILY_COST_CAP_USD", "1000000"),
+    # 50 threads each hold a connection while they wait on the locked counter rows.
+    ("DB_POOL_MAX_SIZE", "60"),
 ):
     os.environ.setdefault(name, value)
 
@@ -96,6 +98,8 @@ def run(backend_name: str) -> dict:
     elapsed = time.perf_counter() - started
     results["contended_per_second"] = N_THREADS * PER_THREAD / elapsed
     results["errors"] = len(errors)
+    if errors:
+        print(f"  first error ({backend_name}): {errors[0]!r}")
     results["open_after"] = quotas.backend().open_reservations()
     quotas.backend().clear()
     return results
