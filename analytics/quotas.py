@@ -22,7 +22,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
 
@@ -34,7 +34,7 @@ from django.utils import timezone
 from .metrics import QUOTA_REFUSALS
 from .models import AICall, QuotaCounter, QuotaEvent, QuotaReservation, UsageQuota
 from .pricing import MICRO, MILLION, price_for
-from .timezones import day_bounds, reporting_zone
+from .timezones import day_bounds, month_bounds, reporting_zone
 
 logger = logging.getLogger(__name__)
 
@@ -66,23 +66,56 @@ def default_limits() -> Limits:
     )
 
 
-def limits_for(user) -> Limits:
+def _resolve(rows: list[UsageQuota], user_id: int, group_ids: set[int]) -> Limits:
     """The user's own row, else the most generous of their groups' rows, else the settings."""
-    if user.has_perm("analytics.exempt_from_quotas"):
-        return Limits(None, None, None, None, exempt=True)
-    values = {name: getattr(default_limits(), name) for name in _FIELDS}
-    rows = list(UsageQuota.objects.filter(Q(user=user) | Q(group__user=user)).distinct())
-    group_rows = [r for r in rows if r.group_id is not None]
+    defaults = default_limits()
+    own = next((r for r in rows if r.user_id == user_id), None)
+    groups = [r for r in rows if r.group_id in group_ids]
+    values = {}
     for name in _FIELDS:
-        set_by_groups = [getattr(r, name) for r in group_rows if getattr(r, name) is not None]
-        if set_by_groups:
-            values[name] = max(set_by_groups)
-    own = next((r for r in rows if r.user_id == user.pk), None)
-    if own is not None:
-        for name in _FIELDS:
-            if getattr(own, name) is not None:
-                values[name] = getattr(own, name)
+        by_groups = [getattr(r, name) for r in groups if getattr(r, name) is not None]
+        value = max(by_groups) if by_groups else getattr(defaults, name)
+        if own is not None and getattr(own, name) is not None:
+            value = getattr(own, name)
+        values[name] = value
     return Limits(**values)
+
+
+NO_LIMITS = Limits(None, None, None, None)
+EXEMPT = Limits(None, None, None, None, exempt=True)
+
+
+def limits_for(user) -> Limits:
+    if user.has_perm("analytics.exempt_from_quotas"):
+        return EXEMPT
+    rows = list(UsageQuota.objects.filter(Q(user=user) | Q(group__user=user)).distinct())
+    return _resolve(rows, user.pk, {r.group_id for r in rows if r.group_id is not None})
+
+
+def limits_for_many(users) -> dict[int, Limits]:
+    """``limits_for`` of many users in four queries (the admin overview)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    User = get_user_model()
+    ids = [u.pk for u in users]
+    permission = Permission.objects.filter(
+        content_type__app_label="analytics", codename="exempt_from_quotas"
+    ).first()
+    holders = Q(is_superuser=True)
+    if permission is not None:
+        holders |= Q(user_permissions=permission) | Q(groups__permissions=permission)
+    exempt = set(
+        User.objects.filter(holders, pk__in=ids, is_active=True).values_list("pk", flat=True)
+    )
+    memberships: dict[int, set[int]] = {pk: set() for pk in ids}
+    for user_id, group_id in User.groups.through.objects.filter(user_id__in=ids).values_list(
+        "user_id", "group_id"
+    ):
+        memberships[user_id].add(group_id)
+    all_groups = set().union(*memberships.values()) if memberships else set()
+    rows = list(UsageQuota.objects.filter(Q(user_id__in=ids) | Q(group_id__in=all_groups)))
+    return {pk: EXEMPT if pk in exempt else _resolve(rows, pk, memberships[pk]) for pk in ids}
 
 
 # --- periods and meters ----------------------------------------------------------------------
@@ -97,13 +130,6 @@ def _micro(usd: Decimal | None) -> int:
 
 def _usd(micro: int) -> Decimal:
     return (Decimal(micro) * MICRO).quantize(MICRO)
-
-
-def _month_bounds(day: date) -> tuple[datetime, datetime]:
-    zone = reporting_zone()
-    start = datetime(day.year, day.month, 1, tzinfo=zone)
-    following = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=zone)
-    return start, following
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +171,9 @@ def user_meters(user_id: int, limits: Limits | None, now: datetime | None = None
     now = now or timezone.now()
     today = now.astimezone(reporting_zone()).date()
     day_start, day_end = day_bounds(today)
-    month_start, month_end = _month_bounds(today)
+    month_start, month_end = month_bounds(today)
     p = f"{_prefix()}u{user_id}:"
-    limits = limits or Limits(None, None, None, None)
+    limits = limits or NO_LIMITS
     return [
         Meter(
             Limit.TOKENS_PER_DAY,
@@ -478,22 +504,20 @@ class DatabaseBackend:
                     expires_at__lte=now
                 )[:100]
             )
-            if not expired:
-                return
-            # One update per key, in key order: two sweeps never lock counters in a cycle.
-            totals: dict[str, int] = {}
-            for reservation in expired:
-                for key, amount in reservation.amounts.items():
-                    totals[key] = totals.get(key, 0) + amount
-            for key in sorted(totals):
-                QuotaCounter.objects.filter(key=key).update(value=F("value") - totals[key])
-            QuotaReservation.objects.filter(pk__in=[r.pk for r in expired]).delete()
+            DatabaseBackend._give_back(expired)
 
     @staticmethod
-    def _give_back(reservation: QuotaReservation) -> None:
-        for key, amount in sorted(reservation.amounts.items()):
-            QuotaCounter.objects.filter(key=key).update(value=F("value") - amount)
-        reservation.delete()
+    def _give_back(reservations: list[QuotaReservation]) -> None:
+        """Take locked reservations' amounts off their counters and delete them: one update per
+        key, in key order, so two give-backs never lock counters in a cycle."""
+        totals: dict[str, int] = {}
+        for reservation in reservations:
+            for key, amount in reservation.amounts.items():
+                totals[key] = totals.get(key, 0) + amount
+        for key in sorted(totals):
+            QuotaCounter.objects.filter(key=key).update(value=F("value") - totals[key])
+        if reservations:
+            QuotaReservation.objects.filter(pk__in=[r.pk for r in reservations]).delete()
 
     def reserve(self, items, reservation_id: str, expires: float):
         now = timezone.now()
@@ -535,11 +559,9 @@ class DatabaseBackend:
 
     def release(self, reservation_id: str) -> None:
         with transaction.atomic():
-            reservation = (
-                QuotaReservation.objects.select_for_update().filter(id=reservation_id).first()
+            self._give_back(
+                list(QuotaReservation.objects.select_for_update().filter(id=reservation_id))
             )
-            if reservation is not None:
-                self._give_back(reservation)
 
     def renew(self, reservation_id: str, expires: float) -> bool:
         return bool(
@@ -666,12 +688,20 @@ def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, i
 
 
 def check(
-    user, *, model: str, input_tokens: int, max_tokens: int, reserve: bool, force: bool = False
+    user,
+    *,
+    model: str,
+    input_tokens: int,
+    max_tokens: int,
+    reserve: bool,
+    force: bool = False,
+    limits: Limits | None = None,
 ):
     """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
     it and return the Reservation (None when no limit applies). ``user`` None (evaluation runs):
-    only the global daily cap applies."""
-    limits = limits_for(user) if user is not None else Limits(None, None, None, None, exempt=True)
+    only the global daily cap applies. ``limits``: the user's, when the caller has them."""
+    if limits is None:
+        limits = limits_for(user) if user is not None else EXEMPT
     tokens, micro = worst_case(model, input_tokens=input_tokens, max_tokens=max_tokens)
     items = _items(user, limits, tokens, micro)
     if not items:
@@ -688,9 +718,9 @@ def check(
     return Reservation(reservation_id, user.pk if user is not None else None, tokens, micro)
 
 
-def take_request(user) -> None:
+def take_request(user, limits: Limits | None = None) -> None:
     """Count one request against the user's rate limit; raise QuotaExceeded(rate_limited)."""
-    limits = limits_for(user)
+    limits = limits or limits_for(user)
     if limits.exempt or limits.requests_per_minute is None:
         return
     wait = backend().hit(_rate_key(user.pk), limits.requests_per_minute)
@@ -794,23 +824,16 @@ class MeterState:
             "low": self.low,
             "limit": self.limit,
             "unit": self.unit,
-            "used": str(self.used) if self.unit == "usd" else self.used,
-            "allowed": (
-                None
-                if self.allowed is None
-                else str(self.allowed)
-                if self.unit == "usd"
-                else self.allowed
-            ),
-            "remaining": (
-                None
-                if self.remaining is None
-                else str(self.remaining)
-                if self.unit == "usd"
-                else self.remaining
-            ),
+            # USD as strings (exact decimals); tokens as numbers.
+            "used": _json_amount(self.used),
+            "allowed": _json_amount(self.allowed),
+            "remaining": _json_amount(self.remaining),
             "resets_at": self.resets_at.isoformat(),
         }
+
+
+def _json_amount(value):
+    return str(value) if isinstance(value, Decimal) else value
 
 
 def meter_state(meter: Meter) -> MeterState:

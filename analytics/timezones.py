@@ -20,5 +20,13 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, end
 
 
+def month_bounds(day: date) -> tuple[datetime, datetime]:
+    """Return the aware start and end of the month of ``day`` in the reporting zone."""
+    zone = reporting_zone()
+    start = datetime(day.year, day.month, 1, tzinfo=zone)
+    end = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=zone)
+    return start, end
+
+
 def local_day(moment: datetime) -> date:
     return moment.astimezone(reporting_zone()).date()

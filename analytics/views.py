@@ -13,18 +13,20 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from . import charts, selectors
+from . import charts, quotas, selectors
 from .charts import format_change, format_count, format_money, format_ms, format_percent
-from .models import AICall
+from .models import AICall, QuotaEvent, UsageQuota
 from .reports import report_csv
-from .timezones import day_bounds, local_day
+from .timezones import day_bounds, local_day, month_bounds
 
 PERMISSION = "analytics.view_ai_dashboard"
 DEFAULT_RANGE_DAYS = 30
@@ -484,10 +486,7 @@ QUOTA_USERS = 200
 
 def _usage_rows(today_start, month_start) -> list[dict]:
     """Recorded usage of today and this month per user (the users who spent most today first)."""
-    from django.contrib.auth import get_user_model
-    from django.db.models import Q, Sum
-
-    month = (
+    rows = list(
         AICall.objects.filter(created_at__gte=month_start, is_demo=False, user__isnull=False)
         .values("user")
         .annotate(
@@ -497,42 +496,37 @@ def _usage_rows(today_start, month_start) -> list[dict]:
         )
         .order_by("-cost_today", "-tokens_today", "-cost_month")[:QUOTA_USERS]
     )
-    rows = list(month)
     users = get_user_model().objects.in_bulk([r["user"] for r in rows])
     return [dict(r, user=users[r["user"]]) for r in rows if r["user"] in users]
 
 
+def _quota_state(fraction: float | None) -> str:
+    if fraction is None:
+        return ""
+    return "over" if fraction >= 1 else "near" if fraction >= QUOTA_NEAR else "ok"
+
+
 def _quota_cells(row: dict, limits) -> tuple[list[dict], float]:
+    """The row's cells (used / allowed, percent, state) and its largest fraction of a limit."""
     cells, worst = [], 0.0
     for label, used, allowed, money in (
         ("Tokens today", row["tokens_today"], limits.tokens_per_day, False),
         ("Cost today", row["cost_today"], limits.cost_per_day_usd, True),
         ("Cost this month", row["cost_month"], limits.cost_per_month_usd, True),
     ):
-        fraction = None if not allowed else float(used) / float(allowed)
-        if allowed == 0:
-            fraction = 1.0
-        if fraction is not None:
+        if allowed is None:
+            fraction, shown = None, "no limit"
+        else:
+            fraction = float(used) / float(allowed) if allowed else 1.0
+            shown = f"${allowed:,.2f}" if money else f"{allowed:,}"
             worst = max(worst, fraction)
         cells.append(
             {
                 "label": label,
                 "used": f"${used:,.4f}" if money else f"{used:,}",
-                "allowed": (
-                    "no limit"
-                    if allowed is None
-                    else (f"${allowed:,.2f}" if money else f"{allowed:,}")
-                ),
+                "allowed": shown,
                 "percent": None if fraction is None else round(fraction * 100),
-                "state": (
-                    ""
-                    if fraction is None
-                    else "over"
-                    if fraction >= 1
-                    else "near"
-                    if fraction >= QUOTA_NEAR
-                    else "ok"
-                ),
+                "state": _quota_state(fraction),
             }
         )
     return cells, worst
@@ -540,30 +534,25 @@ def _quota_cells(row: dict, limits) -> tuple[list[dict], float]:
 
 def quotas_overview(request, admin_site) -> TemplateResponse:
     """Per-user usage against quota, users near or over it, refusals, and the global cap."""
-    from django.db.models import Count
-
-    from . import quotas
-    from .models import QuotaEvent, UsageQuota
-
     _require_permission(request)
     now = timezone.now()
     today = _today()
     today_start = day_bounds(today)[0]
-    month_start = today_start.replace(day=1)
     only_near = request.GET.get("show") == "near"
 
+    rows = _usage_rows(today_start, month_bounds(today)[0])
+    limits = quotas.limits_for_many([row["user"] for row in rows])
     users = []
-    for row in _usage_rows(today_start, month_start):
-        limits = quotas.limits_for(row["user"])
-        cells, worst = _quota_cells(row, limits)
+    for row in rows:
+        cells, worst = _quota_cells(row, limits[row["user"].pk])
         if only_near and worst < QUOTA_NEAR:
             continue
         users.append(
             {
                 "user": row["user"],
-                "exempt": limits.exempt,
+                "exempt": limits[row["user"].pk].exempt,
                 "cells": cells,
-                "state": "over" if worst >= 1 else "near" if worst >= QUOTA_NEAR else "ok",
+                "state": _quota_state(worst),
                 "worst": worst,
             }
         )

@@ -261,18 +261,7 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         # Through a cancel: the start may reserve quota, which must not be lost.
         plan, interrupted = await _through_cancel(db(services.start_generation, message_id))
     except quotas.QuotaExceeded as exc:  # the reply is stored as failed with the limit's message
-        generation.finish(
-            "error",
-            {
-                "message_id": message_id,
-                "status": Message.Status.FAILED,
-                # The same fields a stream opened later reads from the stored reply.
-                "code": exc.code,
-                "message": exc.message,
-                "retryable": exc.code not in NOT_RETRYABLE,
-            },
-        )
-        streaming.unregister(generation)
+        _end_unstarted(generation, exc.code, exc.message)
         return
     except Exception:
         logger.exception("could not start the generation of %s", message_id)
@@ -283,17 +272,7 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
             await asyncio.shield(db(services.fail_unstarted_reply, message_id))
         except Exception:
             logger.exception("could not mark reply %s failed", message_id)
-        generation.finish(
-            "error",
-            {
-                "message_id": message_id,
-                "status": Message.Status.FAILED,
-                "code": "internal_error",
-                "message": "The reply could not be started.",
-                "retryable": True,
-            },
-        )
-        streaming.unregister(generation)
+        _end_unstarted(generation, "internal_error", "The reply could not be started.")
         return
 
     runner = _Runner(generation, plan, request_id)
@@ -326,6 +305,22 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
         interrupted = interrupted or cancelled
     if status == Message.Status.COMPLETED and plan.first_exchange and not interrupted:
         await _name_conversation(plan, request_id)
+
+
+def _end_unstarted(generation: streaming.Generation, code: str, message: str) -> None:
+    """End the streams of a reply that never started (the same fields a stream opened later
+    reads from the stored reply)."""
+    generation.finish(
+        "error",
+        {
+            "message_id": generation.message_id,
+            "status": Message.Status.FAILED,
+            "code": code,
+            "message": message,
+            "retryable": code not in NOT_RETRYABLE,
+        },
+    )
+    streaming.unregister(generation)
 
 
 async def _through_cancel(awaitable):

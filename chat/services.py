@@ -116,14 +116,16 @@ def admit_request(user, content: str) -> None:
     messages = [{"role": "user", "content": content}]
     if config.system_prompt:
         messages.append({"role": "system", "content": config.system_prompt})
+    limits = quotas.limits_for(user)
     quotas.check(
         user,
         model=config.model,
         input_tokens=estimate_messages_tokens(messages),
         max_tokens=config.max_tokens,
         reserve=False,
+        limits=limits,
     )
-    quotas.take_request(user)
+    quotas.take_request(user, limits)
 
 
 def post_message(

@@ -458,3 +458,24 @@ def test_a_forced_reservation_counts_but_is_never_refused(backend, settings):
     assert not fits(user, 0, 1)  # it counts
     forced.release()
     assert fits(user, 0, 100)
+
+
+def test_limits_for_many_agrees_with_limits_for(transactional_db, settings):
+    settings.QUOTA_TOKENS_PER_DAY = 1000
+    plain, own, grouped, boss = make_user(), make_user(), make_user(), make_user(is_superuser=True)
+    exempt_by_group, inactive_exempt = make_user(), make_user(is_superuser=True, is_active=False)
+    exempt = Group.objects.create(name="exempt")
+    exempt.permissions.add(Permission.objects.get(codename="exempt_from_quotas"))
+    exempt_by_group.groups.add(exempt)
+    team = Group.objects.create(name="team")
+    UsageQuota.objects.create(group=team, tokens_per_day=4000, requests_per_minute=9)
+    grouped.groups.add(team)
+    own.groups.add(team)
+    UsageQuota.objects.create(user=own, tokens_per_day=50)
+    users = [plain, own, grouped, boss, exempt_by_group, inactive_exempt]
+    many = quotas.limits_for_many(users)
+    for user in users:
+        assert many[user.pk] == quotas.limits_for(user), user
+    assert many[own.pk].tokens_per_day == 50 and many[own.pk].requests_per_minute == 9
+    assert many[boss.pk].exempt and many[exempt_by_group.pk].exempt
+    assert not many[inactive_exempt.pk].exempt

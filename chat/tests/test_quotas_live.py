@@ -49,6 +49,14 @@ def worst_tokens(content: str) -> int:
     return estimate_messages_tokens(messages) + settings.AI_MAX_OUTPUT_TOKENS
 
 
+def post_in_new_conversation(client, content: str):
+    """POST a message in a new conversation; return the response, whatever its status."""
+    conversation = client.post("/api/conversations", json={}).json()
+    return client.post(
+        f"/api/conversations/{conversation['id']}/messages", json={"content": content}
+    )
+
+
 def recorded_tokens(user) -> int:
     return AICall.objects.filter(user=user).aggregate(n=Sum("total_tokens"))["n"] or 0
 
@@ -56,10 +64,7 @@ def recorded_tokens(user) -> int:
 def test_a_message_over_the_quota_is_429_naming_the_limit_and_its_reset(app_server, user):
     UsageQuota.objects.create(user=user, tokens_per_day=50)
     with api_client(app_server, user) as client:
-        conversation = client.post("/api/conversations", json={}).json()
-        response = client.post(
-            f"/api/conversations/{conversation['id']}/messages", json={"content": "Hello"}
-        )
+        response = post_in_new_conversation(client, "Hello")
         quota = client.get("/api/quota").json()
     assert response.status_code == 429
     error = response.json()["error"]
@@ -165,11 +170,7 @@ def test_the_rate_limit_holds_across_two_server_processes(two_servers, user):
     statuses, errors = [], []
     for index in range(8):
         with api_client(two_servers[index % 2], user) as client:
-            conversation = client.post("/api/conversations", json={}).json()
-            response = client.post(
-                f"/api/conversations/{conversation['id']}/messages",
-                json={"content": f"Ping {index} [sim:tokens=3]"},
-            )
+            response = post_in_new_conversation(client, f"Ping {index} [sim:tokens=3]")
             statuses.append(response.status_code)
             if response.status_code == 429:
                 errors.append(response.json()["error"])
@@ -231,10 +232,7 @@ def test_a_streaming_reply_renews_its_reservation_and_a_dead_servers_expires(
         read_stream(client, started["stream_url"], stop_after_deltas=3)
         time.sleep(2.0)  # beyond the TTL: the runner has renewed it
         assert backend.open_reservations() == 1
-        conversation = client.post("/api/conversations", json={}).json()
-        refused = client.post(
-            f"/api/conversations/{conversation['id']}/messages", json={"content": content}
-        )
+        refused = post_in_new_conversation(client, content)
         assert refused.status_code == 429  # the reservation holds the quota
         doomed.process.kill()  # SIGKILL: no release, no renewal
         doomed.process.wait()
