@@ -64,14 +64,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "aiproject.health.HealthCheckMiddleware",
     "analytics.middleware.RequestLogMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Django's own middleware, its hooks run on the event loop where they do no I/O (see the
+    # module): the stock classes would hand each hook to a thread, 15 hand-offs a request.
+    "aiproject.middleware.SecurityMiddleware",
+    "aiproject.middleware.SessionMiddleware",
+    "aiproject.middleware.CommonMiddleware",
+    "aiproject.middleware.CsrfViewMiddleware",
+    "aiproject.middleware.AuthenticationMiddleware",
+    "aiproject.middleware.MessageMiddleware",
+    "aiproject.middleware.XFrameOptionsMiddleware",
+    "aiproject.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "aiproject.urls"
@@ -251,6 +253,9 @@ CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=16000)
 CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=6000)
 # How often a streaming reply's partial text is saved (also the runner's heartbeat).
 CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", default=0.5)
+# Deltas to subscribers in other processes (the channel layer) go out at most this often, each
+# carrying what the reply wrote since the last: one Redis round trip per token cost more CPU.
+CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", default=0.05)
 # Threads for the runners' and streams' short database calls (keep below DB_POOL_MAX_SIZE).
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.

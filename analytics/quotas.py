@@ -756,6 +756,10 @@ def charge(
     ]
     try:
         missing = backend().charge(items)
+        if meters[0].cap is None:
+            # No global cap (a setting): its counter is never seeded, and finding that out
+            # needs no query. Without this, every call looked up the user's limits again.
+            missing = [item for item in missing if item[0] is not meters[0]]
         if missing:
             # Seed only the counters a limit reads (the others would be work for nothing; a
             # limit set later seeds its counter from the recorded calls when first checked).

@@ -1,9 +1,11 @@
 """The JSON API of the chat (documented in docs/api.md). Views parse, check, call one service."""
 
+import asyncio
 import functools
 import json
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -16,7 +18,7 @@ from experiments.services import ExperimentError, rate_reply
 
 from . import runner, services, streaming
 from .models import Conversation, Message
-from .state import NOT_RETRYABLE
+from .state import NOT_RETRYABLE, db
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -37,7 +39,7 @@ def api_view(*methods: str):
         @require_http_methods(list(methods))
         @functools.wraps(view)
         async def wrapper(request, *args, **kwargs):
-            user = await request.auser()
+            user = await db(_authenticate, request)
             if not user.is_authenticated:
                 return json_error(401, "not_authenticated", "Log in to use the API.")
             try:
@@ -53,6 +55,17 @@ def api_view(*methods: str):
         return wrapper
 
     return decorate
+
+
+def _authenticate(request):
+    """The session's user, looked up in a worker thread that gives its connection back at once.
+
+    ``request.auser()`` would run in the request's own thread: a new thread for every request,
+    whose connection Django releases only when the request ends (for a stream: when it ends).
+    """
+    user = get_user(request)
+    request._cached_user = request._acached_user = user  # what request.user/auser() return
+    return user
 
 
 def read_json(request) -> dict:
@@ -172,27 +185,50 @@ def _accepted(user_message: Message, reply: Message) -> JsonResponse:
     )
 
 
+def _post_message(user, conversation_id: int, content, channel: str):
+    conversation = _own_conversation(user, conversation_id)
+    posted = services.post_message(
+        conversation=conversation, content=content, runner_channel=channel
+    )
+    return posted, services.prepare_reply(posted)
+
+
+def _regenerate(user, message_id: int, channel: str):
+    posted = services.regenerate_reply(reply=_own_reply(user, message_id), runner_channel=channel)
+    return posted, services.prepare_reply(posted)
+
+
+async def _store_and_start(request, user, store, *args) -> JsonResponse:
+    """Store the message and start its reply in one database call, then run the reply here.
+
+    If the client goes away meanwhile, the reply is still started (and written), never left
+    behind with its quota held.
+    """
+    channel = await streaming.control_channel()
+    (posted, prepared), cancelled = await runner.through_cancel(db(store, user, *args, channel))
+    runner.start(
+        posted.reply.pk,
+        user_id=user.pk,
+        request_id=current_request_id(),
+        prepared=prepared,
+        session_key=request.session.session_key,
+    )
+    if cancelled:
+        raise asyncio.CancelledError
+    return _accepted(posted.user_message, posted.reply)
+
+
 @api_view("POST")
 async def post_message(request, user, conversation_id: int):
-    conversation = await sync_to_async(_own_conversation)(user, conversation_id)
     body = read_json(request)
-    channel = await streaming.control_channel()
-    user_message, reply = await sync_to_async(services.post_message)(
-        conversation=conversation, content=body.get("content"), runner_channel=channel
+    return await _store_and_start(
+        request, user, _post_message, conversation_id, body.get("content")
     )
-    runner.start(reply.pk, request_id=current_request_id())
-    return _accepted(user_message, reply)
 
 
 @api_view("POST")
 async def regenerate(request, user, message_id: int):
-    reply = await sync_to_async(_own_reply)(user, message_id)
-    channel = await streaming.control_channel()
-    user_message, new_reply = await sync_to_async(services.regenerate_reply)(
-        reply=reply, runner_channel=channel
-    )
-    runner.start(new_reply.pk, request_id=current_request_id())
-    return _accepted(user_message, new_reply)
+    return await _store_and_start(request, user, _regenerate, message_id)
 
 
 @api_view("POST")

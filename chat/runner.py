@@ -22,7 +22,15 @@ from analytics.services import CallRecord, record_call
 from experiments.config import resolve_config
 
 from . import services, streaming
-from .llm import IncompleteStream, UpstreamFault, cached_tokens_of, get_client, translate_fault
+from .llm import (
+    IncompleteStream,
+    UpstreamFault,
+    cached_tokens_of,
+    get_client,
+    open_chat_stream,
+    read_chunk,
+    translate_fault,
+)
 from .models import Message
 from .state import NOT_RETRYABLE, db, final_event
 from .tokens import estimate_messages_tokens, estimate_text_tokens
@@ -30,16 +38,24 @@ from .tokens import estimate_messages_tokens, estimate_text_tokens
 logger = logging.getLogger(__name__)
 
 
-def start(message_id: int, *, request_id: str = "") -> streaming.Generation:
+def start(
+    message_id: int,
+    *,
+    user_id: int,
+    request_id: str = "",
+    prepared: services.Prepared | None = None,
+    session_key: str = "",
+) -> streaming.Generation:
     """Register the reply in this process and start its runner task.
 
     Registration happens before the caller yields to the loop, so a stream opened right after
     the POST on this process always finds it.
     """
-    generation = streaming.register(message_id)
+    generation = streaming.register(message_id, user_id, session_key or "")
     # A fresh context: the task outlives the request and must not carry its thread affinity.
     generation.task = asyncio.create_task(
-        run(generation, request_id=request_id), context=contextvars.Context()
+        run(generation, request_id=request_id, prepared=prepared),
+        context=contextvars.Context(),
     )
     return generation
 
@@ -142,33 +158,27 @@ class _Runner:
 
     async def stream_once(self, attempt: _Attempt) -> None:
         config = self.plan.config
-        kwargs = {}
-        if settings.AI_STREAM_USAGE:
-            kwargs["stream_options"] = {"include_usage": True}
-        stream = await get_client().chat.completions.create(
+        stream = await open_chat_stream(
             model=config.model,
             messages=self.plan.messages,
             temperature=config.temperature,
             max_tokens=config.max_tokens,
-            stream=True,
-            **kwargs,
+            include_usage=settings.AI_STREAM_USAGE,
         )
         attempt.opened = True
         try:
-            async for chunk in stream:
+            async for data in stream:
+                chunk = read_chunk(data)
                 if chunk.usage is not None:
-                    attempt.input_tokens = chunk.usage.prompt_tokens
-                    attempt.output_tokens = chunk.usage.completion_tokens
+                    attempt.input_tokens = chunk.usage["prompt_tokens"]
+                    attempt.output_tokens = chunk.usage["completion_tokens"]
                     attempt.cached_input_tokens = cached_tokens_of(chunk.usage)
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    if choice.delta is not None and choice.delta.content:
-                        if attempt.ttft_ms is None:
-                            attempt.ttft_ms = _elapsed_ms(attempt.started)
-                        self.generation.append(choice.delta.content)
-                    if choice.finish_reason:
-                        attempt.finish_reason = choice.finish_reason
+                if chunk.content:
+                    if attempt.ttft_ms is None:
+                        attempt.ttft_ms = _elapsed_ms(attempt.started)
+                    self.generation.append(chunk.content)
+                if chunk.finish_reason:
+                    attempt.finish_reason = chunk.finish_reason
         finally:
             await asyncio.shield(stream.close())
         if attempt.finish_reason is None and settings.AI_REQUIRE_FINISH_REASON:
@@ -254,12 +264,23 @@ async def _keep_saving(generation: streaming.Generation, runner: "_Runner") -> N
             generation.request_stop()
 
 
-async def run(generation: streaming.Generation, *, request_id: str = "") -> None:
+async def run(
+    generation: streaming.Generation,
+    *,
+    request_id: str = "",
+    prepared: services.Prepared | None = None,
+) -> None:
+    """Generate one reply. ``prepared``: its start, already made by the posting request."""
     message_id = generation.message_id
     interrupted = False  # the process is shutting down (see shutdown())
     try:
-        # Through a cancel: the start may reserve quota, which must not be lost.
-        plan, interrupted = await _through_cancel(db(services.start_generation, message_id))
+        if prepared is None:
+            # Through a cancel: the start may reserve quota, which must not be lost.
+            plan, interrupted = await through_cancel(db(services.start_generation, message_id))
+        elif prepared.error is not None:
+            raise prepared.error
+        else:
+            plan = prepared.plan
     except quotas.QuotaExceeded as exc:  # the reply is stored as failed with the limit's message
         _end_unstarted(generation, exc.code, exc.message)
         return
@@ -298,10 +319,10 @@ async def run(generation: streaming.Generation, *, request_id: str = "") -> None
     saver.cancel()
     # Both run to their end even if the process starts shutting down meanwhile: the calls are
     # recorded (and charged to the quotas) before the reservation is given back.
-    _, cancelled = await _through_cancel(_finish(generation, runner, status, fault))
+    _, cancelled = await through_cancel(_finish(generation, runner, status, fault))
     interrupted = interrupted or cancelled
     if runner.reservation is not None:
-        _, cancelled = await _through_cancel(_release(runner.reservation))
+        _, cancelled = await through_cancel(_release(runner.reservation))
         interrupted = interrupted or cancelled
     if status == Message.Status.COMPLETED and plan.first_exchange and not interrupted:
         await _name_conversation(plan, request_id)
@@ -323,7 +344,7 @@ def _end_unstarted(generation: streaming.Generation, code: str, message: str) ->
     streaming.unregister(generation)
 
 
-async def _through_cancel(awaitable):
+async def through_cancel(awaitable):
     """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
 
     Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
@@ -428,8 +449,10 @@ def _first_ttft(runner: _Runner) -> int | None:
     return int((attempt.started - runner.started) * 1000) + attempt.ttft_ms
 
 
-def _start_title(user_id: int, text: str):
-    """Return the title call's config, messages and quota reservation (QuotaExceeded: skip)."""
+def _start_title(user_id: int, text: str, limits: quotas.Limits | None = None):
+    """Return the title call's config, messages and quota reservation (QuotaExceeded: skip).
+
+    ``limits``: the user's, as the reply was admitted with."""
     user = get_user_model().objects.get(pk=user_id)
     config = resolve_config(user, "title")
     messages = [
@@ -443,6 +466,7 @@ def _start_title(user_id: int, text: str):
             input_tokens=estimate_messages_tokens(messages),
             max_tokens=config.max_tokens,
             reserve=True,
+            limits=limits,
         )
     except quotas.QuotaExceeded as exc:
         quotas.record_refusal(exc, user_id=user_id, stage="title")
@@ -454,7 +478,9 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
     """Ask the model for a short title (task type ``title``); the first words stay on failure."""
     fallback = services.fallback_title(plan.first_user_text)
     try:
-        config, messages, reservation = await db(_start_title, plan.user_id, plan.first_user_text)
+        config, messages, reservation = await db(
+            _start_title, plan.user_id, plan.first_user_text, plan.limits
+        )
     except quotas.QuotaExceeded:
         return  # the first words stay the title
     except Exception:
@@ -464,7 +490,7 @@ async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
         await _title_call(plan, request_id, config, messages, fallback)
     finally:
         if reservation is not None:
-            await _through_cancel(_release(reservation))
+            await through_cancel(_release(reservation))
 
 
 async def _title_call(plan, request_id, config, messages, fallback) -> None:
@@ -516,7 +542,7 @@ async def _title_call(plan, request_id, config, messages, fallback) -> None:
         conversation_id=plan.conversation_id,
     )
     try:
-        await _through_cancel(db(record_call, call))
+        await through_cancel(db(record_call, call))
         if title and not cancelled:
             await db(
                 services.set_generated_title, plan.conversation_id, title=title, fallback=fallback

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -105,7 +106,20 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
     return reply
 
 
-def admit_request(user, content: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admitted a message: the configuration and the limits in force when it was posted.
+
+    The runner of the reply (started by the same request, in the same process) uses both
+    rather than reading them again: the reply is generated with the configuration its
+    admission checked, and three to six queries are saved per reply.
+    """
+
+    config: ChatConfig
+    limits: quotas.Limits
+
+
+def admit_request(user, content: str) -> Admission:
     """Refuse (QuotaExceeded) a message the user's limits cannot take, before anything is stored.
 
     The check uses the new message and the system prompt (the history is added when the
@@ -126,11 +140,16 @@ def admit_request(user, content: str) -> None:
         limits=limits,
     )
     quotas.take_request(user, limits)
+    return Admission(config, limits)
 
 
-def post_message(
-    *, conversation: Conversation, content: str, runner_channel: str = ""
-) -> tuple[Message, Message]:
+class Posted(NamedTuple):
+    user_message: Message
+    reply: Message
+    admission: Admission
+
+
+def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
     """Store the user's message and a pending reply to it; raise if a reply is in progress.
 
     The quota check runs before the transaction that stores: its own database work (the rate
@@ -139,7 +158,7 @@ def post_message(
     content = clean_content(content)
     if conversation.messages.in_progress().exists():
         raise ReplyInProgress("A reply is already being written in this conversation.")
-    admit_request(conversation.user, content)
+    admission = admit_request(conversation.user, content)
     with transaction.atomic():
         user_message = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=content
@@ -150,10 +169,10 @@ def post_message(
         reply = _start_reply(
             conversation=conversation, user_message=user_message, runner_channel=runner_channel
         )
-    return user_message, reply
+    return Posted(user_message, reply, admission)
 
 
-def regenerate_reply(*, reply: Message, runner_channel: str = "") -> tuple[Message, Message]:
+def regenerate_reply(*, reply: Message, runner_channel: str = "") -> Posted:
     """Start a new reply to the user message that ``reply`` answered."""
     if reply.role != Message.Role.ASSISTANT or reply.reply_to_id is None:
         raise ChatError("Only an assistant reply can be regenerated.", code="not_a_reply")
@@ -165,11 +184,11 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "") -> tuple[Messa
         raise ChatError(
             "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
         )
-    admit_request(conversation.user, reply.reply_to.content)
+    admission = admit_request(conversation.user, reply.reply_to.content)
     new_reply = _start_reply(
         conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
     )
-    return reply.reply_to, new_reply
+    return Posted(reply.reply_to, new_reply, admission)
 
 
 def request_stop(*, reply: Message) -> None:
@@ -209,15 +228,24 @@ class ReplyPlan:
     first_user_text: str
     input_tokens: int = 0  # the estimate the reservation is made of
     reservation: quotas.Reservation | None = None
+    limits: quotas.Limits | None = None  # the user's, as admitted (None: read them when needed)
 
 
-def start_generation(message_id: int) -> ReplyPlan | None:
-    """Mark the reply streaming and return its plan, or None when it is gone or not pending."""
+def start_generation(message_id: int, admission: Admission | None = None) -> ReplyPlan | None:
+    """Mark the reply streaming and return its plan, or None when it is gone or not pending.
+
+    ``admission``: the configuration and limits the POST admitted the message with (else they
+    are read now).
+    """
     message = Message.objects.select_related("conversation__user").filter(pk=message_id).first()
     if message is None or message.status != Message.Status.PENDING:
         return None
     conversation = message.conversation
-    config = resolve_config(conversation.user, "chat")
+    if admission is None:
+        admission = Admission(
+            resolve_config(conversation.user, "chat"), quotas.limits_for(conversation.user)
+        )
+    config = admission.config
     history = [
         {"role": m.role, "content": m.content}
         for m in visible_messages(conversation)
@@ -242,6 +270,7 @@ def start_generation(message_id: int) -> ReplyPlan | None:
             input_tokens=input_tokens,
             max_tokens=config.max_tokens,
             reserve=True,
+            limits=admission.limits,
         )
     except quotas.QuotaExceeded as exc:
         Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
@@ -271,7 +300,29 @@ def start_generation(message_id: int) -> ReplyPlan | None:
         first_user_text=history[-1]["content"] if history else "",
         input_tokens=input_tokens,
         reservation=reservation,
+        limits=admission.limits,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """``start_generation``'s outcome, computed by the request that posted the message."""
+
+    plan: ReplyPlan | None = None
+    error: Exception | None = None
+
+
+def prepare_reply(posted: Posted) -> Prepared:
+    """Start the generation of a reply just posted, in the posting request's own database call.
+
+    The runner then calls the upstream at once: under load, a separate start waited in the
+    database threads' queue behind the other requests' work (docs/performance.md). A refusal
+    (QuotaExceeded) or a fault is handed to the runner, which ends the reply with it.
+    """
+    try:
+        return Prepared(plan=start_generation(posted.reply.pk, posted.admission))
+    except Exception as exc:
+        return Prepared(error=exc)
 
 
 def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation | None:

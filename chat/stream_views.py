@@ -11,11 +11,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 from django.http import StreamingHttpResponse
+from django.views.decorators.http import require_GET
 
 from analytics.metrics import SSE_STREAMS_OPEN
 
@@ -27,11 +26,6 @@ from .state import ReplyState, db, final_event
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _release_connection() -> None:
-    # Looked up in the calling thread: the request's own connection.
-    connection.close()
-
-
 def _parse_offset(request) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("offset") or "0"
     try:
@@ -41,40 +35,68 @@ def _parse_offset(request) -> int | None:
     return offset if offset >= 0 else None
 
 
+@require_GET
+async def stream_message(request, message_id: int):
+    generation = streaming.local_generation(message_id)
+    if generation is not None and generation.posted_with(
+        request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    ):
+        # The session that posted the message, on the process that generates the reply: no
+        # database at all (under load the session lookup queued behind the replies' writes and
+        # held up the first token; docs/performance.md).
+        offset = _parse_offset(request)
+        if offset is None:
+            return _invalid_offset()
+        return _sse(_follow_local(generation, offset))
+    return await _checked_stream(request, message_id)
+
+
 @api_view("GET")
-async def stream_message(request, user, message_id: int):
+async def _checked_stream(request, user, message_id: int):
     offset = _parse_offset(request)
     if offset is None:
-        return json_error(
-            400, "invalid_offset", "Last-Event-ID must be a character offset (an integer >= 0)."
-        )
-    # The session lookup (request.auser) opened a connection in this request's thread; Django
-    # would give it back only when the request ends, which for a stream is when the stream ends.
-    # Give it back now (before taking another in db()), so open streams never hold the pool.
-    await sync_to_async(_release_connection)()
+        return _invalid_offset()
+    # The session lookup ran in db() (see api_view), which gave its connection back: an open
+    # stream holds no connection of the pool.
+    generation = streaming.local_generation(message_id)
+    if generation is not None and generation.user_id == user.pk:
+        # The reply runs in this process: its fan-out has everything.
+        return _sse(_follow_local(generation, offset))
     state = await db(services.reply_state, message_id, user_id=user.pk)
     if state is None:
         return json_error(404, "not_found", "No such reply.")
+    return _sse(_from_state(state, offset))
+
+
+def _invalid_offset():
+    return json_error(
+        400, "invalid_offset", "Last-Event-ID must be a character offset (an integer >= 0)."
+    )
+
+
+def _sse(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
-        _events(state, offset), content_type="text/event-stream; charset=utf-8"
+        _events(events), content_type="text/event-stream; charset=utf-8"
     )
     for name, value in SSE_HEADERS.items():
         response[name] = value
     return response
 
 
-async def _events(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
+def _from_state(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
+    generation = streaming.local_generation(state.id)
+    if generation is not None:
+        return _follow_local(generation, offset)
+    if not state.in_progress:
+        return _replay(state, offset)
+    return _follow_elsewhere(state, offset)
+
+
+async def _events(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     SSE_STREAMS_OPEN.inc()
     try:
         # Headers and a first comment go out at once, before the upstream's first token.
         yield sse_retry(2000) + sse_comment("stream open")
-        generation = streaming.local_generation(state.id)
-        if generation is not None:
-            events = _follow_local(generation, offset)
-        elif not state.in_progress:
-            events = _replay(state, offset)
-        else:
-            events = _follow_elsewhere(state, offset)
         async for chunk in events:
             yield chunk
     finally:
@@ -97,24 +119,6 @@ async def _replay(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
     yield _final(event, data, len(state.content))
 
 
-async def _waiting(awaitable, ping_every: float):
-    """Await ``awaitable`` as one task, yielding None at every ping interval until it is done.
-
-    The awaited task is never cancelled by a timeout (that would lose the item it was taking).
-    """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=ping_every)
-            if done:
-                yield task.result()
-                return
-            yield None
-    finally:
-        if not task.done():
-            task.cancel()
-
-
 async def _follow_local(generation: streaming.Generation, offset: int) -> AsyncIterator[bytes]:
     backlog, queue = generation.subscribe(offset)
     # A client never gets text again that it says it has (even an offset beyond the text so far).
@@ -123,19 +127,33 @@ async def _follow_local(generation: streaming.Generation, offset: int) -> AsyncI
         if backlog:
             yield _delta(backlog, position)
         while True:
-            item = None
-            async for item in _waiting(queue.get(), settings.SSE_PING_SECONDS):
-                if item is None:
+            if queue.empty():
+                try:
+                    # A cancelled Queue.get leaves its item in the queue: nothing is lost.
+                    async with asyncio.timeout(settings.SSE_PING_SECONDS):
+                        item = await queue.get()
+                except TimeoutError:
                     yield sse_comment("ping")
+                    continue
+            else:
+                item = queue.get_nowait()
+            # What queued up meanwhile goes out as one event: a subscriber that fell behind (a
+            # busy process) catches up in one write instead of one per token. The runner's
+            # deltas are contiguous, so their concatenation is the text from ``position`` on.
+            parts, end = [], position
+            while isinstance(item, streaming.Delta):
+                if item.end > end:
+                    parts.append(item.text[end - item.start :])
+                    end = item.end
+                item = queue.get_nowait() if not queue.empty() else None
+            if parts:
+                yield _delta("".join(parts), end)
+                position = end
             if isinstance(item, streaming.End):
                 if item.length > position:  # only when this subscriber came in after the end
                     yield _delta(generation.text[position:], item.length)
                 yield _final(item.event, item.data, item.length)
                 return
-            if item.end <= position:
-                continue
-            yield _delta(item.text[position - item.start :], item.end)
-            position = item.end
     finally:
         generation.unsubscribe(queue)
 

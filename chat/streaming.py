@@ -3,13 +3,15 @@
 The token hot path is in-process: the runner appends a delta and every local subscriber's queue
 gets it at once, with no network hop and no database. Subscribers in other processes get deltas
 through the channel layer group of the message, sent by a publisher task that coalesces what
-queued up while Redis answered, so the runner never waits on Redis. The layer can drop messages
+queued up while Redis answered and sends at most once per ``CHAT_PUBLISH_INTERVAL_SECONDS``, so
+the runner never waits on Redis. The layer can drop messages
 (a full channel is skipped silently), so remote subscribers never rely on it alone: they fill
 gaps from the text the runner saves at a bounded rate (see ``chat.stream_views``).
 """
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from dataclasses import dataclass
 
@@ -48,8 +50,10 @@ class End:
 class Generation:
     """The in-process state of one reply being generated."""
 
-    def __init__(self, message_id: int):
+    def __init__(self, message_id: int, user_id: int | None = None, session_key: str = ""):
         self.message_id = message_id
+        self.user_id = user_id  # the owner: a stream of it on this process needs no database
+        self._session_key = session_key  # of the request that posted the message
         self._chunks: list[str] = []
         self.length = 0
         self._subscribers: set[asyncio.Queue] = set()
@@ -69,6 +73,17 @@ class Generation:
         if len(self._chunks) > 1:
             self._chunks = ["".join(self._chunks)]
         return self._chunks[0] if self._chunks else ""
+
+    def posted_with(self, session_key: str | None) -> bool:
+        """True when ``session_key`` is the session that posted this reply's message.
+
+        That session may open the reply's stream on this process without a database lookup:
+        whoever holds it was the user a moment ago, and it opens this one reply only, only
+        while it is being generated (a session ended meanwhile can still read it to its end).
+        """
+        return bool(session_key and self._session_key) and hmac.compare_digest(
+            session_key.encode(), self._session_key.encode()
+        )
 
     def append(self, text: str) -> None:
         delta = Delta(self.length, text)
@@ -124,6 +139,10 @@ class Generation:
             await self._send(layer, group, item)
             if isinstance(item, End):
                 return
+            # At most one message per interval: what the reply writes meanwhile queues up and
+            # goes out as one (remote subscribers are a reconnect's case; local ones are not
+            # delayed, they read the in-process fan-out).
+            await asyncio.sleep(settings.CHAT_PUBLISH_INTERVAL_SECONDS)
 
     async def _send(self, layer, group: str, item: Delta | End) -> None:
         if isinstance(item, Delta):
@@ -159,8 +178,8 @@ def local_generation(message_id: int) -> Generation | None:
     return _generations.get(message_id)
 
 
-def register(message_id: int) -> Generation:
-    generation = Generation(message_id)
+def register(message_id: int, user_id: int | None = None, session_key: str = "") -> Generation:
+    generation = Generation(message_id, user_id, session_key)
     _generations[message_id] = generation
     return generation
 

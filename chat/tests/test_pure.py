@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from chat.llm import MalformedChunk, cached_tokens_of, read_chunk, translate_fault
 from chat.rendering import render_markdown
 from chat.services import fallback_title
 from chat.sse import sse_comment, sse_event
@@ -56,3 +59,47 @@ def test_fallback_title_is_the_first_words():
         "How do I pool database connections…"
     )
     assert fallback_title("Hi") == "Hi"
+
+
+def test_read_chunk_takes_choice_zero_finish_reason_and_usage():
+    chunk = read_chunk(
+        {
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": "Hel"}},
+                {"index": 1, "delta": {"content": "other choice"}, "finish_reason": "stop"},
+            ],
+        }
+    )
+    assert (chunk.content, chunk.finish_reason, chunk.usage) == ("Hel", None, None)
+    end = read_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    assert (end.content, end.finish_reason) == ("", "stop")
+    usage = {"prompt_tokens": 12, "completion_tokens": 3, "prompt_tokens_details": None}
+    last = read_chunk({"choices": [], "usage": usage})
+    assert last.usage == usage and cached_tokens_of(last.usage) == 0
+    assert cached_tokens_of({**usage, "prompt_tokens_details": {"cached_tokens": 8}}) == 8
+    assert cached_tokens_of({**usage, "prompt_cache_hit_tokens": 5}) == 5  # DeepSeek
+    # Servers that send "usage": null, "content": null or no delta at all.
+    assert read_chunk({"choices": [{"index": 0, "delta": {"content": None}}], "usage": None})
+    assert read_chunk({"choices": [{"index": 0}]}).content == ""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [],
+        "text",
+        {"choices": {"index": 0}},
+        {"choices": ["x"]},
+        {"choices": [{"index": 0, "delta": "text"}]},
+        {"choices": [{"index": 0, "delta": {"content": 7}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": 1}]},
+        {"choices": [], "usage": "many"},
+        {"choices": [], "usage": {"prompt_tokens": "12", "completion_tokens": 3}},
+        {"choices": [], "usage": {"prompt_tokens": 12}},
+    ],
+)
+def test_a_chunk_of_the_wrong_shape_is_an_upstream_malformed_fault(data):
+    with pytest.raises(MalformedChunk) as caught:
+        read_chunk(data)
+    fault = translate_fault(caught.value, text_started=True)
+    assert (fault.code, fault.retryable) == ("upstream_malformed", True)

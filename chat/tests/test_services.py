@@ -72,7 +72,7 @@ def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, setting
         Message.objects.create(
             conversation=conversation, role="assistant", reply_to=q, content=f"a{i} " * 100
         )
-    _, reply = services.post_message(conversation=conversation, content="latest question")
+    reply = services.post_message(conversation=conversation, content="latest question").reply
     plan = services.start_generation(reply.pk)
     assert plan.messages[0]["role"] == "system"
     assert plan.messages[-1] == {"role": "user", "content": "latest question"}

@@ -227,3 +227,31 @@ def test_open_streams_hold_no_database_connection(simulator, user, tmp_path):
     assert [r.final.data.get("status") for r in results] == ["completed"] * 8, [
         r.final.data for r in results
     ]
+
+
+def test_who_may_open_a_stream_while_the_reply_is_generated(app_server, user, other_user):
+    """The posting session opens it without a lookup; another session of the owner after one;
+    another user's session, an unknown session and none at all never."""
+    from .live import CSRF_TOKEN
+
+    with api_client(app_server, user) as client:
+        started = start_reply(client, "Slow one [sim:tokens=60,tps=20]")
+        url = started["stream_url"]
+        with (
+            api_client(app_server, user) as second_session,
+            api_client(app_server, other_user) as intruder,
+            api_client(
+                app_server, user, cookies={"sessionid": "x" * 32, "csrftoken": CSRF_TOKEN}
+            ) as forged,
+        ):
+            assert second_session.cookies["sessionid"] != client.cookies["sessionid"]
+            assert intruder.get(url).status_code == 404
+            assert forged.get(url).status_code == 401
+            assert forged.get(url).json()["error"]["code"] == "not_authenticated"
+            with second_session.stream("GET", url) as other_view:
+                assert other_view.status_code == 200
+            # The posting session's stream: the whole reply.
+            result = read_stream(client, url)
+        assert result.final.event == "done"
+        # Once the reply is stored, the same session goes through the lookup like any other.
+        assert read_stream(client, url).text == result.text
