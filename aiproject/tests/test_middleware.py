@@ -124,3 +124,21 @@ def test_login_admin_messages_and_logout_work_on_the_async_path(app_server, djan
         )
         assert out.status_code in (200, 302)
         assert client.get("/admin/").status_code == 302
+
+
+def test_deploy_check_asks_for_the_security_middleware_subclasses_accepted(settings):
+    from aiproject.middleware import check_deploy_middleware
+
+    assert check_deploy_middleware() == []
+    settings.MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",  # the stock class counts too
+        "aiproject.middleware.SessionMiddleware",
+        "aiproject.middleware.AuthenticationMiddleware",
+    ]
+    assert [w.id for w in check_deploy_middleware()] == ["aiproject.W002", "aiproject.W003"]
+    settings.MIDDLEWARE = []
+    assert [w.id for w in check_deploy_middleware()] == [
+        "aiproject.W001",
+        "aiproject.W002",
+        "aiproject.W003",
+    ]
