@@ -8,27 +8,33 @@ twice: most of the time a stream's ``GET`` took to its first byte (docs/performa
 These subclasses run a hook inline, on the loop, when for this request it does no I/O, and in
 a thread as before otherwise. The hooks are Django's own, unchanged; only where they run
 differs. A hook that touched the database inline would fail loudly (Django raises
-``SynchronousOnlyOperation``), never silently. What can do I/O, and so still runs in a thread:
+``SynchronousOnlyOperation``); other blocking I/O would not, which is why every case below
+that can do any goes to a thread:
 
 - ``SessionMiddleware.process_response`` when it saves: the session was modified, or
   ``SESSION_SAVE_EVERY_REQUEST`` is on (the session is loaded lazily, by the view, never here);
 - ``MessageMiddleware.process_response`` when messages were read or added (storing them can
   load the session);
-- every ``CsrfViewMiddleware`` hook when ``CSRF_USE_SESSIONS`` is on (the secret is then in
-  the session). Its failure view (``chat.views.csrf_failure``) renders without a request
-  context, so a rejection does no I/O either.
+- ``CsrfViewMiddleware.process_view`` for a form or multipart POST (its token is read from the
+  parsed body, which may be spooled to a file), and every CSRF hook when ``CSRF_USE_SESSIONS``
+  is on (the secret is then in the session).
 
-The rest (security headers, host and slash checks, the CSRF cookie and token checks, the lazy
-``request.user``, X-Frame-Options, the CSP header) only read the request and write headers.
-Under WSGI and the sync test client they behave exactly like Django's classes.
+The rest (security headers, host and slash checks, the CSRF cookie and the header token, the
+lazy ``request.user``, X-Frame-Options, the CSP header) only read the request and write headers.
+A CSRF rejection of a JSON or safe request renders ``chat.views.csrf_failure`` inline: JSON for
+the API; for pages, Django's small 403 template, read from its package. Under WSGI and the sync
+test client these classes behave exactly like Django's.
 """
+
+from functools import partial
+from importlib import import_module
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
-from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.module_loading import import_string
 
@@ -92,12 +98,21 @@ class CommonMiddleware(InlineHooks, common.CommonMiddleware):
     pass
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class CsrfViewMiddleware(InlineHooks, csrf.CsrfViewMiddleware):
     def request_needs_thread(self, request) -> bool:
         return settings.CSRF_USE_SESSIONS
 
     def view_needs_thread(self, request) -> bool:
-        return settings.CSRF_USE_SESSIONS
+        # The token of a form is read from request.POST: parsing a form body (a large one is
+        # spooled to a temporary file, an upload written to one) is I/O. The JSON API sends the
+        # token in a header, and safe methods are not checked.
+        return settings.CSRF_USE_SESSIONS or (
+            request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
+            and request.content_type in _FORM_TYPES
+        )
 
     def response_needs_thread(self, request, response) -> bool:
         return settings.CSRF_USE_SESSIONS
@@ -121,38 +136,45 @@ class ContentSecurityPolicyMiddleware(InlineHooks, csp.ContentSecurityPolicyMidd
     pass
 
 
-# Django's deploy checks security.W001-W003 look for the stock classes' dotted paths in
-# MIDDLEWARE, and so warn about these subclasses. Settings silence those three, and this check,
-# registered by the chat app, asks the same of MIDDLEWARE with subclasses accepted.
-_DEPLOY_REQUIREMENTS = (
-    (
-        security.SecurityMiddleware,
-        "aiproject.W001",
-        "No SecurityMiddleware in MIDDLEWARE: the SECURE_* settings (HSTS, SSL redirect, "
-        "nosniff, referrer and opener policies) have no effect.",
+# Django's security checks decide whether the security, CSRF, X-Frame-Options, CSP and session
+# middleware are installed by looking for the stock classes' dotted paths in MIDDLEWARE. With
+# these subclasses they would conclude "not installed": W001-W003 would warn, and worse, the
+# checks that only apply when the middleware is installed (HSTS W004, SSL redirect W008, the
+# secure cookies W012/W016, X-Frame-Options W019, CSP, ...) would pass silently. The chat app
+# replaces those five predicates with ones that accept subclasses (``use_subclass_aware_checks``),
+# so every check runs as it would with the stock classes.
+_CHECKED_MIDDLEWARE = {
+    ("django.core.checks.security.base", "_security_middleware"): security.SecurityMiddleware,
+    ("django.core.checks.security.base", "_xframe_middleware"): (
+        clickjacking.XFrameOptionsMiddleware
     ),
-    (
-        clickjacking.XFrameOptionsMiddleware,
-        "aiproject.W002",
-        "No XFrameOptionsMiddleware in MIDDLEWARE: pages are served without X-Frame-Options.",
+    ("django.core.checks.security.base", "_csp_middleware"): csp.ContentSecurityPolicyMiddleware,
+    ("django.core.checks.security.csrf", "_csrf_middleware"): csrf.CsrfViewMiddleware,
+    ("django.core.checks.security.sessions", "_session_middleware"): (
+        sessions_middleware.SessionMiddleware
     ),
-    (
-        csrf.CsrfViewMiddleware,
-        "aiproject.W003",
-        "No CsrfViewMiddleware in MIDDLEWARE: forms and the API are not protected from CSRF.",
-    ),
-)
+}
 
 
-def check_deploy_middleware(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    loaded = []
+def middleware_installed(required: type) -> bool:
+    """True when MIDDLEWARE lists ``required`` or a subclass of it."""
     for path in settings.MIDDLEWARE:
         try:
-            loaded.append(import_string(path))
+            cls = import_string(path)
         except ImportError:
             continue  # Django reports that itself when it loads the middleware
-    return [
-        checks.Warning(message, id=check_id)
-        for required, check_id, message in _DEPLOY_REQUIREMENTS
-        if not any(isinstance(cls, type) and issubclass(cls, required) for cls in loaded)
-    ]
+        if isinstance(cls, type) and issubclass(cls, required):
+            return True
+    return False
+
+
+def use_subclass_aware_checks() -> None:
+    """Point Django's security checks at ``middleware_installed`` (called by the chat app)."""
+    for (module_name, predicate), required in _CHECKED_MIDDLEWARE.items():
+        module = import_module(module_name)
+        if not callable(getattr(module, predicate, None)):
+            raise ImproperlyConfigured(
+                f"{module_name}.{predicate} is gone: aiproject.middleware needs updating for "
+                "this Django version (its security checks would not see the middleware)."
+            )
+        setattr(module, predicate, partial(middleware_installed, required))

@@ -6,8 +6,6 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self):
-        from django.core import checks
+        from aiproject.middleware import use_subclass_aware_checks
 
-        from aiproject.middleware import check_deploy_middleware
-
-        checks.register(check_deploy_middleware, checks.Tags.security, deploy=True)
+        use_subclass_aware_checks()

@@ -73,9 +73,7 @@ def cached_tokens_of(usage) -> int:
         cached = getattr(details, "cached_tokens", None) if details is not None else None
         if cached is None:
             cached = getattr(usage, "prompt_cache_hit_tokens", None)  # DeepSeek
-    if cached is not None and not isinstance(cached, int):
-        raise MalformedChunk("cached_tokens is not an integer")
-    return int(cached or 0)
+    return cached if isinstance(cached, int) and cached > 0 else 0
 
 
 class IncompleteStream(Exception):
@@ -153,10 +151,12 @@ def read_chunk(data: object) -> Chunk:
             raise MalformedChunk("a delta's content or finish reason is not a string")
         content += text or ""
         finish_reason = reason or finish_reason
-    if usage is not None:
-        for key in ("prompt_tokens", "completion_tokens"):
-            if not isinstance(usage.get(key), int):
-                raise MalformedChunk(f"usage.{key} is not an integer")
+    if usage is not None and not all(
+        isinstance(usage.get(key), int) for key in ("prompt_tokens", "completion_tokens")
+    ):
+        # Some compatible servers send nulls here: unknown usage, estimated like a missing one
+        # (as the SDK's unvalidated models let through), not a failed reply.
+        usage = None
     return Chunk(content, finish_reason, usage)
 
 

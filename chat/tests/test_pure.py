@@ -78,6 +78,14 @@ def test_read_chunk_takes_choice_zero_finish_reason_and_usage():
     assert last.usage == usage and cached_tokens_of(last.usage) == 0
     assert cached_tokens_of({**usage, "prompt_tokens_details": {"cached_tokens": 8}}) == 8
     assert cached_tokens_of({**usage, "prompt_cache_hit_tokens": 5}) == 5  # DeepSeek
+    # Usage with nulls or missing counts is unknown (estimated later), not a malformed chunk.
+    for odd in (
+        {"prompt_tokens": 12, "completion_tokens": None},
+        {"prompt_tokens": "12", "completion_tokens": 3},
+        {"prompt_tokens": 12},
+    ):
+        assert read_chunk({"choices": [], "usage": odd}).usage is None
+    assert cached_tokens_of({**usage, "prompt_tokens_details": {"cached_tokens": None}}) == 0
     # Servers that send "usage": null, "content": null or no delta at all.
     assert read_chunk({"choices": [{"index": 0, "delta": {"content": None}}], "usage": None})
     assert read_chunk({"choices": [{"index": 0}]}).content == ""
@@ -94,8 +102,6 @@ def test_read_chunk_takes_choice_zero_finish_reason_and_usage():
         {"choices": [{"index": 0, "delta": {"content": 7}}]},
         {"choices": [{"index": 0, "delta": {}, "finish_reason": 1}]},
         {"choices": [], "usage": "many"},
-        {"choices": [], "usage": {"prompt_tokens": "12", "completion_tokens": 3}},
-        {"choices": [], "usage": {"prompt_tokens": 12}},
     ],
 )
 def test_a_chunk_of_the_wrong_shape_is_an_upstream_malformed_fault(data):
