@@ -3,7 +3,7 @@
 import http.server
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,7 +15,7 @@ from django.utils import timezone
 from analytics.alerting import evaluate_all, evaluate_rule, measure
 from analytics.models import AlertEvent, AlertRule, CallRollup, NotificationChannel, RequestMinute
 from analytics.rollups import floor_hour
-from analytics.timezones import day_bounds, local_day
+from analytics.timezones import day_bounds, local_day, reporting_zone
 
 from .factories import make_user
 
@@ -67,9 +67,12 @@ def day_row(day, *, calls=10, tokens=0, cost="0", model="m"):
 
 @pytest.fixture
 def now():
-    # Mid-day, so "the day so far" and the rolling windows stay inside one day and one hour.
-    current = timezone.now()
-    return current.replace(minute=30, second=0, microsecond=0)
+    # Mid-day (of yesterday, so always in the past) in the reporting zone, so that "the day so
+    # far" and the rolling windows stay inside one day and one hour whatever the time the suite
+    # runs: with the current hour, a run at 23:xx put "now + 30 minutes" on the next day.
+    zone = reporting_zone()
+    yesterday = timezone.localtime(timezone.now(), zone).date() - timedelta(days=1)
+    return datetime.combine(yesterday, time(12, 30), tzinfo=zone)
 
 
 def test_the_five_rules_are_seeded_enabled_with_their_causes():
