@@ -211,7 +211,7 @@ async def _store_and_start(request, user, store, *args) -> JsonResponse:
         user_id=user.pk,
         request_id=current_request_id(),
         prepared=prepared,
-        session_key=request.session.session_key,
+        session_key=request.session.session_key or "",
     )
     if cancelled:
         raise asyncio.CancelledError

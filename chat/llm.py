@@ -58,21 +58,19 @@ class UpstreamFault(Exception):
         return f"{self.code}: {self.message}"
 
 
+def _field(obj, name: str):
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
 def cached_tokens_of(usage) -> int:
     """Return the prompt tokens served from the upstream's cache (OpenAI's or DeepSeek's field).
 
     ``usage`` is the SDK's model or, for a streamed chunk, the plain JSON object.
     """
-    if isinstance(usage, dict):
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        if cached is None:
-            cached = usage.get("prompt_cache_hit_tokens")  # DeepSeek
-    else:
-        details = getattr(usage, "prompt_tokens_details", None)
-        cached = getattr(details, "cached_tokens", None) if details is not None else None
-        if cached is None:
-            cached = getattr(usage, "prompt_cache_hit_tokens", None)  # DeepSeek
+    details = _field(usage, "prompt_tokens_details")
+    cached = _field(details, "cached_tokens") if details is not None else None
+    if cached is None:
+        cached = _field(usage, "prompt_cache_hit_tokens")  # DeepSeek
     return cached if isinstance(cached, int) and cached > 0 else 0
 
 

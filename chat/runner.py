@@ -42,8 +42,8 @@ def start(
     message_id: int,
     *,
     user_id: int,
+    prepared: services.Prepared,
     request_id: str = "",
-    prepared: services.Prepared | None = None,
     session_key: str = "",
 ) -> streaming.Generation:
     """Register the reply in this process and start its runner task.
@@ -51,7 +51,7 @@ def start(
     Registration happens before the caller yields to the loop, so a stream opened right after
     the POST on this process always finds it.
     """
-    generation = streaming.register(message_id, user_id, session_key or "")
+    generation = streaming.register(message_id, user_id, session_key)
     # A fresh context: the task outlives the request and must not carry its thread affinity.
     generation.task = asyncio.create_task(
         run(generation, request_id=request_id, prepared=prepared),
@@ -267,26 +267,18 @@ async def _keep_saving(generation: streaming.Generation, runner: "_Runner") -> N
 async def run(
     generation: streaming.Generation,
     *,
+    prepared: services.Prepared,
     request_id: str = "",
-    prepared: services.Prepared | None = None,
 ) -> None:
-    """Generate one reply. ``prepared``: its start, already made by the posting request."""
+    """Generate one reply. ``prepared``: its start, made by the posting request's database
+    call (services.prepare_reply)."""
     message_id = generation.message_id
-    interrupted = False  # the process is shutting down (see shutdown())
-    try:
-        if prepared is None:
-            # Through a cancel: the start may reserve quota, which must not be lost.
-            plan, interrupted = await through_cancel(db(services.start_generation, message_id))
-        elif prepared.error is not None:
-            raise prepared.error
-        else:
-            plan = prepared.plan
-    except quotas.QuotaExceeded as exc:  # the reply is stored as failed with the limit's message
-        _end_unstarted(generation, exc.code, exc.message)
+    plan, error = prepared.plan, prepared.error
+    if isinstance(error, quotas.QuotaExceeded):  # stored as failed with the limit's message
+        _end_unstarted(generation, error.code, error.message)
         return
-    except Exception:
-        logger.exception("could not start the generation of %s", message_id)
-        plan = None
+    if error is not None:
+        logger.error("could not start the generation of %s", message_id, exc_info=error)
     if plan is None:
         # Never leave the reply pending: it would block its conversation until swept.
         try:
@@ -299,10 +291,9 @@ async def run(
     runner = _Runner(generation, plan, request_id)
     saver = asyncio.create_task(_keep_saving(generation, runner))
     status, fault = Message.Status.CANCELLED, None
-    if interrupted:
-        status = Message.Status.INTERRUPTED
+    interrupted = False  # the process is shutting down (see shutdown())
     try:
-        if not generation.stop_requested and not interrupted:
+        if not generation.stop_requested:
             # From here on a stop request cancels the upstream stream at once.
             generation.cancellable = asyncio.create_task(runner.run())
             status, fault = await generation.cancellable

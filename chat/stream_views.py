@@ -84,9 +84,7 @@ def _sse(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
 
 
 def _from_state(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
-    generation = streaming.local_generation(state.id)
-    if generation is not None:
-        return _follow_local(generation, offset)
+    # Not generated here (a local reply of this user was taken above).
     if not state.in_progress:
         return _replay(state, offset)
     return _follow_elsewhere(state, offset)
