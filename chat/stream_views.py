@@ -164,13 +164,14 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
     channel = ""
     receiver = None
     if layer is not None:
-        channel = await layer.new_channel("chat.stream")
+        channel = await streaming.new_channel(layer)
         await layer.group_add(group, channel)
     try:
         # Read the saved text only after subscribing, so nothing falls between the two.
         state = await db(services.reply_state, message_id)
         position = offset
         pending: dict[int, streaming.Delta] = {}
+        live_since_watch = False
         last_progress = last_output = time.monotonic()
         check_every = max(settings.CHAT_PERSIST_INTERVAL_SECONDS * 2, 0.5)
         gap_check_every = settings.CHAT_PERSIST_INTERVAL_SECONDS
@@ -198,6 +199,13 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
                 event, data = final_event(state)
                 yield _final(event, data, len(state.content))
                 return
+            if layer is not None and not live_since_watch:
+                # Ask the runner for the deltas after what we have (it publishes only to replies
+                # watched elsewhere); again after each check that saw nothing live, in case the
+                # request was lost or the runner had not started yet.
+                with contextlib.suppress(Exception):
+                    await streaming.send_watch(state.runner_channel, message_id, position)
+            live_since_watch = False
             # Live deltas, until a gap or silence sends us back to the database.
             need_check = False
             while not need_check:
@@ -227,6 +235,7 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
                         receiver = None
                 if message is not None and message.get("type") == "chat.delta":
                     delta = streaming.Delta(message["start"], message["text"])
+                    live_since_watch = True
                     if delta.end > position:
                         pending[delta.start] = delta
                     continue

@@ -4,9 +4,16 @@ The token hot path is in-process: the runner appends a delta and every local sub
 gets it at once, with no network hop and no database. Subscribers in other processes get deltas
 through the channel layer group of the message, sent by a publisher task that coalesces what
 queued up while Redis answered and sends at most once per ``CHAT_PUBLISH_INTERVAL_SECONDS``, so
-the runner never waits on Redis. The layer can drop messages
-(a full channel is skipped silently), so remote subscribers never rely on it alone: they fill
-gaps from the text the runner saves at a bounded rate (see ``chat.stream_views``).
+the runner never waits on Redis.
+
+Deltas go to the group only once a subscriber elsewhere asked for them: it joins the group,
+reads the saved text, then sends ``generation.watch`` with its offset to the runner's control
+channel; the runner then publishes the text after that offset and every delta after it. A
+reply nobody follows elsewhere (nearly all of them) costs one ``group_send``, its end, instead
+of one per ``CHAT_PUBLISH_INTERVAL_SECONDS`` (9% of one process's CPU at 50 streams;
+docs/performance.md). The layer can drop messages (a full channel is skipped silently, and a
+watch request can be lost too), so remote subscribers never rely on it alone: they fill gaps
+from the text the runner saves at a bounded rate, and ask again (see ``chat.stream_views``).
 """
 
 import asyncio
@@ -24,6 +31,18 @@ logger = logging.getLogger(__name__)
 def cross_process() -> bool:
     """True when other server processes may hold subscribers or runners (Redis channel layer)."""
     return bool(settings.REDIS_URL)
+
+
+async def new_channel(layer) -> str:
+    """A process-local channel of ``layer``: the control channel and each remote follower's.
+
+    All of one process's channels must share one prefix. channels_redis receives every
+    process-local channel under one lock, and its holder pops only from the Redis list of its
+    own prefix (``non_local_name``): with two prefixes, a control channel waiting for stop
+    requests kept a follower's deltas unread until its blocking pop timed out, and the other
+    way round (seen in chat/tests/test_fanout.py).
+    """
+    return await layer.new_channel("chat")
 
 
 def group_name(message_id: int) -> str:
@@ -62,6 +81,7 @@ class Generation:
         self.task: asyncio.Task | None = None
         self.cancellable: asyncio.Task | None = None
         self.stop_requested = False
+        self.watched = False  # a subscriber in another process asked for the deltas
         self._outbox: asyncio.Queue | None = None
         self._publisher: asyncio.Task | None = None
         if cross_process():
@@ -91,7 +111,7 @@ class Generation:
         self.length += len(text)
         for queue in self._subscribers:
             queue.put_nowait(delta)
-        if self._outbox is not None:
+        if self.watched:
             self._outbox.put_nowait(delta)
 
     def finish(self, event: str, data: dict) -> None:
@@ -100,6 +120,20 @@ class Generation:
             queue.put_nowait(self.end)
         if self._outbox is not None:
             self._outbox.put_nowait(self.end)
+
+    def watch(self, offset: int) -> None:
+        """Publish the text after ``offset`` and, from now on, every delta to other processes.
+
+        Asked for by a subscriber in another process (``generation.watch``). Its offset is the
+        text it read from the database after joining the group, so what it gets from here on
+        joins on without a gap. The end is published whether or not anyone watches.
+        """
+        if self._outbox is None or self.end is not None:
+            return
+        self.watched = True
+        offset = max(0, min(offset, self.length))
+        if offset < self.length:
+            self._outbox.put_nowait(Delta(offset, self.text[offset:]))
 
     def subscribe(self, offset: int) -> tuple[str, asyncio.Queue]:
         """Return the text after ``offset`` so far and a queue of what comes next.
@@ -128,10 +162,11 @@ class Generation:
         group = group_name(self.message_id)
         while True:
             item = await self._outbox.get()
-            # Coalesce what queued up while the last send was in flight into one message.
+            # Coalesce what queued up while the last send was in flight into one message (a
+            # watch's catch-up may start before what queued: it is sent on its own).
             while isinstance(item, Delta) and not self._outbox.empty():
                 following = self._outbox.get_nowait()
-                if isinstance(following, Delta):
+                if isinstance(following, Delta) and following.start == item.end:
                     item = Delta(item.start, item.text + following.text)
                 else:
                     await self._send(layer, group, item)
@@ -196,7 +231,7 @@ async def control_channel() -> str:
         return ""
     if _control_task is None or _control_task.done():
         layer = get_channel_layer()
-        _control_channel = await layer.new_channel("chat.control")
+        _control_channel = await new_channel(layer)
         _control_task = asyncio.create_task(_listen_for_control(layer, _control_channel))
     return _control_channel
 
@@ -211,10 +246,14 @@ async def _listen_for_control(layer, channel: str) -> None:
             logger.warning("control channel receive failed; retrying", exc_info=True)
             await asyncio.sleep(1)
             continue
+        generation = _generations.get(message.get("message_id"))
+        if generation is None:
+            continue
         if message.get("type") == "generation.stop":
-            generation = _generations.get(message.get("message_id"))
-            if generation is not None:
-                generation.request_stop()
+            generation.request_stop()
+        elif message.get("type") == "generation.watch":
+            offset = message.get("offset")
+            generation.watch(offset if isinstance(offset, int) else 0)
 
 
 async def send_stop(runner_channel: str, message_id: int) -> None:
@@ -226,3 +265,12 @@ async def send_stop(runner_channel: str, message_id: int) -> None:
     if runner_channel and cross_process():
         layer = get_channel_layer()
         await layer.send(runner_channel, {"type": "generation.stop", "message_id": message_id})
+
+
+async def send_watch(runner_channel: str, message_id: int, offset: int) -> None:
+    """Ask the process that runs ``message_id`` to publish its deltas after ``offset``."""
+    if runner_channel and cross_process():
+        layer = get_channel_layer()
+        await layer.send(
+            runner_channel, {"type": "generation.watch", "message_id": message_id, "offset": offset}
+        )
