@@ -131,15 +131,19 @@ def message_json(message: Message) -> dict:
 
 
 def _own_conversation(user, conversation_id: int) -> Conversation:
-    return get_object_or_404(Conversation, pk=conversation_id, user=user)
+    conversation = get_object_or_404(Conversation, pk=conversation_id, user=user)
+    conversation.user = user  # it is this user: posting reads it, and need not load it again
+    return conversation
 
 
 def _own_reply(user, message_id: int) -> Message:
-    return get_object_or_404(
+    reply = get_object_or_404(
         Message.objects.select_related("conversation", "reply_to", "feedback"),
         pk=message_id,
         conversation__user=user,
     )
+    reply.conversation.user = user
+    return reply
 
 
 @api_view("GET", "POST")

@@ -32,7 +32,7 @@ from .llm import (
     translate_fault,
 )
 from .models import Message
-from .state import NOT_RETRYABLE, db, final_event
+from .state import NOT_RETRYABLE, db
 from .tokens import estimate_messages_tokens, estimate_text_tokens
 
 logger = logging.getLogger(__name__)
@@ -369,9 +369,9 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
     elif status == Message.Status.INTERRUPTED:
         error_message = "The server stopped while writing this reply. Please retry."
     text = generation.text
-    stored, state = False, None
+    stored, closing = False, None
     try:
-        state = await db(
+        closing = await db(
             services.finish_reply,
             plan.message_id,
             status=status,
@@ -396,8 +396,8 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
                 await db(record_call, call)
             except Exception:
                 logger.exception("could not record the call of reply %s", plan.message_id)
-    if state is not None:
-        event, data = final_event(state)
+    if closing is not None:
+        event, data = closing
     elif stored:  # the conversation was deleted while the reply streamed
         event, data = (
             "error",

@@ -15,7 +15,7 @@ from experiments.config import ChatConfig, resolve_config
 
 from .models import Conversation, Message
 from .rendering import render_markdown
-from .state import ReplyState
+from .state import ReplyState, final_event
 from .tokens import estimate_messages_tokens, trim_history
 
 
@@ -91,7 +91,9 @@ def rename_conversation(*, conversation: Conversation, title: str) -> Conversati
 def _start_reply(*, conversation: Conversation, user_message: Message, runner_channel: str):
     now = timezone.now()
     try:
-        with transaction.atomic():
+        # No savepoint: inside post_message's transaction a conflict rolls back the user's
+        # message too, which is what a refused post should leave behind.
+        with transaction.atomic(savepoint=False):
             reply = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
@@ -231,15 +233,16 @@ class ReplyPlan:
     limits: quotas.Limits | None = None  # the user's, as admitted (None: read them when needed)
 
 
-def start_generation(message_id: int, admission: Admission | None = None) -> ReplyPlan | None:
+def start_generation(message: Message, admission: Admission | None = None) -> ReplyPlan | None:
     """Mark the reply streaming and return its plan, or None when it is gone or not pending.
 
-    ``admission``: the configuration and limits the POST admitted the message with (else they
-    are read now).
+    ``message``: the pending reply, with its conversation and the conversation's user loaded
+    (the posting request has them in hand). ``admission``: the configuration and limits the
+    POST admitted the message with (else they are read now).
     """
-    message = Message.objects.select_related("conversation__user").filter(pk=message_id).first()
-    if message is None or message.status != Message.Status.PENDING:
+    if message.status != Message.Status.PENDING:
         return None
+    message_id = message.pk
     conversation = message.conversation
     if admission is None:
         admission = Admission(
@@ -283,13 +286,17 @@ def start_generation(message_id: int, admission: Admission | None = None) -> Rep
         )
         quotas.record_refusal(exc, user_id=conversation.user_id, stage="generation")
         raise
-    Message.objects.filter(pk=message_id).update(
+    started = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
         status=Message.Status.STREAMING,
         model=config.model,
         prompt_version_id=config.prompt_version_id,
         variant=config.variant,
         heartbeat_at=now,
     )
+    if not started:  # deleted (or started) meanwhile
+        if reservation is not None:
+            reservation.release()
+        return None
     return ReplyPlan(
         message_id=message_id,
         conversation_id=conversation.pk,
@@ -320,7 +327,7 @@ def prepare_reply(posted: Posted) -> Prepared:
     (QuotaExceeded) or a fault is handed to the runner, which ends the reply with it.
     """
     try:
-        return Prepared(plan=start_generation(posted.reply.pk, posted.admission))
+        return Prepared(plan=start_generation(posted.reply, posted.admission))
     except Exception as exc:
         return Prepared(error=exc)
 
@@ -379,8 +386,12 @@ def finish_reply(
     error_code: str = "",
     error_message: str = "",
     call: CallRecord | None = None,
-) -> ReplyState | None:
-    """Store the final reply and its call record in one transaction; return the final state."""
+) -> tuple[str, dict] | None:
+    """Store the final reply and its call record in one transaction.
+
+    Return the reply's closing SSE event, ``(event, data)``, built from what was stored (not
+    read back), or None when the reply is gone (its conversation was deleted).
+    """
     now = timezone.now()
     html = render_markdown(text) if text else ""
     total = (input_tokens or 0) + (output_tokens or 0) if output_tokens is not None else None
@@ -407,9 +418,28 @@ def finish_reply(
             record_call(call)
         if not updated:
             return None
-        message = Message.objects.select_related("conversation").get(pk=message_id)
-        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
-    return ReplyState.from_message(message, now=now)
+        Conversation.objects.filter(messages__pk=message_id).update(updated_at=now)
+    return final_event(
+        ReplyState(
+            id=message_id,
+            conversation_id=0,  # not part of the event
+            user_id=0,
+            status=status,
+            content=text,
+            html=html,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total,
+            tokens_estimated=tokens_estimated,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            error_code=error_code,
+            error_message=error_message,
+            runner_channel="",
+            heartbeat_seconds_ago=0.0,
+        )
+    )
 
 
 _TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"

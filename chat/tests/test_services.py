@@ -73,7 +73,7 @@ def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, setting
             conversation=conversation, role="assistant", reply_to=q, content=f"a{i} " * 100
         )
     reply = services.post_message(conversation=conversation, content="latest question").reply
-    plan = services.start_generation(reply.pk)
+    plan = services.start_generation(reply)
     assert plan.messages[0]["role"] == "system"
     assert plan.messages[-1] == {"role": "user", "content": "latest question"}
     assert len(plan.messages) < 12  # trimmed from the oldest
