@@ -26,6 +26,17 @@ for _limit in ("REQUESTS_PER_MINUTE", "TOKENS_PER_DAY", "COST_PER_DAY_USD", "COS
 django.setup()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_caches():
+    """Per-process caches (aiproject.localcache) start empty: a rolled-back test's rows must
+    not be served to the next test (a rollback sends no signals)."""
+    from aiproject.localcache import clear_all
+
+    clear_all()
+    yield
+    clear_all()
+
+
 @pytest.fixture(scope="session")
 def simulator():
     """One LLM simulator process for the session (fast: 50 ms to first token, 200 tokens/s).

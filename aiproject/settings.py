@@ -256,6 +256,9 @@ CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", defau
 # Deltas to subscribers in other processes (the channel layer) go out at most this often, each
 # carrying what the reply wrote since the last: one Redis round trip per token cost more CPU.
 CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", default=0.05)
+# Prices and users' limits are kept per process this long (aiproject/localcache.py): a change
+# made in another process applies here within it. 0 reads them from the database every time.
+CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the runners' and streams' short database calls (keep below DB_POOL_MAX_SIZE).
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.

@@ -29,4 +29,20 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "AI analytics"
 
     def ready(self):
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from .models import ModelPrice, UsageQuota
+        from .pricing import PRICES
+        from .quotas import LIMITS
+
         post_migrate.connect(ensure_dashboard_group, sender=self)
+        PRICES.clear_on_change(ModelPrice)
+        # Limits follow the user's quota rows, groups, permissions and superuser flag.
+        User = get_user_model()
+        LIMITS.clear_on_change(
+            UsageQuota,
+            User,
+            Group,
+            m2m=[User.groups.through, User.user_permissions.through, Group.permissions.through],
+        )

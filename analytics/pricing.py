@@ -3,21 +3,32 @@
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+from aiproject.localcache import LocalCache
+
 from .models import ModelPrice
 
 MICRO = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 
 
+# The price list, kept per process (aiproject.localcache): a reply is priced three times
+# (admission, reservation, record). Connected to ModelPrice's signals in AnalyticsConfig.ready.
+PRICES = LocalCache("prices")
+
+
+def _price_list() -> list[ModelPrice]:
+    return PRICES.get("all", lambda: list(ModelPrice.objects.order_by("-effective_from", "-pk")))
+
+
 def price_for(model: str, on: date) -> ModelPrice | None:
     """Return the price of ``model`` in effect on ``on``: an exact name first, else the longest
     matching prefix (``gpt-4o-mini*``), each the latest that took effect by that day."""
-    candidates = ModelPrice.objects.filter(effective_from__lte=on).order_by("-effective_from")
-    exact = candidates.filter(model=model).first()
+    candidates = [price for price in _price_list() if price.effective_from <= on]
+    exact = next((price for price in candidates if price.model == model), None)
     if exact is not None:
         return exact
     best: ModelPrice | None = None
-    for price in candidates.filter(model__endswith="*"):
+    for price in (price for price in candidates if price.model.endswith("*")):
         prefix = price.model[:-1]
         if not model.startswith(prefix):
             continue

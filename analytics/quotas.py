@@ -31,6 +31,8 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from aiproject.localcache import LocalCache
+
 from .metrics import QUOTA_REFUSALS
 from .models import AICall, QuotaCounter, QuotaEvent, QuotaReservation, UsageQuota
 from .pricing import MICRO, MILLION, price_for
@@ -85,7 +87,17 @@ NO_LIMITS = Limits(None, None, None, None)
 EXEMPT = Limits(None, None, None, None, exempt=True)
 
 
+# Each user's limits, kept per process (aiproject.localcache): posting a message reads them,
+# three queries. Connected to the models they derive from in AnalyticsConfig.ready.
+LIMITS = LocalCache("limits")
+
+
 def limits_for(user) -> Limits:
+    """The user's limits: exempt, their own UsageQuota row, their groups', or the settings'."""
+    return LIMITS.get(user.pk, lambda: _read_limits(user))
+
+
+def _read_limits(user) -> Limits:
     if user.has_perm("analytics.exempt_from_quotas"):
         return EXEMPT
     rows = list(UsageQuota.objects.filter(Q(user=user) | Q(group__user=user)).distinct())

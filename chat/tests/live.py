@@ -45,6 +45,9 @@ def app_env(simulator, **overrides) -> dict[str, str]:
         "SSE_PING_SECONDS": "15",
         "LOG_LEVEL": "INFO",
         "SERVE_STATIC": "true",
+        # Tests change quotas and prices under a running server, from the pytest process: the
+        # server must not keep them (aiproject.localcache; its own tests cover the cache).
+        "CONFIG_CACHE_SECONDS": "0",
     }
     env.update(overrides)
     return env

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from analytics.models import AICall
-from analytics.pricing import cost_of, price_for
+from analytics.pricing import PRICES, cost_of, price_for
 from analytics.rollups import rollup_range
 from analytics.timezones import day_bounds, local_day
 
@@ -25,6 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, since, dry_run, **options):
         first = parse_day(since, option="--since")
         start, _ = day_bounds(first)
+        PRICES.clear()  # this command applies price edits: read them now, whoever made them
         prices: dict = {}
         changed = unpriced = seen = 0
         calls = AICall.objects.filter(created_at__gte=start).only(

@@ -1,0 +1,77 @@
+"""Small configuration tables, read once per process and kept for ``CONFIG_CACHE_SECONDS``.
+
+Every posted message needs the running experiment and the live prompt version, the user's
+limits and the model's price: eight SQL statements a reply that return the same rows nearly
+every time (docs/performance.md). A ``LocalCache`` keeps such values in this process's memory.
+
+- Saving or deleting one of its models in this process (the admin, a management command, a
+  test) empties it at once, through Django's model signals.
+- Other processes see such a change within ``CONFIG_CACHE_SECONDS`` (default 5; 0 turns the
+  caches off), the trade-off every process-local cache makes: an experiment started in the
+  admin serves its first users on the other processes up to five seconds later; a lowered
+  quota is enforced there up to five seconds later.
+
+Values are shared by the loop and the ``db()`` threads: a value is replaced, never changed in
+place, so a reader sees an old value or a new one. Two threads missing at once both read the
+database, which is harmless.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+_caches: list["LocalCache"] = []
+
+
+class LocalCache:
+    def __init__(self, name: str):
+        self.name = name
+        self._values: dict[Any, tuple[float, Any]] = {}
+        _caches.append(self)
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        """Return the cached value of ``key``, or ``load()`` (kept for the TTL)."""
+        ttl = settings.CONFIG_CACHE_SECONDS
+        if ttl <= 0:
+            return load()
+        now = time.monotonic()
+        hit = self._values.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        self._values[key] = (now + ttl, value)
+        return value
+
+    def clear(self, *args, **kwargs) -> None:
+        """Forget every value (also a signal receiver: any arguments are ignored)."""
+        self._values = {}
+
+    def clear_on_change(self, *models: type, m2m: Iterable[type] = ()) -> "LocalCache":
+        """Empty this cache whenever one of ``models`` is saved or deleted, or one of the
+        ``m2m`` through-models' relations changes, in this process."""
+        for model in models:
+            uid = f"localcache:{self.name}:{model._meta.label}"
+            post_save.connect(self.clear, sender=model, weak=False, dispatch_uid=uid + ":save")
+            post_delete.connect(self.clear, sender=model, weak=False, dispatch_uid=uid + ":del")
+        for through in m2m:
+            uid = f"localcache:{self.name}:{through._meta.label}:m2m"
+            m2m_changed.connect(self.clear, sender=through, weak=False, dispatch_uid=uid)
+        return self
+
+
+def clear_all() -> None:
+    """Empty every cache of this process (tests; after a bulk change signals do not see)."""
+    for cache in _caches:
+        cache.clear()
+
+
+def _on_setting_changed(**kwargs) -> None:
+    # Cached values may derive from settings (the default limits): tests override them.
+    clear_all()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="localcache:settings")

@@ -1,0 +1,101 @@
+"""Per-process caches of prices and limits (aiproject.localcache): hits, invalidation, expiry."""
+
+import time
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+
+from analytics import quotas
+from analytics.models import ModelPrice, UsageQuota
+from analytics.pricing import price_for
+from analytics.tests.factories import make_price, make_user
+
+pytestmark = pytest.mark.django_db
+
+DAY = date(2026, 6, 1)
+
+
+@pytest.fixture(autouse=True)
+def _cached(settings):
+    settings.CONFIG_CACHE_SECONDS = 60
+
+
+def test_a_price_is_read_once_then_served_from_memory(django_assert_num_queries):
+    make_price("cache-model", inp="1.00")
+    with django_assert_num_queries(1):
+        assert price_for("cache-model", DAY).input_per_million == Decimal("1.00")
+        assert price_for("cache-model", DAY).input_per_million == Decimal("1.00")
+        assert price_for("other-model", DAY) is None
+
+
+def test_a_price_saved_in_this_process_applies_at_once():
+    price = make_price("cache-model", inp="1.00")
+    assert price_for("cache-model", DAY).input_per_million == Decimal("1.00")
+    price.input_per_million = Decimal("3.00")
+    price.save()
+    assert price_for("cache-model", DAY).input_per_million == Decimal("3.00")
+    make_price("cache-*", inp="9.00")  # a new prefix price: the list is read again
+    assert price_for("cache-other", DAY).input_per_million == Decimal("9.00")
+    price.delete()
+    assert price_for("cache-model", DAY).input_per_million == Decimal("9.00")
+
+
+def test_a_change_without_signals_applies_after_the_ttl(settings):
+    # What another process's change looks like here: no signal, only the clock.
+    settings.CONFIG_CACHE_SECONDS = 0.3
+    make_price("cache-model", inp="1.00")
+    assert price_for("cache-model", DAY).input_per_million == Decimal("1.00")
+    ModelPrice.objects.filter(model="cache-model").update(input_per_million=Decimal("2.00"))
+    assert price_for("cache-model", DAY).input_per_million == Decimal("1.00")
+    time.sleep(0.35)
+    assert price_for("cache-model", DAY).input_per_million == Decimal("2.00")
+
+
+def test_zero_seconds_reads_every_time(settings, django_assert_num_queries):
+    settings.CONFIG_CACHE_SECONDS = 0
+    make_price("cache-model")
+    with django_assert_num_queries(2):
+        price_for("cache-model", DAY)
+        price_for("cache-model", DAY)
+
+
+def test_limits_are_read_once_per_user(django_assert_num_queries):
+    alice, bob = make_user(), make_user()
+    UsageQuota.objects.create(user=alice, tokens_per_day=1000)
+    alice, bob = type(alice).objects.get(pk=alice.pk), type(bob).objects.get(pk=bob.pk)
+    with django_assert_num_queries(6):  # two permission queries and one of rows, per user
+        assert quotas.limits_for(alice).tokens_per_day == 1000
+        assert quotas.limits_for(bob).tokens_per_day is None
+        assert quotas.limits_for(alice).tokens_per_day == 1000
+        assert quotas.limits_for(bob).tokens_per_day is None
+
+
+def test_what_limits_derive_from_clears_them(settings):
+    alice = make_user()
+    assert quotas.limits_for(alice).tokens_per_day is None
+    # The user's own row.
+    own = UsageQuota.objects.create(user=alice, tokens_per_day=1000)
+    assert quotas.limits_for(alice).tokens_per_day == 1000
+    own.delete()
+    # A group's row, then joining the group.
+    group = Group.objects.create(name="limited")
+    UsageQuota.objects.create(group=group, requests_per_minute=7)
+    assert quotas.limits_for(alice).requests_per_minute is None
+    alice.groups.add(group)
+    assert quotas.limits_for(alice).requests_per_minute == 7
+    # The exemption permission, given to the user.
+    exempt = Permission.objects.get(
+        content_type__app_label="analytics", codename="exempt_from_quotas"
+    )
+    alice = type(alice).objects.get(pk=alice.pk)  # has_perm caches on the instance
+    alice.user_permissions.add(exempt)
+    alice = type(alice).objects.get(pk=alice.pk)
+    assert quotas.limits_for(alice).exempt
+    alice.user_permissions.remove(exempt)
+    alice = type(alice).objects.get(pk=alice.pk)
+    assert not quotas.limits_for(alice).exempt
+    # The settings' defaults.
+    settings.QUOTA_TOKENS_PER_DAY = 5000
+    assert quotas.limits_for(alice).tokens_per_day == 5000
