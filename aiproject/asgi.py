@@ -44,3 +44,22 @@ def _stop_generations_before_shutdown() -> None:
 
 
 _stop_generations_before_shutdown()
+
+
+def _freeze_startup_objects() -> None:
+    """Keep the objects of start-up (Django, the SDK, the views: about 160,000) out of the
+    garbage collector's full collections, which otherwise walk them all on the event loop.
+
+    Measured under bench/stream.py (N=1, 50, 50, 200): full collections while serving took
+    about 155 ms each without this and about 80 ms with it, every stream stalled meanwhile.
+    """
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # import the views now, so they are frozen too  # noqa: B018
+    gc.collect()
+    gc.freeze()
+
+
+_freeze_startup_objects()
