@@ -229,6 +229,11 @@ AI_CONNECT_TIMEOUT_SECONDS = env.float("AI_CONNECT_TIMEOUT_SECONDS", default=5.0
 # Longest silence between two chunks of a stream before it counts as stalled.
 AI_STREAM_IDLE_TIMEOUT_SECONDS = env.float("AI_STREAM_IDLE_TIMEOUT_SECONDS", default=30.0)
 AI_REQUEST_TIMEOUT_SECONDS = env.float("AI_REQUEST_TIMEOUT_SECONDS", default=60.0)
+# The SDK's HTTP transport: aiohttp (the SDK's `DefaultAioHttpClient`; its C parser reads a
+# stream's chunks for about a fifth less CPU per reply, docs/performance.md) or httpx.
+AI_HTTP_CLIENT = env.str("AI_HTTP_CLIENT", default="aiohttp")
+if AI_HTTP_CLIENT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured(f"AI_HTTP_CLIENT must be aiohttp or httpx, not {AI_HTTP_CLIENT!r}.")
 # Retries of transient faults before any text reached the user (exponential backoff + jitter).
 AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=2)
 AI_RETRY_BASE_DELAY_SECONDS = env.float("AI_RETRY_BASE_DELAY_SECONDS", default=0.5)

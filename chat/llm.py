@@ -11,6 +11,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx2
 import openai
 import pydantic
@@ -37,6 +38,11 @@ def get_client() -> openai.AsyncOpenAI:
                 read=settings.AI_STREAM_IDLE_TIMEOUT_SECONDS,
                 write=10.0,
                 pool=10.0,
+            ),
+            http_client=(
+                openai.DefaultAioHttpClient()
+                if settings.AI_HTTP_CLIENT == "aiohttp"
+                else openai.DefaultAsyncHttpxClient()
             ),
         )
         _clients[loop] = client
@@ -181,6 +187,23 @@ def _retry_after(response: httpx2.Response | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
+def _connection_failure(exc: BaseException) -> bool:
+    """True when a failed connection (refused, reset, closed) caused ``exc``.
+
+    The SDK's aiohttp transport (AI_HTTP_CLIENT=aiohttp) maps every aiohttp connection error to
+    a connect *timeout*, so a refused connection would read as "did not answer in time"; the
+    original error is still on the exception's chain.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, aiohttp.ClientConnectionError) and not isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def translate_fault(exc: BaseException, *, text_started: bool) -> UpstreamFault:
     """Return the user-facing fault for an exception raised by the SDK or the stream."""
     if isinstance(exc, UpstreamFault):
@@ -220,7 +243,9 @@ def translate_fault(exc: BaseException, *, text_started: bool) -> UpstreamFault:
             message=f"The AI service rejected the request (HTTP {exc.status_code}).",
             http_status=exc.status_code,
         )
-    if isinstance(exc, openai.APITimeoutError | TimeoutError | httpx2.TimeoutException):
+    if isinstance(
+        exc, openai.APITimeoutError | TimeoutError | httpx2.TimeoutException
+    ) and not _connection_failure(exc):
         if text_started:
             return UpstreamFault(
                 "upstream_stalled",
@@ -234,7 +259,9 @@ def translate_fault(exc: BaseException, *, text_started: bool) -> UpstreamFault:
             retryable=True,
             message="The AI service did not answer in time. Please try again.",
         )
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError) or _connection_failure(
+        exc
+    ):
         return UpstreamFault(
             "upstream_connection",
             "error",
