@@ -264,8 +264,13 @@ CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", defau
 # Prices and users' limits are kept per process this long (aiproject/localcache.py): a change
 # made in another process applies here within it. 0 reads them from the database every time.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
-# Threads for the runners' and streams' short database calls (keep below DB_POOL_MAX_SIZE).
-CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=16)
+# Threads for the chat's database calls (posting, saves, finishing; keep below DB_POOL_MAX_SIZE).
+# Each thread running ORM code competes with the event loop for the GIL: at 50 replies posted at
+# once, 2 threads kept the first tokens on time where 3 or 16 added 65-300 ms (docs/performance.md).
+# Raise it only for a distant database, whose round trips keep the threads waiting.
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=2)
+if CHAT_DB_THREADS < 1:
+    raise ImproperlyConfigured(f"CHAT_DB_THREADS must be at least 1, not {CHAT_DB_THREADS}.")
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 # On SIGTERM, replies in progress are stored as interrupted (with their usage) within this long.
