@@ -13,7 +13,9 @@ every time (docs/performance.md). A ``LocalCache`` keeps such values in this pro
 
 Values are shared by the loop and the ``db()`` threads: a value is replaced, never changed in
 place, so a reader sees an old value or a new one. Two threads missing at once both read the
-database, which is harmless.
+database, which is harmless. A change empties the cache at once and again when its transaction
+commits (a thread that read the old rows in between would otherwise keep them for the TTL), and
+a value read while the cache was being emptied is returned but not kept.
 """
 
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 _caches: list["LocalCache"] = []
@@ -31,6 +34,7 @@ class LocalCache:
     def __init__(self, name: str):
         self.name = name
         self._values: dict[Any, tuple[float, Any]] = {}
+        self._generation = 0  # bumped by every clear: a load that straddles one is not kept
         _caches.append(self)
 
     def get(self, key: Any, load: Callable[[], Any]) -> Any:
@@ -42,24 +46,49 @@ class LocalCache:
         hit = self._values.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        generation = self._generation
         value = load()
-        self._values[key] = (now + ttl, value)
+        if generation == self._generation:
+            self._values[key] = (now + ttl, value)
         return value
 
-    def clear(self, *args, **kwargs) -> None:
-        """Forget every value (also a signal receiver: any arguments are ignored)."""
+    def clear(self) -> None:
+        """Forget every value."""
+        self._generation += 1
         self._values = {}
+
+    def forget(self, key: Any) -> None:
+        """Forget one value."""
+        self._generation += 1
+        self._values.pop(key, None)
+
+    def on_change(self, key: Callable[..., Any] | None = None) -> Callable[..., None]:
+        """A signal receiver that empties the cache (or forgets ``key(**signal_kwargs)``) now
+        and again when the change's transaction commits."""
+
+        def receiver(**kwargs) -> None:
+            def drop() -> None:
+                if key is None:
+                    self.clear()
+                else:
+                    self.forget(key(**kwargs))
+
+            drop()
+            transaction.on_commit(drop, using=kwargs.get("using"))
+
+        return receiver
 
     def clear_on_change(self, *models: type, m2m: Iterable[type] = ()) -> "LocalCache":
         """Empty this cache whenever one of ``models`` is saved or deleted, or one of the
         ``m2m`` through-models' relations changes, in this process."""
+        receiver = self.on_change()
         for model in models:
             uid = f"localcache:{self.name}:{model._meta.label}"
-            post_save.connect(self.clear, sender=model, weak=False, dispatch_uid=uid + ":save")
-            post_delete.connect(self.clear, sender=model, weak=False, dispatch_uid=uid + ":del")
+            post_save.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":save")
+            post_delete.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":del")
         for through in m2m:
             uid = f"localcache:{self.name}:{through._meta.label}:m2m"
-            m2m_changed.connect(self.clear, sender=through, weak=False, dispatch_uid=uid)
+            m2m_changed.connect(receiver, sender=through, weak=False, dispatch_uid=uid)
         return self
 
 

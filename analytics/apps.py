@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 DASHBOARD_GROUP = "Analytics viewers"
 
@@ -38,11 +38,14 @@ class AnalyticsConfig(AppConfig):
 
         post_migrate.connect(ensure_dashboard_group, sender=self)
         PRICES.clear_on_change(ModelPrice)
-        # Limits follow the user's quota rows, groups, permissions and superuser flag.
+        # Limits follow the user's quota rows, groups, permissions and superuser flag. A saved
+        # user (a login saves last_login) forgets only that user's limits.
         User = get_user_model()
         LIMITS.clear_on_change(
             UsageQuota,
-            User,
             Group,
             m2m=[User.groups.through, User.user_permissions.through, Group.permissions.through],
         )
+        forget_user = LIMITS.on_change(key=lambda instance, **kwargs: instance.pk)
+        post_save.connect(forget_user, sender=User, weak=False, dispatch_uid="limits:user:save")
+        post_delete.connect(forget_user, sender=User, weak=False, dispatch_uid="limits:user:del")

@@ -257,11 +257,18 @@ async def _follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byt
             if state is not None and state.in_progress and len(state.content) <= position:
                 last_progress = time.monotonic()
     finally:
-        if receiver is not None and not receiver.done():
-            receiver.cancel()
         if layer is not None:
+            # Leave the group before giving up the channel, then drop what channels_redis
+            # buffered for it: the process's other receivers share its Redis list and would
+            # keep a buffer for a channel nobody reads. A message already in flight may still
+            # land there; it is dropped too, a few seconds later.
             with contextlib.suppress(Exception):
                 await asyncio.shield(layer.group_discard(group, channel))
+            buffers = getattr(layer, "receive_buffer", None)
+            if buffers is not None:
+                asyncio.get_running_loop().call_later(5, buffers.pop, channel, None)
+        if receiver is not None and not receiver.done():
+            receiver.cancel()
 
 
 def _fresh_state(message_id: int) -> ReplyState | None:

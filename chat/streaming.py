@@ -264,7 +264,10 @@ async def send_stop(runner_channel: str, message_id: int) -> None:
         return
     if runner_channel and cross_process():
         layer = get_channel_layer()
-        await layer.send(runner_channel, {"type": "generation.stop", "message_id": message_id})
+        try:
+            await layer.send(runner_channel, {"type": "generation.stop", "message_id": message_id})
+        except Exception:  # a full channel, Redis away: the runner reads the flag at its next save
+            logger.warning("stop request for message %s not sent", message_id, exc_info=True)
 
 
 async def send_watch(runner_channel: str, message_id: int, offset: int) -> None:

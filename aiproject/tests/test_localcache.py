@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from aiproject.localcache import LocalCache
 from analytics import quotas
 from analytics.models import ModelPrice, UsageQuota
-from analytics.pricing import price_for
+from analytics.pricing import PRICES, price_for
 from analytics.tests.factories import make_price, make_user
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +100,41 @@ def test_what_limits_derive_from_clears_them(settings):
     # The settings' defaults.
     settings.QUOTA_TOKENS_PER_DAY = 5000
     assert quotas.limits_for(alice).tokens_per_day == 5000
+
+
+def test_a_value_loaded_while_the_cache_was_emptied_is_not_kept():
+    # Another thread's change empties the cache while this thread is reading the old rows.
+    cache = LocalCache("test-straddle")
+
+    def load_old_rows():
+        cache.clear()
+        return "old"
+
+    assert cache.get("k", load_old_rows) == "old"
+    assert cache.get("k", lambda: "new") == "new"
+
+
+def test_a_change_empties_the_cache_again_when_it_commits(django_capture_on_commit_callbacks):
+    make_price("cache-model", inp="1.00")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        price = ModelPrice.objects.get(model="cache-model")
+        price.input_per_million = Decimal("5.00")
+        price.save()
+        # A thread that read the committed rows before this commit caches them now.
+        stale = ModelPrice(model="cache-model", input_per_million=1, effective_from=DAY)
+        PRICES.get("all", lambda: [stale])
+        assert price_for("cache-model", DAY).input_per_million == 1
+    assert callbacks  # the commit emptied it again
+    assert price_for("cache-model", DAY).input_per_million == Decimal("5.00")
+
+
+def test_saving_a_user_forgets_only_that_users_limits(django_assert_num_queries):
+    alice, bob = make_user(), make_user()
+    quotas.limits_for(alice), quotas.limits_for(bob)
+    alice.last_login = alice.date_joined
+    alice.save(update_fields=["last_login"])  # what every login does
+    # Alice's limits are read again (one query: her instance keeps its permissions), Bob's are
+    # still cached (emptying the whole cache would make this two).
+    with django_assert_num_queries(1):
+        quotas.limits_for(alice)
+        quotas.limits_for(bob)
