@@ -266,7 +266,7 @@ CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", defau
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the chat's database calls (posting, saves, finishing; keep below DB_POOL_MAX_SIZE).
 # Each thread running ORM code competes with the event loop for the GIL: at 50 replies posted at
-# once, 2 threads kept the first tokens on time where 3 or 16 added 65-300 ms (docs/performance.md).
+# once, the first tokens came 4-62 ms late (p99) with 2 threads, 66-305 ms with 3 to 16.
 # Raise it only for a distant database, whose round trips keep the threads waiting.
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=2)
 if CHAT_DB_THREADS < 1:
