@@ -395,22 +395,23 @@ def finish_reply(
     now = timezone.now()
     html = render_markdown(text) if text else ""
     total = (input_tokens or 0) + (output_tokens or 0) if output_tokens is not None else None
+    stored = {
+        "status": status,
+        "content": text,
+        "html": html,
+        "model": model,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total,
+        "tokens_estimated": tokens_estimated,
+        "latency_ms": latency_ms,
+        "ttft_ms": ttft_ms,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
     with transaction.atomic():
         updated = Message.objects.filter(pk=message_id).update(
-            status=status,
-            content=text,
-            html=html,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=total,
-            tokens_estimated=tokens_estimated,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            error_code=error_code,
-            error_message=error_message,
-            finished_at=now,
-            heartbeat_at=now,
+            **stored, finished_at=now, heartbeat_at=now
         )
         if call is not None:
             if not updated:  # the conversation was deleted while the reply streamed
@@ -419,25 +420,15 @@ def finish_reply(
         if not updated:
             return None
         Conversation.objects.filter(messages__pk=message_id).update(updated_at=now)
+    # The event needs none of the state's links: they are left empty.
     return final_event(
         ReplyState(
             id=message_id,
-            conversation_id=0,  # not part of the event
+            conversation_id=0,
             user_id=0,
-            status=status,
-            content=text,
-            html=html,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=total,
-            tokens_estimated=tokens_estimated,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            error_code=error_code,
-            error_message=error_message,
             runner_channel="",
             heartbeat_seconds_ago=0.0,
+            **stored,
         )
     )
 
