@@ -271,6 +271,14 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=2)
 if CHAT_DB_THREADS < 1:
     raise ImproperlyConfigured(f"CHAT_DB_THREADS must be at least 1, not {CHAT_DB_THREADS}.")
+# Worker threads of finished requests kept for the next requests (aiproject/handlers.py): a
+# request's synchronous code runs on a thread of its own, which Django starts and joins anew
+# for every request, each time making the event loop wait. One thread per request in flight.
+ASGI_IDLE_REQUEST_THREADS = env.int("ASGI_IDLE_REQUEST_THREADS", default=64)
+if ASGI_IDLE_REQUEST_THREADS < 0:
+    raise ImproperlyConfigured(
+        f"ASGI_IDLE_REQUEST_THREADS must be 0 or more, not {ASGI_IDLE_REQUEST_THREADS}."
+    )
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 # On SIGTERM, replies in progress are stored as interrupted (with their usage) within this long.

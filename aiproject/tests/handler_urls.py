@@ -1,0 +1,20 @@
+"""URLs for aiproject/tests/test_handlers.py: sync views that report the thread they ran on."""
+
+import threading
+import time
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import path
+
+
+def thread(request):
+    time.sleep(float(request.GET.get("sleep", 0)))
+    if request.GET.get("query"):
+        get_user_model().objects.exists()
+        assert connection.connection is not None
+    return JsonResponse({"ident": threading.get_ident(), "name": threading.current_thread().name})
+
+
+urlpatterns = [path("thread", thread)]

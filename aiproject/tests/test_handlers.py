@@ -1,0 +1,105 @@
+"""The ASGI handler that keeps requests' worker threads for reuse (aiproject/handlers.py).
+
+Requests go through the real handler and Django's request cycle (signals, middleware, the
+response's close), driven by asgiref's ApplicationCommunicator as an ASGI server would.
+"""
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.db import connections
+
+from aiproject import asgi
+from aiproject.handlers import ASGIHandler
+
+pytestmark = pytest.mark.urls("aiproject.tests.handler_urls")
+
+
+async def get(handler, query: str = "") -> dict:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/thread",
+        "raw_path": b"/thread",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(handler, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    assert start["status"] == 200, start
+    body = b""
+    while True:
+        message = await communicator.receive_output(10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(10)
+    return json.loads(body)
+
+
+def test_the_served_application_uses_this_handler():
+    http_app = asgi.application.application_mapping["http"]
+    assert isinstance(getattr(http_app, "application", http_app), ASGIHandler)
+
+
+def test_one_request_after_another_reuses_one_thread():
+    handler = ASGIHandler()
+
+    async def scenario():
+        first = await get(handler)
+        threads = threading.active_count()
+        later = [await get(handler), await get(handler)]
+        return first, later, threads
+
+    first, later, threads = asyncio.run(scenario())
+    assert {r["ident"] for r in later} == {first["ident"]}
+    assert first["ident"] != threading.get_ident()
+    assert first["name"].startswith("request")
+    assert threading.active_count() == threads
+    assert len(handler._idle) == 1
+
+
+def test_requests_in_flight_at_once_each_have_a_thread_of_their_own():
+    handler = ASGIHandler()
+
+    async def three_at_once():
+        return await asyncio.gather(*(get(handler, "sleep=0.2") for _ in range(3)))
+
+    replies = asyncio.run(three_at_once())
+    assert len({r["ident"] for r in replies}) == 3
+    assert len(handler._idle) == 3
+    again = asyncio.run(three_at_once())
+    assert {r["ident"] for r in again} == {r["ident"] for r in replies}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reused_thread_has_given_its_database_connection_back():
+    # Django's request_finished receiver (close_old_connections) still runs on the request's
+    # thread, so the next request on that thread starts without the last one's connection.
+    handler = ASGIHandler()
+    asyncio.run(get(handler, "query=1"))
+    (executor,) = handler._idle
+    assert executor.submit(lambda: connections["default"].connection is None).result(5)
+    asyncio.run(get(handler, "query=1"))
+
+
+def test_threads_beyond_the_idle_limit_end(settings):
+    settings.ASGI_IDLE_REQUEST_THREADS = 0
+    handler = ASGIHandler()
+    reply = asyncio.run(get(handler))
+    assert handler._idle == []
+    deadline = time.monotonic() + 5
+    while any(t.ident == reply["ident"] for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the request's thread did not end"
+        time.sleep(0.01)
