@@ -1,11 +1,12 @@
 """Small configuration tables, read once per process and kept for ``CONFIG_CACHE_SECONDS``.
 
 Every posted message needs the running experiment and the live prompt version, the user's
-limits and the model's price: eight SQL statements a reply that return the same rows nearly
+limits and the model's price: ten SQL statements a reply that return the same rows nearly
 every time (docs/performance.md). A ``LocalCache`` keeps such values in this process's memory.
 
 - Saving or deleting one of its models in this process (the admin, a management command, a
-  test) empties it at once, through Django's model signals.
+  test) empties it at once, through Django's model signals; code that changes such rows with
+  ``QuerySet.update`` (which sends none) calls ``changed()``.
 - Other processes see such a change within ``CONFIG_CACHE_SECONDS`` (default 5; 0 turns the
   caches off), the trade-off every process-local cache makes: an experiment started in the
   admin serves its first users on the other processes up to five seconds later; a lowered
@@ -20,6 +21,7 @@ a value read while the cache was being emptied is returned but not kept.
 
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -62,19 +64,23 @@ class LocalCache:
         self._generation += 1
         self._values.pop(key, None)
 
+    def changed(self, using: str | None = None) -> None:
+        """Empty the cache now and again when the current transaction commits: for changes
+        that send no signal (``QuerySet.update``)."""
+        self.clear()
+        transaction.on_commit(self.clear, using=using)
+
     def on_change(self, key: Callable[..., Any] | None = None) -> Callable[..., None]:
         """A signal receiver that empties the cache (or forgets ``key(**signal_kwargs)``) now
         and again when the change's transaction commits."""
 
         def receiver(**kwargs) -> None:
-            def drop() -> None:
-                if key is None:
-                    self.clear()
-                else:
-                    self.forget(key(**kwargs))
-
-            drop()
-            transaction.on_commit(drop, using=kwargs.get("using"))
+            if key is None:
+                self.changed(using=kwargs.get("using"))
+                return
+            forget = partial(self.forget, key(**kwargs))
+            forget()
+            transaction.on_commit(forget, using=kwargs.get("using"))
 
         return receiver
 

@@ -30,6 +30,7 @@ from django.utils.html import format_html, format_html_join
 from analytics.charts import format_count, format_ms, format_percent
 
 from . import services
+from .config import SERVING
 from .models import EvalResult, EvalRun, Experiment, PromptVersion, Variant
 from .selectors import compare
 
@@ -201,6 +202,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
             return
         # Conditional, so a version that served a call since the form was read is never touched.
         if PromptVersion.objects.filter(pk=obj.pk, first_served_at__isnull=True).update(**fields):
+            SERVING.changed()
             return
         old = obj.version
         _become(obj, services.new_prompt_version(name=obj.name, author=request.user, **fields))

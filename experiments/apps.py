@@ -9,6 +9,9 @@ class ExperimentsConfig(AppConfig):
         from analytics.alerting import register_metric
         from analytics.models import AlertRule
 
+        from .config import SERVING
         from .guardrails import guardrail_measurement
+        from .models import Experiment, PromptVersion, Variant
 
         register_metric(AlertRule.Metric.EXPERIMENT_GUARDRAIL, guardrail_measurement)
+        SERVING.clear_on_change(Experiment, Variant, PromptVersion)

@@ -13,8 +13,38 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aiproject.localcache import LocalCache
+
 from .bucketing import assign
-from .models import Experiment, Exposure, PromptVersion
+from .models import Experiment, Exposure, PromptVersion, Variant
+
+# What serves a prompt: its running experiment with the variants' versions, and its live version.
+# Kept per process (aiproject/localcache.py): two SQL statements fewer per posted message. Saves
+# and deletes of the three models empty it through signals; the QuerySet.update()s that change
+# them (experiments.services, guardrails, the admin, _from_version) call SERVING.changed().
+SERVING = LocalCache("serving")
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    experiment: Experiment | None
+    variants: tuple[Variant, ...]
+    live: PromptVersion | None
+
+
+def serving(name: str) -> Serving:
+    return SERVING.get(name, lambda: _read_serving(name))
+
+
+def _read_serving(name: str) -> Serving:
+    experiment = (
+        Experiment.objects.filter(prompt_name=name, status=Experiment.Status.RUNNING)
+        .prefetch_related("variants__prompt_version")
+        .first()
+    )
+    variants = tuple(experiment.variants.all()) if experiment is not None else ()
+    live = PromptVersion.objects.filter(name=name, is_live=True).first()
+    return Serving(experiment, variants, live)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +79,7 @@ def _from_version(version: PromptVersion, user, *, variant: str = "") -> ChatCon
         PromptVersion.objects.filter(pk=version.pk, first_served_at__isnull=True).update(
             first_served_at=timezone.now()
         )
+        SERVING.changed()  # the cached version says it never served: once is enough
     return ChatConfig(
         model=version.model,
         system_prompt=render_prompt(version.system_prompt, user),
@@ -79,14 +110,9 @@ def resolve_config(user, task_type: str) -> ChatConfig:
             temperature=0.2,
             max_tokens=20,
         )
-    name = settings.CHAT_PROMPT_NAME
-    experiment = (
-        Experiment.objects.filter(prompt_name=name, status=Experiment.Status.RUNNING)
-        .prefetch_related("variants__prompt_version")
-        .first()
-    )
+    now_serving = serving(settings.CHAT_PROMPT_NAME)
+    experiment, variants = now_serving.experiment, now_serving.variants
     if experiment is not None and user is not None:
-        variants = list(experiment.variants.all())
         key = (
             assign(
                 experiment.salt,
@@ -101,9 +127,8 @@ def resolve_config(user, task_type: str) -> ChatConfig:
             variant = next(v for v in variants if v.key == key)
             record_exposure(experiment, user, key)
             return _from_version(variant.prompt_version, user, variant=variant.label)
-    live = PromptVersion.objects.filter(name=name, is_live=True).first()
-    if live is not None:
-        return _from_version(live, user)
+    if now_serving.live is not None:
+        return _from_version(now_serving.live, user)
     return ChatConfig(
         model=settings.AI_MODEL,
         system_prompt=render_prompt(settings.AI_SYSTEM_PROMPT, user),

@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics.alerting import Measurement
 from analytics.models import AICall
 
+from .config import SERVING
 from .models import Experiment
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def check_guardrails(now: datetime | None = None) -> list[str]:
         if Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(
             status=Experiment.Status.PAUSED, paused_by_guardrail_at=now, guardrail_reason=reason
         ):
+            SERVING.changed()
             logger.warning("experiment %s paused by a guardrail: %s", experiment.key, reason)
             paused.append(f"{experiment.key} ({reason})")
     return paused

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .config import SERVING
 from .models import Experiment, Feedback, PromptVersion
 
 RATINGS = {"up": 1, "down": -1, 1: 1, -1: -1}
@@ -96,6 +97,7 @@ def make_live(version: PromptVersion) -> None:
         is_live=False
     )
     PromptVersion.objects.filter(pk=version.pk).update(is_live=True)
+    SERVING.changed()
 
 
 def _transition(experiment: Experiment, allowed: tuple[str, ...], status: str, **fields) -> None:
@@ -111,6 +113,7 @@ def _transition(experiment: Experiment, allowed: tuple[str, ...], status: str, *
     )
     if not updated:
         raise ExperimentError("The experiment changed meanwhile; reload.", status=409)
+    SERVING.changed()
     experiment.refresh_from_db()
 
 
@@ -169,6 +172,7 @@ def set_traffic(experiment: Experiment, percent) -> None:
     if not value.is_finite() or not Decimal(0) <= value <= Decimal(100):
         raise ExperimentError("Traffic must be between 0 and 100 percent.")
     Experiment.objects.filter(pk=experiment.pk).update(traffic_percent=value)
+    SERVING.changed()
     experiment.refresh_from_db()
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from experiments import services
 from experiments.bucketing import assign
-from experiments.config import render_prompt, resolve_config
+from experiments.config import SERVING, render_prompt, resolve_config
 from experiments.models import Experiment, Exposure, PromptVersion, Variant
+from experiments.tests.test_admin import change_url, form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +159,49 @@ def test_render_prompt_leaves_other_braces_alone(django_user_model):
     user = django_user_model.objects.create_user("kim")
     text = render_prompt('Hi {user_name}. Reply like {"a.b": {0}} or {a.b} or {today', user)
     assert text == 'Hi kim. Reply like {"a.b": {0}} or {a.b} or {today'
+
+
+def test_what_serves_is_read_once_per_process_and_changes_apply_at_once(
+    canary, django_user_model, django_assert_num_queries
+):
+    """experiments.config.SERVING: the running experiment and the live version are cached; every
+    change made through this process's services (QuerySet.update, no signal) empties it."""
+    experiment, v1, v2 = canary
+    outsider = next(
+        u
+        for u in users(django_user_model, 50)
+        if assign(experiment.salt, u.pk, 10.0, [("control", 50.0), ("experiment", 50.0)]) is None
+    )
+    # The first call serves v1 for the first time (so it re-reads once: v1 is now immutable).
+    for _ in range(2):
+        assert resolve_config(outsider, "chat").prompt_version_id == v1.pk
+    with django_assert_num_queries(0):
+        assert resolve_config(outsider, "chat").prompt_version_id == v1.pk
+    services.make_live(v2)
+    assert resolve_config(outsider, "chat").prompt_version_id == v2.pk
+    services.set_traffic(experiment, 100)
+    assert resolve_config(outsider, "chat").variant.startswith("canary/")
+    services.pause_experiment(experiment)
+    assert resolve_config(outsider, "chat").variant == ""
+
+
+def test_a_treatment_edited_in_the_admin_before_it_served_serves_its_new_text(
+    canary, django_user_model, admin_client
+):
+    experiment, _v1, v2 = canary
+    services.set_traffic(experiment, 100)
+    weights = [("control", 50.0), ("experiment", 50.0)]
+    people = users(django_user_model, 20)
+    control = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) == "control")
+    treated = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) != "control")
+    for _ in range(2):  # caches the experiment (the first call serves v1 for the first time)
+        resolve_config(control, "chat")
+    assert SERVING._values, "the experiment should be cached now"
+    v2.refresh_from_db()
+    assert v2.first_served_at is None
+    response = admin_client.post(
+        change_url(v2), form_data(v2, system_prompt="Edited before serving, {user_name}.")
+    )
+    assert response.status_code == 302 and PromptVersion.objects.filter(name=v2.name).count() == 2
+    config = resolve_config(treated, "chat")
+    assert config.system_prompt == f"Edited before serving, {treated.username}."

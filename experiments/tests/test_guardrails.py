@@ -11,6 +11,7 @@ from analytics.alerting import evaluate_rule
 from analytics.models import AlertEvent, AlertRule
 from analytics.tests.factories import make_call, make_price, make_user
 from experiments import services
+from experiments.config import resolve_config
 from experiments.guardrails import check_guardrails
 from experiments.models import Experiment, Variant
 
@@ -60,8 +61,13 @@ def test_a_treatment_with_more_errors_is_paused_and_the_alert_fires(running):
     make_user("boss", is_staff=True, is_superuser=True)
     calls("control", 100, errors=2)
     calls("experiment", 100, errors=8, model="dear")  # 8% vs 2%: over the 5-point margin
+    services.set_traffic(running, 100)
+    user = make_user("served")
+    for _ in range(2):  # the second is served from this process's cache (experiments.config)
+        assert resolve_config(user, "chat").variant.startswith("canary/")
     paused = check_guardrails()
     assert paused and "error rate 8.0% vs control 2.0%" in paused[0]
+    assert resolve_config(user, "chat").variant == ""  # the pause applies here at once
     running.refresh_from_db()
     assert running.status == "paused" and running.paused_by_guardrail_at is not None
     assert check_guardrails() == []  # already paused
