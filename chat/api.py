@@ -190,7 +190,11 @@ def _accepted(user_message: Message, reply: Message) -> JsonResponse:
 
 
 def _post_message(user, conversation_id: int, content, channel: str):
-    conversation = _own_conversation(user, conversation_id)
+    # One statement finds the conversation and whether a reply is in progress in it.
+    conversation = get_object_or_404(
+        services.with_reply_in_progress(Conversation.objects), pk=conversation_id, user=user
+    )
+    conversation.user = user
     posted = services.post_message(
         conversation=conversation, content=content, runner_channel=channel
     )

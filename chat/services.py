@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from analytics import quotas
@@ -151,14 +152,26 @@ class Posted(NamedTuple):
     admission: Admission
 
 
+def with_reply_in_progress(conversations):
+    """Annotate each conversation with ``reply_in_progress``, which ``post_message`` uses
+    rather than asking the database again."""
+    busy = Message.objects.in_progress().filter(conversation=OuterRef("pk"))
+    return conversations.annotate(reply_in_progress=Exists(busy))
+
+
 def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
     """Store the user's message and a pending reply to it; raise if a reply is in progress.
 
     The quota check runs before the transaction that stores: its own database work (the rate
-    limit's row, expired reservations) must not hold locks for the rest of this request.
+    limit's row, expired reservations) must not hold locks for the rest of this request. The
+    check for a reply in progress comes first, so that a refused post costs no rate-limit slot;
+    the partial unique index settles a race with another post (ReplyInProgress as well).
     """
     content = clean_content(content)
-    if conversation.messages.in_progress().exists():
+    busy = getattr(conversation, "reply_in_progress", None)
+    if busy is None:
+        busy = conversation.messages.in_progress().exists()
+    if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
     admission = admit_request(conversation.user, content)
     with transaction.atomic():
