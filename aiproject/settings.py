@@ -261,14 +261,17 @@ CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", defau
 # Deltas to subscribers in other processes (the channel layer) go out at most this often, each
 # carrying what the reply wrote since the last: one Redis round trip per token cost more CPU.
 CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", default=0.05)
-# Prices and users' limits are kept per process this long (aiproject/localcache.py): a change
-# made in another process applies here within it. 0 reads them from the database every time.
+# Prices, users' limits and what serves each prompt (the running experiment, the live version)
+# are kept per process this long (aiproject/localcache.py): a change made in another process
+# applies here within it. 0 reads them from the database every time.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the chat's database calls (posting, saves, finishing; keep below DB_POOL_MAX_SIZE).
-# Each thread running ORM code competes with the event loop for the GIL: at 50 replies posted at
-# once, the first tokens came 4-62 ms late (p99) with 2 threads, 66-305 ms with 3 to 16.
-# Raise it only for a distant database, whose round trips keep the threads waiting.
-CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=2)
+# Each thread running ORM code competes with the event loop for the GIL, and takes it whenever
+# the loop makes a system call: at 50 replies posted at once, the first tokens came up to 8 ms
+# late (p99 over 12 rounds) with 1 thread, 11-48 ms with 2, 66-305 ms with 3 to 16
+# (docs/performance.md). Raise it only for a distant database, whose round trips keep one
+# thread waiting, or if one slow statement must not delay the process's other chat calls.
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=1)
 if CHAT_DB_THREADS < 1:
     raise ImproperlyConfigured(f"CHAT_DB_THREADS must be at least 1, not {CHAT_DB_THREADS}.")
 # Worker threads of finished requests kept for the next requests (aiproject/handlers.py): a
