@@ -18,6 +18,7 @@ from the text the runner saves at a bounded rate, and ask again (see ``chat.stre
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import logging
 from dataclasses import dataclass
@@ -86,7 +87,8 @@ class Generation:
         self._publisher: asyncio.Task | None = None
         if cross_process():
             self._outbox = asyncio.Queue()
-            self._publisher = asyncio.create_task(self._publish())
+            # A fresh context, as for the runner: the task outlives the request that posted.
+            self._publisher = asyncio.create_task(self._publish(), context=contextvars.Context())
 
     @property
     def text(self) -> str:
@@ -232,7 +234,9 @@ async def control_channel() -> str:
     if _control_task is None or _control_task.done():
         layer = get_channel_layer()
         _control_channel = await new_channel(layer)
-        _control_task = asyncio.create_task(_listen_for_control(layer, _control_channel))
+        _control_task = asyncio.create_task(
+            _listen_for_control(layer, _control_channel), context=contextvars.Context()
+        )
     return _control_channel
 
 

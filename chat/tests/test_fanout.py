@@ -142,3 +142,28 @@ def test_the_control_channel_turns_a_watch_request_into_published_deltas(layer):
 
     text, messages = asyncio.run(run())
     assert "".join(piece for _, piece in _deltas(messages)) == text
+
+
+def test_the_tasks_that_outlive_a_request_do_not_carry_its_context(layer):
+    """The publisher and the control listener run for longer than the request that started
+    them: they must not hold its thread-sensitive context (asgiref refuses thread-sensitive
+    calls from a context whose request has ended) nor its other context variables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+
+    async def run():
+        executor = ThreadPoolExecutor(max_workers=1)
+        async with ThreadSensitiveContext(executor=executor):
+            await streaming.control_channel()
+            generation = streaming.Generation(9002)
+        tasks = [generation._publisher, streaming._control_task]
+        contexts = [task.get_context() for task in tasks]
+        generation.finish("done", {"status": "completed"})
+        await generation.wait_published()
+        streaming._control_task.cancel()
+        executor.shutdown()
+        return contexts
+
+    for context in asyncio.run(run()):
+        assert SyncToAsync.thread_sensitive_context not in context
