@@ -74,3 +74,16 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
     env_file.write_text(text)
     result = manage("check", env={"ENV_FILE": str(env_file)})
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHAT_DB_THREADS", "0", "CHAT_DB_THREADS must be at least 1, not 0."),
+        ("ASGI_IDLE_REQUEST_THREADS", "-1", "ASGI_IDLE_REQUEST_THREADS must be 0 or more, not -1."),
+    ],
+)
+def test_a_thread_count_out_of_range_is_refused_by_name(name, value, message):
+    result = manage("check", env={**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
