@@ -31,26 +31,29 @@ class ASGIHandler(DjangoASGIHandler):
         self._idle: list[ThreadPoolExecutor] = []  # touched on the event loop only
 
     async def __call__(self, scope, receive, send):
+        # Django 6.1's ASGIHandler.__call__, with the executor given to the context.
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         executor = self._idle.pop() if self._idle else self._new_executor()
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
-        finally:
-            self._give_back(executor)
+        except BaseException:
+            # Cancelled (the server gave up on the request, or is stopping) or failed: its sync
+            # code may still be running on the thread, and request_finished did not run there
+            # to give the database connection back. Let that thread end; never reuse it.
+            executor.shutdown(wait=False)
+            raise
+        self._give_back(executor)
 
     @staticmethod
     def _new_executor() -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
 
     def _give_back(self, executor: ThreadPoolExecutor) -> None:
-        """Keep the executor for the next request, or let its thread end (without a join).
-
-        A call the request abandoned (the client left while a sync view ran) may still be
-        running on it: the next request that takes the executor queues behind it, as it would
-        behind its own earlier calls.
-        """
+        """Keep the executor of a request that ended normally for the next request, or let its
+        thread end (without a join). Django ran the request's last synchronous call (closing
+        the response, which sends request_finished) on it and waited for it, so it is idle."""
         if len(self._idle) < settings.ASGI_IDLE_REQUEST_THREADS:
             self._idle.append(executor)
         else:

@@ -14,11 +14,12 @@ every time (docs/performance.md). A ``LocalCache`` keeps such values in this pro
 
 Values are shared by the loop and the ``db()`` threads: a value is replaced, never changed in
 place, so a reader sees an old value or a new one. Two threads missing at once both read the
-database, which is harmless. A change empties the cache at once and again when its transaction
+database, which is harmless (the read runs outside the lock; only the store takes it). A change empties the cache at once and again when its transaction
 commits (a thread that read the old rows in between would otherwise keep them for the TTL), and
 a value read while the cache was being emptied is returned but not kept.
 """
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -37,6 +38,7 @@ class LocalCache:
         self.name = name
         self._values: dict[Any, tuple[float, Any]] = {}
         self._generation = 0  # bumped by every clear: a load that straddles one is not kept
+        self._lock = threading.Lock()  # no clear lands between that check and the store
         _caches.append(self)
 
     def get(self, key: Any, load: Callable[[], Any]) -> Any:
@@ -50,19 +52,22 @@ class LocalCache:
             return hit[1]
         generation = self._generation
         value = load()
-        if generation == self._generation:
-            self._values[key] = (now + ttl, value)
+        with self._lock:
+            if generation == self._generation:
+                self._values[key] = (now + ttl, value)
         return value
 
     def clear(self) -> None:
         """Forget every value."""
-        self._generation += 1
-        self._values = {}
+        with self._lock:
+            self._generation += 1
+            self._values = {}
 
     def forget(self, key: Any) -> None:
         """Forget one value."""
-        self._generation += 1
-        self._values.pop(key, None)
+        with self._lock:
+            self._generation += 1
+            self._values.pop(key, None)
 
     def changed(self, using: str | None = None) -> None:
         """Empty the cache now and again when the current transaction commits: for changes

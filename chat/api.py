@@ -60,8 +60,8 @@ def api_view(*methods: str):
 def _authenticate(request):
     """The session's user, looked up in a worker thread that gives its connection back at once.
 
-    ``request.auser()`` would run in the request's own thread: a new thread for every request,
-    whose connection Django releases only when the request ends (for a stream: when it ends).
+    ``request.auser()`` would run in the request's own thread (aiproject/handlers.py), whose
+    connection Django releases only when the request ends (for a stream: when it ends).
     """
     user = get_user(request)
     request._cached_user = request._acached_user = user  # what request.user/auser() return

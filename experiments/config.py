@@ -75,10 +75,13 @@ def render_prompt(template: str, user) -> str:
 
 def _from_version(version: PromptVersion, user, *, variant: str = "") -> ChatConfig:
     if version.first_served_at is None:
-        # From now on the version is immutable (editing it makes a new version).
+        # From now on the version is immutable (editing it makes a new version). Until this
+        # stamp it could be edited in place (the admin, on any process), so serve the row as it
+        # is stored now, not the copy this process read earlier: what is served is what stays.
         PromptVersion.objects.filter(pk=version.pk, first_served_at__isnull=True).update(
             first_served_at=timezone.now()
         )
+        version = PromptVersion.objects.get(pk=version.pk)
         SERVING.changed()  # the cached version says it never served: once is enough
     return ChatConfig(
         model=version.model,

@@ -8,8 +8,13 @@ from django.db import connection
 from django.http import JsonResponse
 from django.urls import path
 
+# Idents of the threads that ran a request with ?record=1, in order.
+recorded: list[int] = []
+
 
 def thread(request):
+    if request.GET.get("record"):
+        recorded.append(threading.get_ident())
     time.sleep(float(request.GET.get("sleep", 0)))
     if request.GET.get("query"):
         get_user_model().objects.exists()

@@ -5,6 +5,7 @@ response's close), driven by asgiref's ApplicationCommunicator as an ASGI server
 """
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -19,8 +20,8 @@ from aiproject.handlers import ASGIHandler
 pytestmark = pytest.mark.urls("aiproject.tests.handler_urls")
 
 
-async def get(handler, query: str = "") -> dict:
-    scope = {
+def http_scope(query: str = "") -> dict:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -34,7 +35,10 @@ async def get(handler, query: str = "") -> dict:
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
-    communicator = ApplicationCommunicator(handler, scope)
+
+
+async def get(handler, query: str = "") -> dict:
+    communicator = ApplicationCommunicator(handler, http_scope(query))
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(10)
     assert start["status"] == 200, start
@@ -102,4 +106,34 @@ def test_threads_beyond_the_idle_limit_end(settings):
     deadline = time.monotonic() + 5
     while any(t.ident == reply["ident"] for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the request's thread did not end"
+        time.sleep(0.01)
+
+
+def test_a_cancelled_request_does_not_give_its_thread_back():
+    """The server cancels a request (a client gone for good, a shutdown) while its sync view
+    runs: that thread is still busy and never handed to the next request."""
+    from aiproject.tests import handler_urls
+
+    handler = ASGIHandler()
+    handler_urls.recorded.clear()
+
+    async def scenario():
+        communicator = ApplicationCommunicator(handler, http_scope("sleep=0.5&record=1"))
+        await communicator.send_input({"type": "http.request", "body": b""})
+        deadline = time.monotonic() + 5
+        while not handler_urls.recorded:  # the view is running on its thread
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        communicator.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await communicator.future
+        return await get(handler)
+
+    after = asyncio.run(scenario())
+    (cancelled,) = handler_urls.recorded
+    assert after["ident"] != cancelled
+    assert len(handler._idle) == 1  # only the later request's thread
+    deadline = time.monotonic() + 5
+    while any(t.ident == cancelled for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the cancelled request's thread did not end"
         time.sleep(0.01)

@@ -53,6 +53,26 @@ def test_one_reply_in_progress_per_conversation_is_enforced(conversation):
     assert conversation.messages.filter(role="user").count() == 1
 
 
+def test_a_post_refused_for_a_reply_in_progress_takes_no_rate_limit_slot(conversation, settings):
+    """The API finds the conversation with its reply_in_progress flag (one statement) and
+    post_message refuses from it before the quota check takes a slot."""
+    from analytics import quotas
+
+    settings.QUOTA_REQUESTS_PER_MINUTE = 2
+    services.post_message(conversation=conversation, content="first")  # slot 1
+    busy = services.with_reply_in_progress(Conversation.objects).get(pk=conversation.pk)
+    assert busy.reply_in_progress
+    with pytest.raises(services.ReplyInProgress):
+        services.post_message(conversation=busy, content="second")
+    other = services.with_reply_in_progress(Conversation.objects).get(
+        pk=Conversation.objects.create(user=conversation.user).pk
+    )
+    assert not other.reply_in_progress
+    services.post_message(conversation=other, content="third")  # slot 2 was still free
+    with pytest.raises(quotas.QuotaExceeded):
+        quotas.take_request(conversation.user)
+
+
 def test_generated_title_never_replaces_a_persons_title(conversation):
     conversation.title = services.fallback_title("hello there")
     conversation.save()

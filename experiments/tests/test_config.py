@@ -205,3 +205,23 @@ def test_a_treatment_edited_in_the_admin_before_it_served_serves_its_new_text(
     assert response.status_code == 302 and PromptVersion.objects.filter(name=v2.name).count() == 2
     config = resolve_config(treated, "chat")
     assert config.system_prompt == f"Edited before serving, {treated.username}."
+
+
+def test_a_version_is_served_as_stored_when_it_first_serves(canary, django_user_model):
+    """Another process may edit an unserved version in place while this one has it cached: the
+    first serve stamps the row and serves the text stored with the stamp, never the old copy."""
+    experiment, _v1, v2 = canary
+    services.set_traffic(experiment, 100)
+    weights = [("control", 50.0), ("experiment", 50.0)]
+    people = users(django_user_model, 20)
+    control = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) == "control")
+    treated = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) != "control")
+    for _ in range(2):
+        resolve_config(control, "chat")
+    assert SERVING._values
+    # The in-place edit of another process: an update() this process's cache never hears of.
+    PromptVersion.objects.filter(pk=v2.pk).update(system_prompt="Edited elsewhere.")
+    config = resolve_config(treated, "chat")
+    v2.refresh_from_db()
+    assert config.system_prompt == v2.system_prompt == "Edited elsewhere."
+    assert v2.first_served_at is not None
