@@ -185,18 +185,25 @@ def test_what_serves_is_read_once_per_process_and_changes_apply_at_once(
     assert resolve_config(outsider, "chat").variant == ""
 
 
-def test_a_treatment_edited_in_the_admin_before_it_served_serves_its_new_text(
-    canary, django_user_model, admin_client
-):
-    experiment, _v1, v2 = canary
+def _cached_with_v2_unserved(canary, django_user_model):
+    """Everyone enrolled; the experiment cached by serving a control user (v1) twice, so the
+    treatment's v2 is in this process's cache and has served nobody. Return a treated user."""
+    experiment, _v1, _v2 = canary
     services.set_traffic(experiment, 100)
     weights = [("control", 50.0), ("experiment", 50.0)]
     people = users(django_user_model, 20)
     control = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) == "control")
-    treated = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) != "control")
-    for _ in range(2):  # caches the experiment (the first call serves v1 for the first time)
+    for _ in range(2):  # the first call serves v1 for the first time, which re-reads once
         resolve_config(control, "chat")
     assert SERVING._values, "the experiment should be cached now"
+    return next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) != "control")
+
+
+def test_a_treatment_edited_in_the_admin_before_it_served_serves_its_new_text(
+    canary, django_user_model, admin_client
+):
+    _experiment, _v1, v2 = canary
+    treated = _cached_with_v2_unserved(canary, django_user_model)
     v2.refresh_from_db()
     assert v2.first_served_at is None
     response = admin_client.post(
@@ -210,15 +217,8 @@ def test_a_treatment_edited_in_the_admin_before_it_served_serves_its_new_text(
 def test_a_version_is_served_as_stored_when_it_first_serves(canary, django_user_model):
     """Another process may edit an unserved version in place while this one has it cached: the
     first serve stamps the row and serves the text stored with the stamp, never the old copy."""
-    experiment, _v1, v2 = canary
-    services.set_traffic(experiment, 100)
-    weights = [("control", 50.0), ("experiment", 50.0)]
-    people = users(django_user_model, 20)
-    control = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) == "control")
-    treated = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) != "control")
-    for _ in range(2):
-        resolve_config(control, "chat")
-    assert SERVING._values
+    _experiment, _v1, v2 = canary
+    treated = _cached_with_v2_unserved(canary, django_user_model)
     # The in-place edit of another process: an update() this process's cache never hears of.
     PromptVersion.objects.filter(pk=v2.pk).update(system_prompt="Edited elsewhere.")
     config = resolve_config(treated, "chat")
