@@ -14,9 +14,10 @@ every time (docs/performance.md). A ``LocalCache`` keeps such values in this pro
 
 Values are shared by the loop and the ``db()`` threads: a value is replaced, never changed in
 place, so a reader sees an old value or a new one. Two threads missing at once both read the
-database, which is harmless (the read runs outside the lock; only the store takes it). A change empties the cache at once and again when its transaction
-commits (a thread that read the old rows in between would otherwise keep them for the TTL), and
-a value read while the cache was being emptied is returned but not kept.
+database, which is harmless (the read runs outside the lock; only the store takes it). A change
+empties the cache at once and again when its transaction commits (a thread that read the old
+rows in between would otherwise keep them for the TTL), and a value read while the cache was
+being emptied is returned but not kept.
 """
 
 import threading

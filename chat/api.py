@@ -130,8 +130,8 @@ def message_json(message: Message) -> dict:
     return data
 
 
-def _own_conversation(user, conversation_id: int) -> Conversation:
-    conversation = get_object_or_404(Conversation, pk=conversation_id, user=user)
+def _own_conversation(user, conversation_id: int, conversations=Conversation.objects):
+    conversation = get_object_or_404(conversations, pk=conversation_id, user=user)
     conversation.user = user  # it is this user: posting reads it, and need not load it again
     return conversation
 
@@ -191,10 +191,9 @@ def _accepted(user_message: Message, reply: Message) -> JsonResponse:
 
 def _post_message(user, conversation_id: int, content, channel: str):
     # One statement finds the conversation and whether a reply is in progress in it.
-    conversation = get_object_or_404(
-        services.with_reply_in_progress(Conversation.objects), pk=conversation_id, user=user
+    conversation = _own_conversation(
+        user, conversation_id, services.with_reply_in_progress(Conversation.objects)
     )
-    conversation.user = user
     posted = services.post_message(
         conversation=conversation, content=content, runner_channel=channel
     )

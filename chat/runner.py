@@ -6,7 +6,6 @@ text reached the user, and at the end stores the reply and exactly one AICall pe
 """
 
 import asyncio
-import contextvars
 import logging
 import random
 import time
@@ -52,10 +51,8 @@ def start(
     the POST on this process always finds it.
     """
     generation = streaming.register(message_id, user_id, session_key)
-    # A fresh context: the task outlives the request and must not carry its thread affinity.
-    generation.task = asyncio.create_task(
-        run(generation, request_id=request_id, prepared=prepared),
-        context=contextvars.Context(),
+    generation.task = streaming.outliving_task(
+        run(generation, request_id=request_id, prepared=prepared)
     )
     return generation
 

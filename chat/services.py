@@ -16,7 +16,7 @@ from experiments.config import ChatConfig, resolve_config
 
 from .models import Conversation, Message
 from .rendering import render_markdown
-from .state import ReplyState, final_event
+from .state import ReplyState, closing_event
 from .tokens import estimate_messages_tokens, trim_history
 
 
@@ -433,17 +433,7 @@ def finish_reply(
         if not updated:
             return None
         Conversation.objects.filter(messages__pk=message_id).update(updated_at=now)
-    # The event needs none of the state's links: they are left empty.
-    return final_event(
-        ReplyState(
-            id=message_id,
-            conversation_id=0,
-            user_id=0,
-            runner_channel="",
-            heartbeat_seconds_ago=0.0,
-            **stored,
-        )
-    )
+    return closing_event(message_id, stored)
 
 
 _TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"

@@ -1,7 +1,9 @@
 """Plain snapshots of a reply, shared by the runner, the stream views and the JSON API."""
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -84,27 +86,33 @@ class ReplyState:
 NOT_RETRYABLE = frozenset({"upstream_auth", "upstream_rejected", "quota_exceeded"})
 
 
-def final_event(state: ReplyState) -> tuple[str, dict]:
-    """Return the closing SSE event of a finished reply: ``done`` or ``error``."""
-    if state.status in (Message.Status.COMPLETED, Message.Status.CANCELLED):
+def closing_event(message_id: int, reply: Mapping[str, Any]) -> tuple[str, dict]:
+    """Return the closing SSE event of a finished reply, ``done`` or ``error``, from its stored
+    fields (status, html, model, the token counts, latency_ms, ttft_ms, error_code/_message)."""
+    if reply["status"] in (Message.Status.COMPLETED, Message.Status.CANCELLED):
         return "done", {
-            "message_id": state.id,
-            "status": state.status,
-            "html": state.html,
-            "model": state.model,
+            "message_id": message_id,
+            "status": reply["status"],
+            "html": reply["html"],
+            "model": reply["model"],
             "usage": {
-                "input_tokens": state.input_tokens,
-                "output_tokens": state.output_tokens,
-                "total_tokens": state.total_tokens,
-                "estimated": state.tokens_estimated,
+                "input_tokens": reply["input_tokens"],
+                "output_tokens": reply["output_tokens"],
+                "total_tokens": reply["total_tokens"],
+                "estimated": reply["tokens_estimated"],
             },
-            "latency_ms": state.latency_ms,
-            "ttft_ms": state.ttft_ms,
+            "latency_ms": reply["latency_ms"],
+            "ttft_ms": reply["ttft_ms"],
         }
     return "error", {
-        "message_id": state.id,
-        "status": state.status,
-        "code": state.error_code or "internal_error",
-        "message": state.error_message or "The reply could not be completed.",
-        "retryable": state.error_code not in NOT_RETRYABLE,
+        "message_id": message_id,
+        "status": reply["status"],
+        "code": reply["error_code"] or "internal_error",
+        "message": reply["error_message"] or "The reply could not be completed.",
+        "retryable": reply["error_code"] not in NOT_RETRYABLE,
     }
+
+
+def final_event(state: ReplyState) -> tuple[str, dict]:
+    """The closing SSE event of a finished reply read back as a ``ReplyState``."""
+    return closing_event(state.id, {f.name: getattr(state, f.name) for f in fields(state)})

@@ -87,8 +87,7 @@ class Generation:
         self._publisher: asyncio.Task | None = None
         if cross_process():
             self._outbox = asyncio.Queue()
-            # A fresh context, as for the runner: the task outlives the request that posted.
-            self._publisher = asyncio.create_task(self._publish(), context=contextvars.Context())
+            self._publisher = outliving_task(self._publish())
 
     @property
     def text(self) -> str:
@@ -226,6 +225,13 @@ def unregister(generation: Generation) -> None:
         del _generations[generation.message_id]
 
 
+def outliving_task(coroutine) -> asyncio.Task:
+    """Start a task that outlives the request that starts it, in a fresh context: it carries
+    none of the request's context variables, asgiref's thread-sensitive context among them
+    (whose executor goes back to the pool when the request ends, aiproject/handlers.py)."""
+    return asyncio.create_task(coroutine, context=contextvars.Context())
+
+
 async def control_channel() -> str:
     """Return this process's channel for stop requests, listening on it from the first call."""
     global _control_channel, _control_task
@@ -234,9 +240,7 @@ async def control_channel() -> str:
     if _control_task is None or _control_task.done():
         layer = get_channel_layer()
         _control_channel = await new_channel(layer)
-        _control_task = asyncio.create_task(
-            _listen_for_control(layer, _control_channel), context=contextvars.Context()
-        )
+        _control_task = outliving_task(_listen_for_control(layer, _control_channel))
     return _control_channel
 
 
