@@ -3,7 +3,8 @@
 
 Answered by a middleware ahead of everything else, so that a container health check, a load
 balancer probe or a Prometheus scrape works whatever Host header it sends and never follows an
-HTTPS redirect.
+HTTPS redirect. The same middleware turns a view's failure to reach the database into a 503
+(``aiproject.outages``) rather than a 500.
 """
 
 import asyncio
@@ -14,6 +15,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+
+from .outages import database_unavailable_response, is_database_outage
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -81,6 +84,12 @@ class HealthCheckMiddleware:
         if request.path == "/metrics":
             return metrics_response(request)
         return await self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A page or view that could not reach the database: 503 with Retry-After, not 500."""
+        if is_database_outage(exception):
+            return database_unavailable_response(request)
+        return None
 
 
 def metrics_response(request) -> HttpResponse:

@@ -104,12 +104,24 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
 _db["CONN_MAX_AGE"] = 0
+# During an outage a checkout waits at most DB_CONNECT_TIMEOUT_SECONDS, then every call fails at
+# once (503 database_unavailable) and one probe every DB_OUTAGE_PROBE_SECONDS finds the database
+# back (aiproject/postgresql, docs/deploy.md "Outages").
+DB_CONNECT_TIMEOUT_SECONDS = env.float("DB_CONNECT_TIMEOUT_SECONDS", default=2.0)
+DB_OUTAGE_PROBE_SECONDS = env.float("DB_OUTAGE_PROBE_SECONDS", default=1.0)
+for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"):
+    if not globals()[_name] > 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
 if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["ENGINE"] = "aiproject.postgresql"  # Django's backend, failing fast during an outage
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=30),
         "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
     }
+    # libpq's connect timeout (whole seconds, at least 2): a server that does not answer at all
+    # (a dead host, a partition) fails a connection attempt in this long, not the OS's minutes.
+    _db["OPTIONS"].setdefault("connect_timeout", max(round(DB_CONNECT_TIMEOUT_SECONDS), 2))
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {
@@ -328,6 +340,9 @@ ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=9
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 # Bearer token for /metrics (Prometheus); unset = /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# `monitor` touches this file after every pass in which all its jobs succeeded (unset = none);
+# `manage.py monitor --check-heartbeat [--max-age S]` checks it (a container health check).
+MONITOR_HEARTBEAT_FILE = env.str("MONITOR_HEARTBEAT_FILE", default="")
 # Hour of the day (reporting zone) at which `monitor` emails yesterday's cost report; unset = off.
 COST_REPORT_HOUR = env.int("COST_REPORT_HOUR", default=None)
 if COST_REPORT_HOUR is not None and not 0 <= COST_REPORT_HOUR <= 23:
@@ -383,5 +398,8 @@ LOGGING = {
         "httpcore2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # The pool logs every failed reconnection attempt; an outage is logged once by
+        # aiproject.outages ("database unavailable since ...", then "... available again").
+        "psycopg.pool": {"level": "ERROR"},
     },
 }

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from aiproject.outages import database_unavailable_response, is_database_outage
 from aiproject.request_id import current_request_id
 from analytics import quotas
 from experiments.models import Feedback
@@ -39,7 +40,12 @@ def api_view(*methods: str):
         @require_http_methods(list(methods))
         @functools.wraps(view)
         async def wrapper(request, *args, **kwargs):
-            user = await db(_authenticate, request)
+            try:
+                user = await db(_authenticate, request)
+            except Exception as exc:
+                if is_database_outage(exc):
+                    return database_unavailable_response(request)
+                raise
             if not user.is_authenticated:
                 return json_error(401, "not_authenticated", "Log in to use the API.")
             try:
@@ -51,6 +57,12 @@ def api_view(*methods: str):
             except quotas.QuotaExceeded as exc:
                 await sync_to_async(quotas.record_refusal)(exc, user_id=user.pk, stage="request")
                 return quota_error(exc)
+            except Exception as exc:
+                # The database is down: 503 database_unavailable (retryable, Retry-After), in
+                # DB_CONNECT_TIMEOUT_SECONDS at most (aiproject/outages.py), never a 500.
+                if is_database_outage(exc):
+                    return database_unavailable_response(request)
+                raise
 
         return wrapper
 

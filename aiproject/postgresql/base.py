@@ -1,0 +1,80 @@
+"""Django's PostgreSQL backend, failing fast while the database is down (``ENGINE``
+``aiproject.postgresql``, set by the settings for every ``postgres://`` URL).
+
+Stock, a connection checkout during an outage waits the pool's whole timeout
+(``DB_POOL_TIMEOUT_SECONDS``, 10 s) and then fails; the chat's one database thread (and every
+request behind it) waited that long per call. Here:
+
+* a checkout waits at most ``DB_CONNECT_TIMEOUT_SECONDS`` for the pool; if it gets nothing, a
+  direct connection (the same parameters, that timeout) tells a busy pool, which is given the
+  rest of the pool timeout, from a dead server, which trips the breaker
+  (``aiproject.outages.BREAKER``);
+* while the breaker is tripped every checkout fails at once with ``DatabaseUnavailable`` (an
+  ``OperationalError``), but for one probe every ``DB_OUTAGE_PROBE_SECONDS``;
+* when a probe succeeds the pool is replaced by a fresh one: the old one holds connections that
+  broke with the server and reconnects with an exponential back-off (1, 2, 4 ... s, up to five
+  minutes), which is why ``/readyz`` took about 28 s to recover after an outage.
+"""
+
+from django.conf import settings
+from django.db.backends.postgresql import base
+
+from aiproject.outages import BREAKER
+
+
+class _FailFastPool:
+    """The process's psycopg pool, with the checkout above (everything else passes through)."""
+
+    def __init__(self, wrapper: "DatabaseWrapper", pool):
+        self._wrapper = wrapper
+        self._pool = pool
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+    def probe(self) -> None:
+        """Open and close a connection outside the pool, waiting at most the connect timeout."""
+        kwargs = {**self._pool.kwargs, "connect_timeout": _connect_timeout()}
+        self._pool.connection_class.connect(self._pool.conninfo, **kwargs).close()
+
+    def getconn(self, timeout: float | None = None):
+        from psycopg_pool import PoolTimeout
+
+        probe_every = settings.DB_OUTAGE_PROBE_SECONDS
+        pool = self._pool
+        if BREAKER.admit(self.probe, probe_every=probe_every):
+            pool = self._wrapper.replace_pool()  # this call's probe ended an outage
+        total = pool.timeout if timeout is None else timeout
+        first = min(total, settings.DB_CONNECT_TIMEOUT_SECONDS)
+        try:
+            return pool.getconn(first)
+        except PoolTimeout as exc:
+            try:
+                self.probe()
+            except Exception as probe_exc:
+                BREAKER.trip(probe_exc, probe_every=probe_every)
+                raise
+            if total <= first:
+                raise exc from None
+        return pool.getconn(total - first)  # the server answers: the pool is only busy
+
+
+def _connect_timeout() -> int:
+    # libpq counts whole seconds and treats values below 2 as 2.
+    return max(round(settings.DB_CONNECT_TIMEOUT_SECONDS), 2)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self):
+        pool = super().pool
+        return None if pool is None else _FailFastPool(self, pool)
+
+    def replace_pool(self):
+        """Close the pool (after an outage) and return a fresh, open one."""
+        old = self._connection_pools.pop(self.alias, None)
+        if old is not None:
+            old.close(timeout=1.0)
+        fresh = super().pool
+        fresh.open()
+        return fresh
