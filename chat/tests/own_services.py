@@ -48,8 +48,19 @@ class OwnPostgres:
         options = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
             _as_postgres(
-                [_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log)]
-                + ["-w", "-t", "30", "start"]
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
             ),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -82,8 +93,13 @@ def own_postgres():
     server = OwnPostgres(root / "data", free_port(), root / "server.log")
     try:
         subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(server.data), "-U", "postgres"])
-            + ["--auth=trust", "-E", "UTF8", "--no-sync"],
+            [
+                *_as_postgres([_pg_bin("initdb"), "-D", str(server.data), "-U", "postgres"]),
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
