@@ -1,0 +1,133 @@
+"""Database outages: a served app answers 503 ``database_unavailable`` at once while its own
+PostgreSQL is stopped, and is ready again as soon as it returns; the breaker and the outage log."""
+
+import logging
+import time
+
+import httpx
+import pytest
+
+from aiproject.outages import Breaker, DatabaseUnavailable, Outage
+from chat.tests.live import CSRF_TOKEN, run_app_server
+from chat.tests.own_services import manage, migrate, own_postgres
+
+SESSION = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from chat.models import Conversation
+user = get_user_model().objects.create_user("outage", password="x")
+conversation = Conversation.objects.create(user=user, title="t")
+client = Client()
+client.force_login(user)
+print("session", client.cookies["sessionid"].value, conversation.pk)
+"""
+
+
+def timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, round(time.monotonic() - started, 2)
+
+
+def assert_database_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "2"
+    assert response.json()["error"] == {
+        "code": "database_unavailable",
+        "message": "The database is unavailable for a moment. Please try again in a few seconds.",
+        "retryable": True,
+    }
+
+
+def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
+    simulator, tmp_path
+):
+    with own_postgres() as pg:
+        migrate(pg.url)
+        session, conversation = manage(pg.url, "shell", "-c", SESSION).split("session")[1].split()
+        env = {"DATABASE_URL": pg.url, "AI_BASE_URL": simulator.base_url, "LOG_LEVEL": "INFO"}
+        with run_app_server(env=env, log_dir=tmp_path) as server:
+            client = httpx.Client(
+                base_url=server.base_url,
+                cookies={"sessionid": session, "csrftoken": CSRF_TOKEN},
+                headers={"X-CSRFToken": CSRF_TOKEN},
+                timeout=30,
+            )
+            post = f"/api/conversations/{conversation}/messages"
+            assert client.get("/api/conversations").status_code == 200
+
+            pg.stop()
+            timings = {}
+            # Each kind twice: the first finds the outage, the second meets the breaker.
+            for attempt in (1, 2):
+                response, timings[f"POST {attempt}"] = timed(
+                    lambda: client.post(post, json={"content": "hello"})
+                )
+                assert_database_unavailable(response)
+                response, timings[f"GET {attempt}"] = timed(
+                    lambda: client.get("/api/conversations")
+                )
+                assert_database_unavailable(response)
+            page, timings["page"] = timed(lambda: client.get(f"/c/{conversation}/"))
+            assert page.status_code == 503 and "Temporarily unavailable" in page.text
+            assert page.headers["Retry-After"] == "2"
+            ready, timings["readyz"] = timed(lambda: client.get("/readyz"))
+            assert ready.status_code == 503 and ready.json()["failing"] == ["database"]
+            print("answered while down (s):", timings)
+
+            pg.start()
+            started = time.monotonic()
+            deadline = started + 15
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "/readyz did not report the recovery"
+                time.sleep(0.1)
+            print(f"/readyz ready {time.monotonic() - started:.2f} s after the restart")
+            assert client.get("/api/conversations").status_code == 200
+            assert client.post(post, json={"content": "hello"}).status_code == 202
+        log = server.log()
+    assert log.count("database unavailable since") == 1, log
+    assert log.count("database available again after") == 1, log
+    assert "Traceback" not in log, log
+
+
+def test_an_outage_is_logged_once_with_its_duration(caplog):
+    outage = Outage("database")
+    with caplog.at_level(logging.INFO, logger="aiproject.outages"):
+        assert outage.recovered() is None  # nothing to report
+        assert outage.failed(OSError("refused")) is True
+        assert outage.failed(OSError("refused")) is False
+        assert outage.down
+        assert outage.recovered() is not None
+        assert outage.recovered() is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("database unavailable since ")
+    assert "(OSError: refused)" in messages[0]
+    assert messages[1].startswith("database available again after ")
+
+
+def test_the_breaker_refuses_at_once_and_lets_one_probe_through():
+    breaker = Breaker(Outage("database"))
+    probes = []
+
+    def failing_probe():
+        probes.append("failed")
+        raise OSError("refused")
+
+    assert breaker.admit(failing_probe, probe_every=60) is False  # up: no probe at all
+    breaker.trip(OSError("refused"), probe_every=0.2)
+    with pytest.raises(DatabaseUnavailable):  # before the next probe is due
+        breaker.admit(failing_probe, probe_every=0.2)
+    assert probes == []
+    time.sleep(0.25)
+    with pytest.raises(DatabaseUnavailable):  # the probe is due, and fails
+        breaker.admit(failing_probe, probe_every=0.2)
+    assert probes == ["failed"]
+    with pytest.raises(DatabaseUnavailable):  # the failed probe put the next one off
+        breaker.admit(failing_probe, probe_every=0.2)
+    assert probes == ["failed"]
+    time.sleep(0.25)
+    assert breaker.admit(lambda: probes.append("ok"), probe_every=0.2) is True
+    assert probes == ["failed", "ok"]
+    assert not breaker.outage.down
+    assert breaker.admit(failing_probe, probe_every=0.2) is False
