@@ -6,6 +6,9 @@ the rest are prefixed ``aiproject_``.
 """
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from aiproject.outages import DEPENDENCIES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -80,6 +83,37 @@ QUOTA_REFUSALS = Counter(
     ["limit", "stage"],
     registry=REGISTRY,
 )
+
+
+class DependencyCollector:
+    """``aiproject_dependency_up{dependency="database|redis"}``: 1 while this process reaches
+    it, 0 from the first failure of an outage to the first success after it
+    (aiproject/outages.py); ``..._down_since_seconds``: when the current outage began."""
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "aiproject_dependency_up",
+            "Whether this process reaches the dependency (0 during an outage).",
+            labels=["dependency"],
+        )
+        since = GaugeMetricFamily(
+            "aiproject_dependency_down_since_seconds",
+            "Unix time at which the dependency's current outage began (absent while up).",
+            labels=["dependency"],
+        )
+        for outage in DEPENDENCIES:
+            began = outage.since
+            up.add_metric([outage.name], 0 if began else 1)
+            if began:
+                since.add_metric([outage.name], began.timestamp())
+        yield up
+        yield since
+
+    def describe(self):
+        return []  # collected at scrape time only
+
+
+REGISTRY.register(DependencyCollector())
 
 
 def observe_call(call, cost) -> None:

@@ -29,6 +29,12 @@ def timed(call):
     return response, round(time.monotonic() - started, 2)
 
 
+def metrics(client: httpx.Client) -> str:
+    response = client.get("/metrics", headers={"Authorization": "Bearer metrics-token"})
+    assert response.status_code == 200
+    return response.text
+
+
 def assert_database_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "2"
@@ -45,7 +51,12 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
     with own_postgres() as pg:
         migrate(pg.url)
         session, conversation = manage(pg.url, "shell", "-c", SESSION).split("session")[1].split()
-        env = {"DATABASE_URL": pg.url, "AI_BASE_URL": simulator.base_url, "LOG_LEVEL": "INFO"}
+        env = {
+            "DATABASE_URL": pg.url,
+            "AI_BASE_URL": simulator.base_url,
+            "LOG_LEVEL": "INFO",
+            "METRICS_TOKEN": "metrics-token",
+        }
         with run_app_server(env=env, log_dir=tmp_path) as server:
             client = httpx.Client(
                 base_url=server.base_url,
@@ -55,6 +66,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
             )
             post = f"/api/conversations/{conversation}/messages"
             assert client.get("/api/conversations").status_code == 200
+            assert 'aiproject_dependency_up{dependency="database"} 1.0' in metrics(client)
 
             pg.stop()
             timings = {}
@@ -74,6 +86,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
             ready, timings["readyz"] = timed(lambda: client.get("/readyz"))
             assert ready.status_code == 503 and ready.json()["failing"] == ["database"]
             print("answered while down (s):", timings)
+            assert 'aiproject_dependency_up{dependency="database"} 0.0' in metrics(client)
 
             pg.start()
             started = time.monotonic()
@@ -84,6 +97,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
             print(f"/readyz ready {time.monotonic() - started:.2f} s after the restart")
             assert client.get("/api/conversations").status_code == 200
             assert client.post(post, json={"content": "hello"}).status_code == 202
+            assert 'aiproject_dependency_up{dependency="database"} 1.0' in metrics(client)
         log = server.log()
     assert log.count("database unavailable since") == 1, log
     assert log.count("database available again after") == 1, log
