@@ -1,0 +1,53 @@
+"""Quotas, the global daily cost cap and request rate limits (docs/quotas.md).
+
+How a limit holds:
+
+* A *meter* counts one limit of one scope and period: a user's tokens today, a user's cost this
+  month, everyone's cost today. Its counter is recorded usage plus open reservations, in tokens or
+  micro-dollars, kept in Redis (atomic Lua scripts) when ``QUOTA_BACKEND`` is ``redis``, otherwise
+  in the database (rows locked with SELECT ... FOR UPDATE; SQLite serialises writers itself).
+* Before calling the upstream, a caller *reserves* the call's worst case (its input tokens plus
+  ``max_tokens``, priced): one atomic step checks every meter and adds the amount to each, so a
+  burst of concurrent requests admits only what fits. ``record_call`` *charges* every recorded
+  call's real (or estimated) usage to the meters of its user and to the global one, and the caller
+  then *releases* its reservation. A reservation whose process died expires after
+  ``QUOTA_RESERVATION_TTL_SECONDS`` (the runner renews it while it streams).
+* A counter that does not exist yet (a new day, a flushed Redis) is seeded from the recorded calls
+  of its period before it is used, so a restart never hands out a fresh quota.
+* Requests per minute is a sliding log, taken when a message is posted.
+"""
+
+from .backends import DatabaseBackend, RedisBackend, backend
+from .checks import Reservation, charge, check, take_request, worst_case
+from .limits import EXEMPT, LIMITS, NO_LIMITS, Limits, default_limits, limits_for, limits_for_many
+from .meters import RATE_WINDOW_SECONDS, Limit, Meter, global_meter, user_meters
+from .refusals import QuotaExceeded, record_refusal
+from .status import MeterState, meter_state, user_status
+
+__all__ = [
+    "EXEMPT",
+    "LIMITS",
+    "NO_LIMITS",
+    "RATE_WINDOW_SECONDS",
+    "DatabaseBackend",
+    "Limit",
+    "Limits",
+    "Meter",
+    "MeterState",
+    "QuotaExceeded",
+    "RedisBackend",
+    "Reservation",
+    "backend",
+    "charge",
+    "check",
+    "default_limits",
+    "global_meter",
+    "limits_for",
+    "limits_for_many",
+    "meter_state",
+    "record_refusal",
+    "take_request",
+    "user_meters",
+    "user_status",
+    "worst_case",
+]

@@ -1,0 +1,171 @@
+"""What callers use: reserve before a call, count a request, charge a recorded call."""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from ..pricing import MILLION, price_for
+from ..timezones import reporting_zone
+from .backends import backend
+from .limits import EXEMPT, Limits, limits_for
+from .meters import (
+    Limit,
+    Meter,
+    _micro,
+    _prefix,
+    _rate_key,
+    global_meter,
+    user_meters,
+)
+from .refusals import QuotaExceeded, _exceeded
+
+logger = logging.getLogger("analytics.quotas")
+
+
+def worst_case(model: str, *, input_tokens: int, max_tokens: int) -> tuple[int, int]:
+    """Return the most a call can use: (tokens, micro-dollars at the model's price today)."""
+    tokens = input_tokens + max_tokens
+    price = price_for(model, timezone.localdate(timezone=reporting_zone()))
+    if price is None:
+        return tokens, 0  # unpriced models count toward token limits only (docs/quotas.md)
+    cost = (
+        Decimal(input_tokens) * price.input_per_million
+        + Decimal(max_tokens) * price.output_per_million
+    ) / MILLION
+    return tokens, _micro(cost)
+
+
+@dataclass(slots=True)
+class Reservation:
+    id: str
+    user_id: int | None
+    tokens: int
+    micro_usd: int
+    released: bool = field(default=False)
+
+    def renew(self) -> bool:
+        expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
+        return backend().renew(self.id, expires)
+
+    def release(self) -> None:
+        if not self.released:
+            backend().release(self.id)
+            self.released = True
+
+
+def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, int]]:
+    items: list[tuple[Meter, int]] = []
+    if not limits.exempt and user is not None:
+        for meter in user_meters(user.pk, limits):
+            if meter.cap is not None:
+                items.append((meter, tokens if meter.unit == "tokens" else micro))
+    gmeter = global_meter()
+    if gmeter.cap is not None:
+        items.append((gmeter, micro))
+    return items
+
+
+def check(
+    user,
+    *,
+    model: str,
+    input_tokens: int,
+    max_tokens: int,
+    reserve: bool,
+    force: bool = False,
+    limits: Limits | None = None,
+):
+    """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
+    it and return the Reservation (None when no limit applies). ``user`` None (evaluation runs):
+    only the global daily cap applies. ``limits``: the user's, when the caller has them."""
+    if limits is None:
+        limits = limits_for(user) if user is not None else EXEMPT
+    tokens, micro = worst_case(model, input_tokens=input_tokens, max_tokens=max_tokens)
+    items = _items(user, limits, tokens, micro)
+    if not items:
+        return None
+    if force:  # account for a call that runs anyway (a reservation that expired mid-stream)
+        items = [(replace(meter, cap=None), amount) for meter, amount in items]
+    reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reserve else ""
+    expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
+    refused = backend().reserve(items, reservation_id, expires)
+    if refused is not None:
+        raise _exceeded(*refused)
+    if not reserve:
+        return None
+    return Reservation(reservation_id, user.pk if user is not None else None, tokens, micro)
+
+
+def take_request(user, limits: Limits | None = None) -> None:
+    """Count one request against the user's rate limit; raise QuotaExceeded(rate_limited)."""
+    limits = limits or limits_for(user)
+    if limits.exempt or limits.requests_per_minute is None:
+        return
+    wait = backend().hit(_rate_key(user.pk), limits.requests_per_minute)
+    if wait is not None:
+        raise QuotaExceeded(
+            limit=Limit.REQUESTS_PER_MINUTE,
+            used=limits.requests_per_minute,
+            requested=1,
+            allowed=limits.requests_per_minute,
+            resets_at=timezone.now() + timedelta(seconds=wait),
+        )
+
+
+def charge(
+    *, user_id: int | None, started_at: datetime, recorded_at: datetime, tokens: int, cost_usd
+) -> None:
+    """Add a recorded call's usage to its meters (``record_call`` calls this after commit).
+
+    The meters are those of ``started_at``: a reply that began before midnight counts against
+    the day that admitted it, although its row is stamped after midnight.
+    """
+    micro = _micro(cost_usd)
+    meters = [global_meter(started_at)]
+    if user_id is not None:
+        meters += user_meters(user_id, None, started_at)
+    items = [
+        (
+            meter,
+            tokens if meter.unit == "tokens" else micro,
+            meter.start <= recorded_at < meter.resets_at,  # does a fresh seed count it?
+        )
+        for meter in meters
+    ]
+    try:
+        missing = backend().charge(items)
+        if meters[0].cap is None:
+            # No global cap (a setting): its counter is never seeded, and finding that out
+            # needs no query. Without this, every call looked up the user's limits again.
+            missing = [item for item in missing if item[0] is not meters[0]]
+        if missing:
+            # Seed only the counters a limit reads (the others would be work for nothing; a
+            # limit set later seeds its counter from the recorded calls when first checked).
+            limited = _limited_keys(user_id, started_at)
+            for item in missing:
+                if item[0].key in limited:
+                    backend().seed_missing(*item)
+    except Exception:
+        # The counter then lags by this call until its period ends or it is reseeded.
+        logger.exception("could not charge a call to the quota counters")
+
+
+def _limited_keys(user_id: int | None, moment: datetime) -> set[str]:
+    from django.contrib.auth import get_user_model
+
+    keys = set()
+    gmeter = global_meter(moment)
+    if gmeter.cap is not None:
+        keys.add(gmeter.key)
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    if user is not None:
+        limits = limits_for(user)
+        if not limits.exempt:
+            keys |= {m.key for m in user_meters(user.pk, limits, moment) if m.cap is not None}
+    return keys
