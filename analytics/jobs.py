@@ -1,4 +1,7 @@
-"""The analytics jobs of ``manage.py monitor``: each is idempotent, so two monitors are safe."""
+"""The analytics jobs of ``manage.py monitor``: each is idempotent, so two monitors are safe.
+
+Every pass also checks Redis (with the Redis quota backend) and reconciles the quota counters
+after an outage (analytics/quotas/reconcile.py)."""
 
 import logging
 import time
@@ -26,6 +29,9 @@ class AnalyticsJobs:
 
     def __init__(self):
         self._last: dict[str, float] = {}
+        # Set when this monitor found Redis down: reconcile the quota counters once it is back,
+        # whether or not a web process managed to ask for it.
+        self._redis_was_down = False
 
     def _due(self, name: str, every: float) -> bool:
         now = time.monotonic()
@@ -57,6 +63,16 @@ class AnalyticsJobs:
                 done.append(f"purged {expired} expired quota counters")
         if (sent := send_daily_report_if_due(now)) is not None:
             done.append(f"cost report emailed to {len(sent)}")
+        # Last: it needs Redis, whose outage must not hold up the jobs above.
+        if settings.QUOTA_BACKEND == "redis":
+            try:
+                raised = quotas.reconcile_if_requested(seen_outage=self._redis_was_down, now=now)
+            except Exception:
+                self._redis_was_down = True
+                raise
+            self._redis_was_down = False
+            if raised is not None:
+                done.append(f"quota counters reconciled ({raised} raised)")
         return done
 
 

@@ -21,6 +21,7 @@ from .backends import DatabaseBackend, RedisBackend, backend
 from .checks import Reservation, charge, check, take_request, worst_case
 from .limits import EXEMPT, LIMITS, NO_LIMITS, Limits, default_limits, limits_for, limits_for_many
 from .meters import RATE_WINDOW_SECONDS, Limit, Meter, global_meter, user_meters
+from .reconcile import reconcile_counters, reconcile_if_requested
 from .refusals import QuotaExceeded, record_refusal
 from .status import MeterState, meter_state, user_status
 
@@ -45,6 +46,8 @@ __all__ = [
     "limits_for",
     "limits_for_many",
     "meter_state",
+    "reconcile_counters",
+    "reconcile_if_requested",
     "record_refusal",
     "take_request",
     "user_meters",

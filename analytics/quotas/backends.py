@@ -12,7 +12,15 @@ from django.utils import timezone
 
 from ..models import QuotaCounter, QuotaReservation
 from .meters import RATE_WINDOW_SECONDS, Meter, _prefix
-from .scripts import _LUA_CHARGE, _LUA_RATE, _LUA_RELEASE, _LUA_RENEW, _LUA_RESERVE, _LUA_SWEEP_ONLY
+from .scripts import (
+    _LUA_CHARGE,
+    _LUA_RATE,
+    _LUA_RECONCILE,
+    _LUA_RELEASE,
+    _LUA_RENEW,
+    _LUA_RESERVE,
+    _LUA_SWEEP_ONLY,
+)
 
 
 class RedisBackend:
@@ -26,6 +34,7 @@ class RedisBackend:
         self._charge = self.client.register_script(_LUA_CHARGE)
         self._rate = self.client.register_script(_LUA_RATE)
         self._sweep = self.client.register_script(_LUA_SWEEP_ONLY)
+        self._reconcile = self.client.register_script(_LUA_RECONCILE)
 
     @property
     def zset(self) -> str:
@@ -83,6 +92,17 @@ class RedisBackend:
 
     def open_reservations(self) -> int:
         return self.client.zcount(self.zset, time.time(), "+inf")
+
+    def raise_to_recorded(self, recorded: dict[str, int], batch: int = 500) -> int:
+        """Raise each existing counter below its recorded usage (+ open reservations) to it;
+        return how many were raised (see analytics/quotas/reconcile.py)."""
+        keys = sorted(recorded)
+        raised = 0
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            args = [time.time(), *(recorded[key] for key in chunk)]
+            raised += int(self._reconcile(keys=[self.zset, *chunk], args=args))
+        return raised
 
     def clear(self) -> None:
         """Delete every counter and reservation of this prefix (tests and benchmarks)."""

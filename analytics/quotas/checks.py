@@ -10,6 +10,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from aiproject.outages import REDIS, is_redis_outage
+
 from ..pricing import MILLION, price_for
 from ..timezones import reporting_zone
 from .backends import backend
@@ -23,6 +25,7 @@ from .meters import (
     global_meter,
     user_meters,
 )
+from .reconcile import note_lost_charge
 from .refusals import QuotaExceeded, _exceeded
 
 logger = logging.getLogger("analytics.quotas")
@@ -151,9 +154,17 @@ def charge(
             for item in missing:
                 if item[0].key in limited:
                     backend().seed_missing(*item)
-    except Exception:
+    except Exception as exc:
+        if is_redis_outage(exc):
+            # Redis is away: the monitor raises the counters to the recorded calls (this one's
+            # row is committed) when it is back (reconcile.py).
+            note_lost_charge(exc)
+            return
         # The counter then lags by this call until its period ends or it is reseeded.
         logger.exception("could not charge a call to the quota counters")
+        return
+    if settings.QUOTA_BACKEND == "redis":
+        REDIS.recovered()
 
 
 def _limited_keys(user_id: int | None, moment: datetime) -> set[str]:
