@@ -83,16 +83,14 @@ class Command(BaseCommand):
 
     def run_pass(self, jobs) -> bool:
         """Run every job once; return True if all of them succeeded."""
-        # A connection that broke with the server (a restart, a failover) would otherwise be
-        # reused by every later pass, each failing with "the connection is closed".
-        close_old_connections()
+        drop_connections()
         ok = database_ok = redis_ok = True
         for name, job in jobs:
             try:
                 result = job()
             except Exception as exc:  # one failed job must not end the monitor
                 ok = False
-                connection.close()  # never carry a failed connection into the next job
+                drop_connections()  # never carry a failed connection into the next job
                 if is_database_outage(exc):
                     database_ok = False
                     DATABASE.failed(exc)  # logged once per outage, not per job and pass
@@ -126,6 +124,15 @@ class Command(BaseCommand):
             return 1
         self.stdout.write(f"the last successful pass was {age:.1f} s ago")
         return 0
+
+
+def drop_connections() -> None:
+    """Give the connection back: a connection that broke with the server (a restart, a
+    failover) would otherwise be reused by every later pass, each failing with "the connection
+    is closed". (Not inside a transaction: a test's ``call_command`` runs in one.)"""
+    if not connection.in_atomic_block:
+        close_old_connections()
+        connection.close()
 
 
 def write_heartbeat() -> None:
