@@ -111,7 +111,9 @@ DB_CONNECT_TIMEOUT_SECONDS = env.float("DB_CONNECT_TIMEOUT_SECONDS", default=2.0
 DB_OUTAGE_PROBE_SECONDS = env.float("DB_OUTAGE_PROBE_SECONDS", default=1.0)
 for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"):
     if not globals()[_name] > 0:
-        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
+        raise ImproperlyConfigured(
+            f"{_name} must be a positive number of seconds, not {globals()[_name]}."
+        )
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["ENGINE"] = "aiproject.postgresql"  # Django's backend, failing fast during an outage
     _db.setdefault("OPTIONS", {})["pool"] = {

@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from aiproject.outages import Breaker, DatabaseUnavailable, Outage
+from aiproject.tests.test_settings import PRODUCTION
+from aiproject.tests.test_settings import manage as manage_check
 from chat.tests.live import CSRF_TOKEN, run_app_server
 from chat.tests.own_services import manage, migrate, own_postgres
 
@@ -145,3 +147,10 @@ def test_the_breaker_refuses_at_once_and_lets_one_probe_through():
     assert probes == ["failed", "ok"]
     assert not breaker.outage.down
     assert breaker.admit(failing_probe, probe_every=0.2) is False
+
+
+@pytest.mark.parametrize("name", ["DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"])
+def test_an_outage_timing_that_is_not_positive_is_refused_by_name(name):
+    result = manage_check("check", env={**PRODUCTION, name: "0"})
+    assert result.returncode != 0
+    assert f"{name} must be a positive number of seconds, not 0.0." in result.stderr
