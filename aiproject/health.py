@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from .outages import database_unavailable_response, is_database_outage
+from .outages import outage_response
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -86,10 +86,9 @@ class HealthCheckMiddleware:
         return await self.get_response(request)
 
     def process_exception(self, request, exception):
-        """A page or view that could not reach the database: 503 with Retry-After, not 500."""
-        if is_database_outage(exception):
-            return database_unavailable_response(request)
-        return None
+        """A page or view that could not reach the database or Redis: 503 with Retry-After,
+        not 500."""
+        return outage_response(request, exception)
 
 
 def metrics_response(request) -> HttpResponse:

@@ -8,7 +8,9 @@
   ``aiproject/postgresql``): once the database is found down, connection attempts fail at once
   with ``DatabaseUnavailable`` and a single probe every ``DB_OUTAGE_PROBE_SECONDS`` decides when
   it is back, so N waiting calls do not each hold a thread for the pool timeout.
-* ``database_unavailable_response`` is the 503 every API view and page answers meanwhile.
+* ``outage_response`` is the 503 every API view and page answers meanwhile:
+  ``database_unavailable``, or ``temporarily_unavailable`` while Redis (quotas, rate limits) is
+  away; always retryable, with ``Retry-After``.
 """
 
 import logging
@@ -160,13 +162,35 @@ def is_redis_outage(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | TimeoutError)
 
 
+def outage_response(request, exc: BaseException) -> HttpResponse | None:
+    """The 503 for a request that failed because the database or Redis is away, else None."""
+    if is_database_outage(exc):
+        return database_unavailable_response(request)
+    if is_redis_outage(exc):
+        REDIS.failed(exc)  # logged once per outage
+        return unavailable_response(
+            request,
+            "temporarily_unavailable",
+            "The service is unavailable for a moment. Please try again in a few seconds.",
+        )
+    return None
+
+
 def database_unavailable_response(request) -> HttpResponse:
     """503 with ``Retry-After``: JSON ``database_unavailable`` for the API, a short page else."""
-    message = "The database is unavailable for a moment. Please try again in a few seconds."
+    return unavailable_response(
+        request,
+        "database_unavailable",
+        "The database is unavailable for a moment. Please try again in a few seconds.",
+    )
+
+
+def unavailable_response(request, code: str, message: str) -> HttpResponse:
+    """503 with ``Retry-After``: JSON ``{"error": {code, message, retryable}}`` for the API and
+    JSON clients, a short page (no template, no database) for the rest."""
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         response = JsonResponse(
-            {"error": {"code": "database_unavailable", "message": message, "retryable": True}},
-            status=503,
+            {"error": {"code": code, "message": message, "retryable": True}}, status=503
         )
     else:
         response = HttpResponse(

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from aiproject.outages import database_unavailable_response, is_database_outage
+from aiproject.outages import outage_response
 from aiproject.request_id import current_request_id
 from analytics import quotas
 from experiments.models import Feedback
@@ -43,8 +43,8 @@ def api_view(*methods: str):
             try:
                 user = await db(_authenticate, request)
             except Exception as exc:
-                if is_database_outage(exc):
-                    return database_unavailable_response(request)
+                if response := outage_response(request, exc):
+                    return response
                 raise
             if not user.is_authenticated:
                 return json_error(401, "not_authenticated", "Log in to use the API.")
@@ -58,10 +58,10 @@ def api_view(*methods: str):
                 await sync_to_async(quotas.record_refusal)(exc, user_id=user.pk, stage="request")
                 return quota_error(exc)
             except Exception as exc:
-                # The database is down: 503 database_unavailable (retryable, Retry-After), in
-                # DB_CONNECT_TIMEOUT_SECONDS at most (aiproject/outages.py), never a 500.
-                if is_database_outage(exc):
-                    return database_unavailable_response(request)
+                # The database (or Redis) is down: 503 database_unavailable (retryable,
+                # Retry-After) within DB_CONNECT_TIMEOUT_SECONDS (aiproject/outages.py), not 500.
+                if response := outage_response(request, exc):
+                    return response
                 raise
 
         return wrapper

@@ -10,8 +10,8 @@ import pytest
 from aiproject.outages import Breaker, DatabaseUnavailable, Outage
 from aiproject.tests.test_settings import PRODUCTION
 from aiproject.tests.test_settings import manage as manage_check
-from chat.tests.live import CSRF_TOKEN, run_app_server
-from chat.tests.own_services import manage, migrate, own_postgres
+from chat.tests.live import CSRF_TOKEN, api_client, app_env, run_app_server
+from chat.tests.own_services import manage, migrate, own_postgres, own_redis
 
 SESSION = """
 from django.contrib.auth import get_user_model
@@ -154,3 +154,32 @@ def test_an_outage_timing_that_is_not_positive_is_refused_by_name(name):
     result = manage_check("check", env={**PRODUCTION, name: "0"})
     assert result.returncode != 0
     assert f"{name} must be a positive number of seconds, not 0.0." in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_post_while_redis_is_down_is_a_503_not_a_500(simulator, user, tmp_path):
+    from chat.models import Conversation
+
+    conversation = Conversation.objects.create(user=user)
+    with own_redis(tmp_path) as redis_server:
+        # A rate limit, so that posting needs Redis (the Redis quota backend).
+        env = app_env(simulator, REDIS_URL=redis_server.url, QUOTA_REQUESTS_PER_MINUTE="100")
+        with (
+            run_app_server(env=env, log_dir=tmp_path) as server,
+            api_client(server, user) as client,
+        ):
+            post = f"/api/conversations/{conversation.pk}/messages"
+            redis_server.kill()
+            response = client.post(post, json={"content": "hello"})
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "2"
+            assert response.json()["error"]["code"] == "temporarily_unavailable"
+            assert response.json()["error"]["retryable"] is True
+            redis_server.start()
+            deadline = time.monotonic() + 15
+            while (response := client.post(post, json={"content": "hello"})).status_code == 503:
+                assert time.monotonic() < deadline, "posting did not recover with Redis"
+                time.sleep(0.2)
+            assert response.status_code == 202, response.text
+        log = server.log()
+    assert log.count("redis unavailable since") == 1, log
