@@ -345,6 +345,16 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # `monitor` touches this file after every pass in which all its jobs succeeded (unset = none);
 # `manage.py monitor --check-heartbeat [--max-age S]` checks it (a container health check).
 MONITOR_HEARTBEAT_FILE = env.str("MONITOR_HEARTBEAT_FILE", default="")
+# host:port on which `monitor` serves its Prometheus metrics (aiproject_dependency_up ...) at
+# /metrics, without a token: bind it to a private network only. Unset = not served.
+MONITOR_METRICS_ADDRESS = env.str("MONITOR_METRICS_ADDRESS", default="")
+if MONITOR_METRICS_ADDRESS:
+    _host, _, _port = MONITOR_METRICS_ADDRESS.rpartition(":")
+    if not _host or not _port.isdigit() or not 0 < int(_port) < 65536:
+        raise ImproperlyConfigured(
+            f"MONITOR_METRICS_ADDRESS must be host:port, e.g. 0.0.0.0:9101, "
+            f"not {MONITOR_METRICS_ADDRESS!r}."
+        )
 # Hour of the day (reporting zone) at which `monitor` emails yesterday's cost report; unset = off.
 COST_REPORT_HOUR = env.int("COST_REPORT_HOUR", default=None)
 if COST_REPORT_HOUR is not None and not 0 <= COST_REPORT_HOUR <= 23:

@@ -8,12 +8,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
 from .own_services import REPO, manage, migrate, own_postgres
+from .simulator_process import free_port
 
 # A reply being written (no heartbeat yet: the sweeper leaves it alone until the test makes it
 # stale, after the restart).
@@ -63,6 +65,10 @@ def sql(database_url: str, statement: str, *params):
         return cursor.fetchone() if cursor.description else None
 
 
+def metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
 def check_heartbeat(path: Path, max_age: float) -> int:
     """``manage.py monitor --check-heartbeat --max-age S``: its exit status."""
     with override_settings(MONITOR_HEARTBEAT_FILE=str(path)), pytest.raises(SystemExit) as done:
@@ -75,7 +81,9 @@ def test_the_monitor_recovers_after_a_database_restart(tmp_path):
     log_path = tmp_path / "monitor.log"
     with own_postgres() as pg:
         migrate(pg.url)
+        metrics_port = free_port()
         env = {
+            "MONITOR_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
             "DATABASE_URL": pg.url,
             "MONITOR_HEARTBEAT_FILE": str(heartbeat),
             "CHAT_STALE_AFTER_SECONDS": "1",
@@ -94,6 +102,7 @@ def test_the_monitor_recovers_after_a_database_restart(tmp_path):
             time.sleep(3)  # about ten passes with the database down
             assert heartbeat.stat().st_mtime == beat, "a failed pass wrote the heartbeat"
             assert check_heartbeat(heartbeat, 2) == 1
+            assert 'aiproject_dependency_up{dependency="database"} 0.0' in metrics(metrics_port)
             assert monitor.poll() is None
 
             pg.start()
@@ -111,6 +120,7 @@ def test_the_monitor_recovers_after_a_database_restart(tmp_path):
             )
             wait_for(lambda: heartbeat.stat().st_mtime > beat, timeout=10, what="a new heartbeat")
             assert check_heartbeat(heartbeat, 5) == 0
+            assert 'aiproject_dependency_up{dependency="database"} 1.0' in metrics(metrics_port)
     log = log_path.read_text()
     # One warning for the whole outage and one line at its end, not a traceback per job per pass.
     assert log.count("database unavailable since") == 1, log

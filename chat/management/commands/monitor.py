@@ -66,6 +66,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        serve_metrics()
         analytics = AnalyticsJobs()
         while True:
             jobs = (
@@ -124,6 +125,19 @@ class Command(BaseCommand):
             return 1
         self.stdout.write(f"the last successful pass was {age:.1f} s ago")
         return 0
+
+
+def serve_metrics() -> None:
+    """Serve this process's Prometheus metrics at MONITOR_METRICS_ADDRESS (a daemon thread):
+    ``aiproject_dependency_up`` as the monitor sees the database and Redis."""
+    if not settings.MONITOR_METRICS_ADDRESS:
+        return
+    from prometheus_client import start_http_server
+
+    from analytics.metrics import REGISTRY
+
+    host, _, port = settings.MONITOR_METRICS_ADDRESS.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)
 
 
 def drop_connections() -> None:
