@@ -19,7 +19,7 @@ request behind it) waited that long per call. Here:
 from django.conf import settings
 from django.db.backends.postgresql import base
 
-from aiproject.outages import BREAKER
+from aiproject.outages import BREAKER, DatabaseUnavailable
 
 
 class _FailFastPool:
@@ -52,11 +52,26 @@ class _FailFastPool:
             try:
                 self.probe()
             except Exception as probe_exc:
-                BREAKER.trip(probe_exc, probe_every=probe_every)
-                raise
+                if not _server_answered(probe_exc):
+                    BREAKER.trip(probe_exc, probe_every=probe_every)
+                    raise DatabaseUnavailable("The database is unavailable.") from probe_exc
+                # It answered with an error (e.g. too many connections): busy, not down.
             if total <= first:
                 raise exc from None
         return pool.getconn(total - first)  # the server answers: the pool is only busy
+
+
+def _server_answered(exc: BaseException) -> bool:
+    """Whether a failed connection attempt reached a running server that is only full
+    (too_many_connections, 53300), rather than no server (refused, timed out, shutting down).
+
+    libpq gives no SQLSTATE for a failed connection, so this reads the server's message (in
+    English unless the server's lc_messages says otherwise: then a full server counts as down
+    for a probe interval, and the pool is renewed)."""
+    if getattr(exc, "sqlstate", None) == "53300":
+        return True
+    text = str(exc)
+    return "too many clients" in text or "connection slots are reserved" in text
 
 
 def _connect_timeout() -> int:

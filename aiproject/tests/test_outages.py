@@ -183,3 +183,16 @@ def test_a_post_while_redis_is_down_is_a_503_not_a_500(simulator, user, tmp_path
             assert response.status_code == 202, response.text
         log = server.log()
     assert log.count("redis unavailable since") == 1, log
+
+
+def test_a_full_server_is_busy_not_down():
+    import psycopg
+
+    from aiproject.postgresql.base import _server_answered
+
+    full = 'connection to server at "db" failed: FATAL:  sorry, too many clients already'
+    assert _server_answered(psycopg.OperationalError(full))
+    refused = 'connection to server at "db" failed: Connection refused'
+    assert not _server_answered(psycopg.OperationalError(refused))
+    stopping = 'connection to server at "db" failed: FATAL:  the database system is shutting down'
+    assert not _server_answered(psycopg.OperationalError(stopping))
