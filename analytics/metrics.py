@@ -110,7 +110,10 @@ class DependencyCollector:
         yield since
 
     def describe(self):
-        return []  # collected at scrape time only
+        yield GaugeMetricFamily("aiproject_dependency_up", "", labels=["dependency"])
+        yield GaugeMetricFamily(
+            "aiproject_dependency_down_since_seconds", "", labels=["dependency"]
+        )
 
 
 REGISTRY.register(DependencyCollector())

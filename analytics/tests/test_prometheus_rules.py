@@ -23,7 +23,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def test_rules_are_valid():
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout
+    assert "6 rules found" in result.stdout  # the five of analytics.alerting + dependencies
 
 
 def test_rule_unit_tests_pass():
@@ -46,5 +46,6 @@ def test_rules_use_series_the_app_exports():
         "gen_ai_client_token_usage",
         "gen_ai_client_operation_duration_seconds",
         "aiproject_http_requests",
+        "aiproject_dependency_up",
     ):
         assert name in exported and name in text
