@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from .outages import outage_response
+from .outages import REDIS, outage_response
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -40,8 +40,12 @@ async def _check_redis() -> None:
     )
     try:
         await client.ping()
+    except Exception as exc:
+        REDIS.failed(exc)  # logged once per outage; /metrics shows it
+        raise
     finally:
         await client.aclose()
+    REDIS.recovered()
 
 
 async def readiness() -> tuple[bool, dict]:

@@ -183,6 +183,7 @@ def test_a_post_while_redis_is_down_is_a_503_not_a_500(simulator, user, tmp_path
             assert response.status_code == 202, response.text
         log = server.log()
     assert log.count("redis unavailable since") == 1, log
+    assert log.count("redis available again after") == 1, log
 
 
 def test_a_full_server_is_busy_not_down():

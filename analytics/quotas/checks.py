@@ -98,6 +98,7 @@ def check(
     reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reserve else ""
     expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
     refused = backend().reserve(items, reservation_id, expires)
+    _answered()
     if refused is not None:
         raise _exceeded(*refused)
     if not reserve:
@@ -111,6 +112,7 @@ def take_request(user, limits: Limits | None = None) -> None:
     if limits.exempt or limits.requests_per_minute is None:
         return
     wait = backend().hit(_rate_key(user.pk), limits.requests_per_minute)
+    _answered()
     if wait is not None:
         raise QuotaExceeded(
             limit=Limit.REQUESTS_PER_MINUTE,
@@ -163,6 +165,11 @@ def charge(
         # The counter then lags by this call until its period ends or it is reseeded.
         logger.exception("could not charge a call to the quota counters")
         return
+    _answered()
+
+
+def _answered() -> None:
+    """The backend answered: with Redis, that ends an outage this process saw (logged once)."""
     if settings.QUOTA_BACKEND == "redis":
         REDIS.recovered()
 
