@@ -84,7 +84,11 @@ class HealthCheckMiddleware:
             body = {"status": "ok" if ok else "unavailable", "checks": checks}
             if failing:
                 body["failing"] = failing
-            return JsonResponse(body, status=200 if ok else 503)
+            response = JsonResponse(body, status=200 if ok else 503)
+            # Probed every few seconds: the outage is logged once (aiproject.outages), not as
+            # an ERROR line per probe.
+            response._has_been_logged = True
+            return response
         if request.path == "/metrics":
             return metrics_response(request)
         return await self.get_response(request)

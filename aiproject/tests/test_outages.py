@@ -104,6 +104,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
     assert log.count("database unavailable since") == 1, log
     assert log.count("database available again after") == 1, log
     assert "Traceback" not in log, log
+    assert "Service Unavailable" not in log, log  # no ERROR line per refused request or probe
 
 
 def test_an_outage_is_logged_once_with_its_duration(caplog):
