@@ -6,6 +6,7 @@ import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from aiproject.outages import is_database_outage
 from aiproject.request_id import accept_or_generate, set_request_id
 
 from .metrics import HTTP_REQUESTS
@@ -74,8 +75,11 @@ def _flush_request_counts(*, own_thread: bool) -> None:
 
     try:
         requests_per_minute.flush()
-    except Exception:
-        logger.warning("could not store the request counts", exc_info=True)
+    except Exception as exc:
+        if is_database_outage(exc):  # kept for the next flush; the outage itself is logged once
+            logger.info("request counts kept for the next flush: the database is unavailable")
+        else:
+            logger.warning("could not store the request counts", exc_info=True)
     finally:
         requests_per_minute.flushing = False
         if own_thread:  # a worker thread: give its connection back to the pool
