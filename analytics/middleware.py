@@ -77,7 +77,7 @@ def _flush_request_counts(*, own_thread: bool) -> None:
         requests_per_minute.flush()
     except Exception as exc:
         if is_database_outage(exc):  # kept for the next flush; the outage itself is logged once
-            logger.info("request counts kept for the next flush: the database is unavailable")
+            logger.debug("request counts kept for the next flush: the database is unavailable")
         else:
             logger.warning("could not store the request counts", exc_info=True)
     finally:
