@@ -13,7 +13,9 @@ request behind it) waited that long per call. Here:
   ``OperationalError``), but for one probe every ``DB_OUTAGE_PROBE_SECONDS``;
 * when a probe succeeds the pool is replaced by a fresh one: the old one holds connections that
   broke with the server and reconnects with an exponential back-off (1, 2, 4 ... s, up to five
-  minutes), which is why ``/readyz`` took about 28 s to recover after an outage.
+  minutes), which is why ``/readyz`` took about 28 s to recover after an outage;
+* a connection found broken (a restart too short for any request to notice) has the pool check
+  its idle connections at once, so the requests after it do not each draw a broken one.
 """
 
 from django.conf import settings
@@ -84,6 +86,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def pool(self):
         pool = super().pool
         return None if pool is None else _FailFastPool(self, pool)
+
+    def _close(self):
+        # A connection that broke (the server restarted, or killed it): its idle siblings in
+        # the pool most likely broke with it. Check them all now, so that the next requests do
+        # not each draw one and fail (the pool does not check a connection it hands out).
+        broken = self.connection is not None and getattr(self.connection, "broken", False)
+        pool = getattr(self.connection, "_pool", None) if broken else None
+        super()._close()
+        if pool is not None and not pool.closed:
+            pool.check()
 
     def replace_pool(self):
         """Close the pool (after an outage) and return a fresh, open one."""

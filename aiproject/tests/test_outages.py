@@ -198,3 +198,24 @@ def test_a_full_server_is_busy_not_down():
     assert not _server_answered(psycopg.OperationalError(refused))
     stopping = 'connection to server at "db" failed: FATAL:  the database system is shutting down'
     assert not _server_answered(psycopg.OperationalError(stopping))
+
+
+def test_after_a_restart_no_request_noticed_at_most_one_request_fails(simulator, tmp_path):
+    with own_postgres() as pg:
+        migrate(pg.url)
+        session, _ = manage(pg.url, "shell", "-c", SESSION).split("session")[1].split()
+        env = {"DATABASE_URL": pg.url, "AI_BASE_URL": simulator.base_url, "DB_POOL_MIN_SIZE": "6"}
+        with run_app_server(env=env, log_dir=tmp_path) as server:
+            client = httpx.Client(
+                base_url=server.base_url, cookies={"sessionid": session}, timeout=30
+            )
+            for _ in range(3):
+                assert client.get("/api/conversations").status_code == 200
+            time.sleep(1)  # the pool has opened its six connections
+            pg.stop()
+            pg.start()  # too quick for any request to notice: the pool's connections broke
+            statuses = [client.get("/api/conversations").status_code for _ in range(8)]
+    # The first request draws a broken connection (503, retryable); the pool then checks the
+    # others at once, instead of handing each to the next request.
+    assert statuses.count(200) >= 7, statuses
+    assert set(statuses) <= {200, 503}, statuses
