@@ -147,9 +147,9 @@ def test_title_call_is_retried_on_a_transient_fault(app_server, user):
         ).first()
     )
     assert conversation.title != services.fallback_title(content)
-    titles = AICall.objects.filter(
-        conversation_id=conversation.pk, task_type="title"
-    ).order_by("attempt")
+    titles = AICall.objects.filter(conversation_id=conversation.pk, task_type="title").order_by(
+        "attempt"
+    )
     assert [(c.attempt, c.status, c.error_code) for c in titles] == [
         (1, "error", "upstream_unavailable"),
         (2, "ok", ""),

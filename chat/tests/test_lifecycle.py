@@ -92,9 +92,7 @@ def test_final_write_retried_records_the_call_once(conversation):
 
 
 @pytest.mark.parametrize("terminal", TERMINAL)
-def test_progress_save_never_touches_a_finished_reply_and_stops_its_runner(
-    conversation, terminal
-):
+def test_progress_save_never_touches_a_finished_reply_and_stops_its_runner(conversation, terminal):
     done = reply(conversation, terminal, content="final")
     assert lifecycle.save_progress(done.pk, "partial text of a runner thought dead") is True
     assert not lifecycle.save_pending_end(done.pk, "whole text")
