@@ -298,6 +298,21 @@ if ASGI_IDLE_REQUEST_THREADS < 0:
     )
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
+# A sweeper marks a stale reply interrupted only after it found it stale and saw no save from
+# its runner for this long more (the database up meanwhile: the sweeper wrote its finding). A
+# runner alive through a database outage gets the first word once the database is back.
+CHAT_SWEEP_GRACE_SECONDS = env.float("CHAT_SWEEP_GRACE_SECONDS", default=10.0)
+if not 0 <= CHAT_SWEEP_GRACE_SECONDS < 86400:
+    raise ImproperlyConfigured(
+        f"CHAT_SWEEP_GRACE_SECONDS must be between 0 and 86400, not {CHAT_SWEEP_GRACE_SECONDS}."
+    )
+# The end of a reply (message + AICall, one transaction) is retried this long if its write
+# fails (a database outage), kept in memory meanwhile; then it is logged at ERROR and counted.
+CHAT_FINISH_RETRY_SECONDS = env.float("CHAT_FINISH_RETRY_SECONDS", default=300.0)
+if not 0 <= CHAT_FINISH_RETRY_SECONDS <= 86400:
+    raise ImproperlyConfigured(
+        f"CHAT_FINISH_RETRY_SECONDS must be between 0 and 86400, not {CHAT_FINISH_RETRY_SECONDS}."
+    )
 # On SIGTERM, replies in progress are stored as interrupted (with their usage) within this long.
 CHAT_SHUTDOWN_GRACE_SECONDS = env.float("CHAT_SHUTDOWN_GRACE_SECONDS", default=8.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)

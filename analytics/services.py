@@ -108,6 +108,27 @@ def record_call(call: CallRecord) -> AICall:
     return row
 
 
+def record_call_once(call: CallRecord) -> AICall:
+    """``record_call``, unless this very record is stored already.
+
+    For writes that are retried (the end of a reply, during a database outage): when a commit
+    landed but its answer was lost, or the record was stored alone while the rest of its
+    transaction kept failing, the retry must not add the attempt again. A ``CallRecord`` is made
+    once per attempt and keeps its ``created_at`` (microseconds) through every retry; with the
+    task type, attempt, model and latency it names the attempt. The one writer of a record is the
+    runner that made it, so checking and inserting in one transaction is enough.
+    """
+    with transaction.atomic():
+        existing = AICall.objects.filter(
+            created_at=call.created_at,
+            task_type=call.task_type,
+            attempt=call.attempt,
+            model=call.model,
+            latency_ms=call.latency_ms,
+        ).first()
+        return existing if existing is not None else record_call(call)
+
+
 def report_recipients() -> list[str]:
     """Emails of active staff who may read the dashboard (superusers included)."""
     users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")

@@ -7,6 +7,7 @@ with a code and a message written for the user.
 import asyncio
 import email.utils
 import json
+import random
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,6 +203,22 @@ def _connection_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """The back-off before retrying after failed attempt ``attempt`` (1-based): the upstream's
+    ``Retry-After`` if it sent one, else exponential from ``AI_RETRY_BASE_DELAY_SECONDS`` with
+    jitter."""
+    if retry_after is not None:
+        return retry_after
+    base = settings.AI_RETRY_BASE_DELAY_SECONDS * (2 ** (attempt - 1))
+    return base * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not security)
+
+
+def strip_nul(text: str) -> str:
+    """Drop NUL characters from model output: PostgreSQL cannot store them in text, so a reply
+    with one would stream but never be saved. Streamed text and stored text stay equal."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def translate_fault(exc: BaseException, *, text_started: bool) -> UpstreamFault:

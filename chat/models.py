@@ -82,6 +82,9 @@ class Message(models.Model):
     stop_requested = models.BooleanField(default=False)
     # Saved by the runner at a bounded rate while streaming; the sweeper reads it as a heartbeat.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When a sweeper found the heartbeat stale; the reply is interrupted only if its runner did
+    # not save for CHAT_SWEEP_GRACE_SECONDS after that (chat.lifecycle.sweep_stale_replies).
+    stale_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

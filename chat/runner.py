@@ -7,31 +7,30 @@ text reached the user, and at the end stores the reply and exactly one AICall pe
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from analytics import quotas
-from analytics.services import CallRecord, record_call
-from experiments.config import resolve_config
+from analytics.services import CallRecord, record_call_once
 
-from . import services, streaming
+from . import finishing, lifecycle, services, streaming, titles
+from .finishing import through_cancel
 from .llm import (
     IncompleteStream,
     UpstreamFault,
     cached_tokens_of,
-    get_client,
     open_chat_stream,
     read_chunk,
+    retry_delay,
+    strip_nul,
     translate_fault,
 )
 from .models import Message
-from .state import NOT_RETRYABLE, db
+from .state import closing_event, db
 from .tokens import estimate_messages_tokens, estimate_text_tokens
 
 logger = logging.getLogger(__name__)
@@ -92,13 +91,6 @@ def _elapsed_ms(since: float) -> int:
     return int((time.monotonic() - since) * 1000)
 
 
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    if retry_after is not None:
-        return retry_after
-    base = settings.AI_RETRY_BASE_DELAY_SECONDS * (2 ** (attempt - 1))
-    return base * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not security)
-
-
 class _Runner:
     def __init__(self, generation: streaming.Generation, plan: services.ReplyPlan, request_id):
         self.generation = generation
@@ -108,6 +100,16 @@ class _Runner:
         self.attempt: _Attempt | None = None
         # Replaced on each retry and by a forced re-reservation; released at the end.
         self.reservation: quotas.Reservation | None = plan.reservation
+        # Database work started during a back-off (the failed attempts' records, the next
+        # reservation), awaited before the reservation is given back (settle()).
+        self.writes: list[asyncio.Future] = []
+        self.reserving: asyncio.Future | None = None
+
+    async def settle(self) -> None:
+        """Wait for the records and the reservation started during back-offs."""
+        pending = [*self.writes, *([self.reserving] if self.reserving else [])]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _reserve_again(self, *, force: bool = False) -> None:
         """Hold a fresh worst case (before a retry, or after the old one expired).
@@ -170,10 +172,11 @@ class _Runner:
                     attempt.input_tokens = chunk.usage["prompt_tokens"]
                     attempt.output_tokens = chunk.usage["completion_tokens"]
                     attempt.cached_input_tokens = cached_tokens_of(chunk.usage)
-                if chunk.content:
+                content = strip_nul(chunk.content) if chunk.content else ""
+                if content:
                     if attempt.ttft_ms is None:
                         attempt.ttft_ms = _elapsed_ms(attempt.started)
-                    self.generation.append(chunk.content)
+                    self.generation.append(content)
                 if chunk.finish_reason:
                     attempt.finish_reason = chunk.finish_reason
         finally:
@@ -197,7 +200,7 @@ class _Runner:
                     )
             else:
                 return Message.Status.COMPLETED, None
-            delay = _backoff(number, fault.retry_after)
+            delay = retry_delay(number, fault.retry_after)
             last = (
                 number > settings.AI_MAX_RETRIES
                 or not fault.retryable
@@ -208,23 +211,26 @@ class _Runner:
                 return Message.Status.FAILED, fault
             call = self._record(attempt, status=fault.call_status, error_code=fault.code)
             self.attempt = None  # recorded here; a stop from now on records nothing more
-            try:
-                # Shielded: a stop arriving meanwhile must not lose (or double) this record.
-                await asyncio.shield(db(record_call, call))
-            except Exception:
-                logger.exception("could not record a failed attempt of %s", self.plan.message_id)
+            # The back-off starts from the fault: the record and the next reservation go to the
+            # database while it runs, not before it (under load the database thread is busy,
+            # and the retry waited for it). Both are tasks of their own: a stop arriving
+            # meanwhile neither loses nor doubles them (settle() awaits them).
+            self.writes.append(asyncio.ensure_future(finishing.record_attempt(call)))
+            reserving = None
             if self.reservation is not None:
                 # Each attempt is paid for: the next one must fit the quotas like the first.
-                try:
-                    await asyncio.shield(db(self._reserve_again))
-                except quotas.QuotaExceeded as exc:
-                    return Message.Status.FAILED, UpstreamFault(
-                        code=exc.code, call_status="error", retryable=False, message=exc.message
-                    )
+                reserving = self.reserving = asyncio.ensure_future(db(self._reserve_again))
             logger.info(
                 "retrying upstream after %s (attempt %s, in %.2fs)", fault.code, number, delay
             )
             await asyncio.sleep(delay)
+            if reserving is not None:
+                try:
+                    await asyncio.shield(reserving)
+                except quotas.QuotaExceeded as exc:
+                    return Message.Status.FAILED, UpstreamFault(
+                        code=exc.code, call_status="error", retryable=False, message=exc.message
+                    )
         raise AssertionError("unreachable")
 
 
@@ -278,11 +284,7 @@ async def run(
         logger.error("could not start the generation of %s", message_id, exc_info=error)
     if plan is None:
         # Never leave the reply pending: it would block its conversation until swept.
-        try:
-            await asyncio.shield(db(services.fail_unstarted_reply, message_id))
-        except Exception:
-            logger.exception("could not mark reply %s failed", message_id)
-        _end_unstarted(generation, "internal_error", "The reply could not be started.")
+        await through_cancel(_fail_unstarted(generation))
         return
 
     runner = _Runner(generation, plan, request_id)
@@ -305,52 +307,68 @@ async def run(
         status, fault = Message.Status.FAILED, translate_fault(exc, text_started=False)
     generation.cancellable = None
     saver.cancel()
-    # Both run to their end even if the process starts shutting down meanwhile: the calls are
+    # All run to their end even if the process starts shutting down meanwhile: the calls are
     # recorded (and charged to the quotas) before the reservation is given back.
-    _, cancelled = await through_cancel(_finish(generation, runner, status, fault))
+    stored, cancelled = await through_cancel(_finish(generation, runner, status, fault))
+    interrupted = interrupted or cancelled
+    _, cancelled = await through_cancel(runner.settle())
     interrupted = interrupted or cancelled
     if runner.reservation is not None:
         _, cancelled = await through_cancel(_release(runner.reservation))
         interrupted = interrupted or cancelled
-    if status == Message.Status.COMPLETED and plan.first_exchange and not interrupted:
-        await _name_conversation(plan, request_id)
+    if stored == Message.Status.COMPLETED and plan.first_exchange and not interrupted:
+        await titles.name_conversation(plan, request_id, _release)
+
+
+async def flush_pending_finishes(grace_seconds: float) -> int:
+    """For a process about to exit (after ``shutdown()``): try every final write and call record
+    still being retried at once, and give up those still failing after ``grace_seconds``, each
+    logged at ERROR with its whole record and counted (``aiproject_chat_final_writes_lost``).
+    Return how many were not stored."""
+    return await finishing.flush_pending_writes(grace_seconds)
 
 
 def _end_unstarted(generation: streaming.Generation, code: str, message: str) -> None:
     """End the streams of a reply that never started (the same fields a stream opened later
     reads from the stored reply)."""
     generation.finish(
-        "error",
-        {
-            "message_id": generation.message_id,
-            "status": Message.Status.FAILED,
-            "code": code,
-            "message": message,
-            "retryable": code not in NOT_RETRYABLE,
-        },
+        *closing_event(
+            generation.message_id,
+            {"status": Message.Status.FAILED, "error_code": code, "error_message": message},
+        )
     )
     streaming.unregister(generation)
 
 
-async def through_cancel(awaitable):
-    """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
+async def _fail_unstarted(generation: streaming.Generation) -> None:
+    """Store a reply that could not start as failed, and end its streams with what is stored."""
+    message_id = generation.message_id
 
-    Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
-    cancel here is the process shutting down or a stop, and the work must not be cut in half).
-    """
-    task = asyncio.ensure_future(awaitable)
-    cancelled = False
-    while True:
-        try:
-            return await asyncio.shield(task), cancelled
-        except asyncio.CancelledError:
-            if task.done():
-                raise  # the awaited work itself was cancelled
-            cancelled = True
+    def from_memory():  # what will be stored, while the write is retried
+        generation.finish(*closing_event(message_id, lifecycle.UNSTARTED))
+
+    _, closing = await finishing.write_until_landed(
+        "end",
+        lifecycle.fail_unstarted_reply,
+        message_id,
+        message_id=message_id,
+        record=lambda: {"message_id": message_id, **lifecycle.UNSTARTED},
+        on_first_failure=from_memory,
+    )
+    if generation.end is None:
+        if closing is not None:
+            generation.finish(*closing)
+        else:  # gone, or not pending (then it is not this runner's to end)
+            from_memory()
+    streaming.unregister(generation)
 
 
-async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault | None) -> None:
+async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault | None):
+    """Store the end of the reply (retried until it lands, see chat.finishing) and end its
+    streams with the closing event of what is stored. Return the stored status (None if the
+    reply is gone or its end could not be stored)."""
     plan, attempt = runner.plan, runner.attempt
+    message_id = plan.message_id
     call = None
     if attempt is not None:
         call_status = {
@@ -364,62 +382,71 @@ async def _finish(generation, runner: _Runner, status: str, fault: UpstreamFault
     if fault is not None:
         error_message = fault.message
     elif status == Message.Status.INTERRUPTED:
-        error_message = "The server stopped while writing this reply. Please retry."
+        error_message = lifecycle.INTERRUPTED_MESSAGE
     text = generation.text
-    stored, closing = False, None
-    try:
-        closing = await db(
-            services.finish_reply,
-            plan.message_id,
-            status=status,
-            text=text,
-            model=plan.config.model,
-            input_tokens=call.input_tokens if call else None,
-            output_tokens=call.output_tokens if call else None,
-            tokens_estimated=call.tokens_estimated if call else False,
-            latency_ms=_elapsed_ms(runner.started),
-            ttft_ms=_first_ttft(runner),
-            error_code=(
-                fault.code if fault else ("interrupted" if status == "interrupted" else "")
-            ),
-            error_message=error_message,
-            call=call,
-        )
-        stored = True
-    except Exception:
-        logger.exception("could not store the end of reply %s", plan.message_id)
-        if call is not None:  # the call happened (and may be billed): keep its record anyway
-            try:
-                await db(record_call, call)
-            except Exception:
-                logger.exception("could not record the call of reply %s", plan.message_id)
-    if closing is not None:
-        event, data = closing
-    elif stored:  # the conversation was deleted while the reply streamed
-        event, data = (
-            "error",
-            {
-                "message_id": plan.message_id,
-                "status": status,
-                "code": "not_found",
-                "message": "The conversation was deleted.",
-                "retryable": False,
-            },
-        )
-    else:
-        event, data = (
-            "error",
-            {
-                "message_id": plan.message_id,
-                "status": status,
-                "code": "internal_error",
-                "message": "The reply could not be stored.",
-                "retryable": True,
-            },
-        )
-    generation.finish(event, data)
+    end = {
+        "status": status,
+        "text": text,
+        "model": plan.config.model,
+        "input_tokens": call.input_tokens if call else None,
+        "output_tokens": call.output_tokens if call else None,
+        "tokens_estimated": call.tokens_estimated if call else False,
+        "latency_ms": _elapsed_ms(runner.started),
+        "ttft_ms": _first_ttft(runner),
+        "error_code": fault.code if fault else ("interrupted" if status == "interrupted" else ""),
+        "error_message": error_message,
+    }
+    made: dict = {}  # the stored fields, rendered once (in the database thread)
+    call_stored = False
+
+    def write():
+        if "fields" not in made:
+            made["fields"] = lifecycle.final_fields(**end)
+        return lifecycle.store_final_reply(message_id, fields=made["fields"], call=call)
+
+    def from_memory():
+        # Readers of this process get the end now, as it will be stored; readers elsewhere see
+        # it once stored (the runner keeps the reply's heartbeat and whole text saved meanwhile).
+        fields = made.get("fields") or lifecycle.final_fields(**end)
+        generation.finish(*closing_event(message_id, fields))
+
+    async def between_tries():
+        nonlocal call_stored
+        if call is not None and not call_stored:
+            # The call happened and may be billed: record it even if the reply's own update
+            # keeps failing (once: the final write finds it).
+            await db(record_call_once, call)
+            call_stored = True
+        await db(lifecycle.save_pending_end, message_id, text)
+
+    landed, closing = await finishing.write_until_landed(
+        "end",
+        write,
+        message_id=message_id,
+        record=lambda: {
+            "message_id": message_id,
+            **(made.get("fields") or end),
+            "call": finishing.call_record(call) if call else None,
+        },
+        on_first_failure=from_memory,
+        between_tries=between_tries,
+    )
+    if generation.end is None:  # stored at the first try
+        if closing is None:  # the conversation was deleted while the reply streamed
+            closing = (
+                "error",
+                {
+                    "message_id": message_id,
+                    "status": status,
+                    "code": "not_found",
+                    "message": "The conversation was deleted.",
+                    "retryable": False,
+                },
+            )
+        generation.finish(*closing)
     streaming.unregister(generation)
     await generation.wait_published()
+    return closing[1]["status"] if landed and closing is not None else None
 
 
 async def _release(reservation: quotas.Reservation) -> None:
@@ -435,107 +462,3 @@ def _first_ttft(runner: _Runner) -> int | None:
     if attempt is None or attempt.ttft_ms is None:
         return None
     return int((attempt.started - runner.started) * 1000) + attempt.ttft_ms
-
-
-def _start_title(user_id: int, text: str, limits: quotas.Limits | None = None):
-    """Return the title call's config, messages and quota reservation (QuotaExceeded: skip).
-
-    ``limits``: the user's, as the reply was admitted with."""
-    user = get_user_model().objects.get(pk=user_id)
-    config = resolve_config(user, "title")
-    messages = [
-        {"role": "system", "content": config.system_prompt},
-        {"role": "user", "content": text[:2000]},
-    ]
-    try:
-        reservation = quotas.check(
-            user,
-            model=config.model,
-            input_tokens=estimate_messages_tokens(messages),
-            max_tokens=config.max_tokens,
-            reserve=True,
-            limits=limits,
-        )
-    except quotas.QuotaExceeded as exc:
-        quotas.record_refusal(exc, user_id=user_id, stage="title")
-        raise
-    return config, messages, reservation
-
-
-async def _name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
-    """Ask the model for a short title (task type ``title``); the first words stay on failure."""
-    fallback = services.fallback_title(plan.first_user_text)
-    try:
-        config, messages, reservation = await db(
-            _start_title, plan.user_id, plan.first_user_text, plan.limits
-        )
-    except quotas.QuotaExceeded:
-        return  # the first words stay the title
-    except Exception:
-        logger.warning("could not start the title of %s", plan.conversation_id, exc_info=True)
-        return
-    try:
-        await _title_call(plan, request_id, config, messages, fallback)
-    finally:
-        if reservation is not None:
-            await through_cancel(_release(reservation))
-
-
-async def _title_call(plan, request_id, config, messages, fallback) -> None:
-    started, started_at = time.monotonic(), timezone.now()
-    status, error_code, title = "ok", "", ""
-    input_tokens = output_tokens = None
-    cached = 0
-    cancelled = False
-    try:
-        response = await get_client().chat.completions.create(
-            model=config.model,
-            messages=messages,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            timeout=settings.AI_REQUEST_TIMEOUT_SECONDS,
-        )
-        title = (response.choices[0].message.content or "") if response.choices else ""
-        if response.usage is not None:
-            input_tokens = response.usage.prompt_tokens
-            output_tokens = response.usage.completion_tokens
-            cached = cached_tokens_of(response.usage)
-    except asyncio.CancelledError:
-        # Shutting down: the request was sent and may be billed; record what it likely used.
-        cancelled = True
-        status, error_code = "cancelled", "interrupted"
-    except Exception as exc:
-        fault = translate_fault(exc, text_started=False)
-        status, error_code = fault.call_status, fault.code
-    estimated = (status == "ok" or cancelled) and input_tokens is None
-    if estimated:
-        input_tokens = estimate_messages_tokens(messages)
-        output_tokens = estimate_text_tokens(title)
-    call = CallRecord(
-        task_type="title",
-        model=config.model,
-        base_url=settings.AI_BASE_URL,
-        status=status,
-        error_code=error_code,
-        streamed=False,
-        input_tokens=input_tokens or 0,
-        cached_input_tokens=cached,
-        output_tokens=output_tokens or 0,
-        tokens_estimated=estimated,
-        latency_ms=_elapsed_ms(started),
-        started_at=started_at,
-        variant=config.variant,
-        request_id=request_id,
-        user_id=plan.user_id,
-        conversation_id=plan.conversation_id,
-    )
-    try:
-        await through_cancel(db(record_call, call))
-        if title and not cancelled:
-            await db(
-                services.set_generated_title, plan.conversation_id, title=title, fallback=fallback
-            )
-    except Exception:
-        logger.warning(
-            "could not store the title of conversation %s", plan.conversation_id, exc_info=True
-        )

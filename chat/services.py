@@ -1,8 +1,7 @@
 """Writes of the chat app. Plain synchronous functions; async callers wrap them with ``db()``."""
 
 import re
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
@@ -11,12 +10,17 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from analytics import quotas
-from analytics.services import CallRecord, record_call
 from experiments.config import ChatConfig, resolve_config
 
+from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers import them here)
+    fail_unstarted_reply,
+    finish_reply,
+    save_progress,
+    store_final_reply,
+    sweep_stale_replies,
+)
 from .models import Conversation, Message
-from .rendering import render_markdown
-from .state import ReplyState, closing_event
+from .state import ReplyState
 from .tokens import estimate_messages_tokens, trim_history
 
 
@@ -365,77 +369,6 @@ def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation
         raise
 
 
-def fail_unstarted_reply(message_id: int) -> None:
-    """Mark a reply whose generation could not start as failed (if it is still pending)."""
-    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-        status=Message.Status.FAILED,
-        error_code="internal_error",
-        error_message="The reply could not be started. Please retry.",
-        finished_at=timezone.now(),
-    )
-
-
-def save_progress(message_id: int, text: str) -> bool:
-    """Save the partial text and heartbeat; return True when a stop was requested."""
-    updated = Message.objects.filter(
-        pk=message_id, stop_requested=False, status=Message.Status.STREAMING
-    ).update(content=text, heartbeat_at=timezone.now())
-    if updated:
-        return False
-    return Message.objects.filter(pk=message_id, stop_requested=True).exists()
-
-
-def finish_reply(
-    message_id: int,
-    *,
-    status: str,
-    text: str,
-    model: str,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    tokens_estimated: bool,
-    latency_ms: int,
-    ttft_ms: int | None,
-    error_code: str = "",
-    error_message: str = "",
-    call: CallRecord | None = None,
-) -> tuple[str, dict] | None:
-    """Store the final reply and its call record in one transaction.
-
-    Return the reply's closing SSE event, ``(event, data)``, built from what was stored (not
-    read back), or None when the reply is gone (its conversation was deleted).
-    """
-    now = timezone.now()
-    html = render_markdown(text) if text else ""
-    total = (input_tokens or 0) + (output_tokens or 0) if output_tokens is not None else None
-    stored = {
-        "status": status,
-        "content": text,
-        "html": html,
-        "model": model,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": total,
-        "tokens_estimated": tokens_estimated,
-        "latency_ms": latency_ms,
-        "ttft_ms": ttft_ms,
-        "error_code": error_code,
-        "error_message": error_message,
-    }
-    with transaction.atomic():
-        updated = Message.objects.filter(pk=message_id).update(
-            **stored, finished_at=now, heartbeat_at=now
-        )
-        if call is not None:
-            if not updated:  # the conversation was deleted while the reply streamed
-                call = replace(call, message_id=None, conversation_id=None)
-            record_call(call)
-        if not updated:
-            return None
-        Conversation.objects.filter(messages__pk=message_id).update(updated_at=now)
-    return closing_event(message_id, stored)
-
-
 _TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"
 
 
@@ -449,26 +382,6 @@ def set_generated_title(conversation_id: int, *, title: str, fallback: str) -> b
             pk=conversation_id, title=fallback, title_generated=False
         ).update(title=title[:80], title_generated=True)
     )
-
-
-def sweep_stale_replies(*, message_id: int | None = None) -> int:
-    """Mark replies whose runner stopped saving as interrupted; return how many."""
-    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_SECONDS)
-    stale = Message.objects.in_progress().filter(heartbeat_at__lt=cutoff)
-    if message_id is not None:
-        stale = stale.filter(pk=message_id)
-    count = 0
-    for message in stale:
-        count += Message.objects.filter(
-            pk=message.pk, status__in=Message.IN_PROGRESS, heartbeat_at__lt=cutoff
-        ).update(
-            status=Message.Status.INTERRUPTED,
-            html=render_markdown(message.content) if message.content else "",
-            error_code="interrupted",
-            error_message="The server stopped while writing this reply. Please retry.",
-            finished_at=timezone.now(),
-        )
-    return count
 
 
 def reply_state(message_id: int, *, user_id: int | None = None) -> ReplyState | None:

@@ -19,9 +19,12 @@ turns it off for one request). The grammar is comma-separated ``key=value`` item
 ``disconnect``     stream ``after`` tokens, then drop the connection mid-body
 ``reset``          with ``disconnect``: drop it with a TCP reset instead of a bare close
 ``malformed``      after ``after`` tokens, send one chunk that is not JSON, then carry on
-``after=N``        where ``stall``/``disconnect``/``malformed`` strike (default 3)
+``after=N``        where ``stall``/``disconnect``/``malformed``/``nul`` strike (default 3)
 ``no_finish``      never send a finish_reason (nor usage)
 ``no_usage``       never send usage, even when asked for it
+``nul``            put a NUL character (U+0000) inside token ``after`` (PostgreSQL refuses it)
+``title``          apply the other items to title requests only (the chat reply is served
+                   normally), e.g. ``[sim:title,status=503,fail_first=1]``
 ``ttft=MS``        per-request time to first token
 ``tps=N``          per-request tokens per second
 ``tokens=N``       per-request reply length in tokens
@@ -69,7 +72,7 @@ TOKEN_RE = re.compile(r"\s*\S+\s*")
 TITLE_RE = re.compile(r"\btitle\b", re.IGNORECASE)
 WORD_RE = re.compile(r"[^\W_](?:[\w'+#.-]*[^\W_])?")
 
-_FLAGS = ("stall", "disconnect", "reset", "malformed", "no_finish", "no_usage")
+_FLAGS = ("stall", "disconnect", "reset", "malformed", "no_finish", "no_usage", "nul", "title")
 
 
 class SimulatedDisconnect(RuntimeError):
@@ -97,6 +100,8 @@ class Fault:
     malformed: bool = False
     no_finish: bool = False
     no_usage: bool = False
+    nul: bool = False
+    title: bool = False
     after: int = DEFAULT_FAULT_AFTER
     ttft_ms: int | None = None
     tps: float | None = None
@@ -168,8 +173,8 @@ def _check_combinations(fault: Fault, given: dict[str, Any]) -> None:
         raise ValueError("stall and disconnect cannot be combined")
     if fault.reset and not fault.disconnect:
         raise ValueError("reset needs disconnect")
-    if "after" in given and not (fault.stall or fault.disconnect or fault.malformed):
-        raise ValueError("after needs stall, disconnect or malformed")
+    if "after" in given and not (fault.stall or fault.disconnect or fault.malformed or fault.nul):
+        raise ValueError("after needs stall, disconnect, malformed or nul")
 
 
 def extract_marker(text: str) -> tuple[str, str | None]:
@@ -767,7 +772,10 @@ class Simulator:
 
     def _fault_for(self, messages: list[dict[str, Any]]) -> Fault:
         _, spec = extract_marker(last_user_text(messages))
-        return self.fault if spec is None else parse_fault(spec)
+        fault = self.fault if spec is None else parse_fault(spec)
+        if fault.title and not wants_title(messages):
+            return Fault()
+        return fault
 
     def _should_fail(self, fault: Fault, messages: list[dict[str, Any]]) -> bool:
         if fault.fail_first is None:
@@ -787,6 +795,9 @@ class Simulator:
         finish_reason = "stop"
         if limit is not None and limit < len(tokens):
             tokens, finish_reason = tokens[:limit], "length"
+        if fault.nul and tokens:
+            index = min(fault.after, len(tokens) - 1)
+            tokens[index] = tokens[index][:1] + "\x00" + tokens[index][1:]
         stream_options = body.get("stream_options") or {}
         tps = fault.tps or self.tokens_per_second
         ttft_ms = self.ttft_ms if fault.ttft_ms is None else fault.ttft_ms

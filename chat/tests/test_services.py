@@ -40,6 +40,13 @@ def test_sweeper_marks_only_silent_replies_interrupted(conversation, settings):
     )
     call_command("monitor", "--once")
     silent.refresh_from_db()
+    # Found stale: interrupted only if its runner still has not saved after the grace.
+    assert silent.status == "streaming" and silent.stale_since is not None
+    Message.objects.filter(pk=silent.pk).update(
+        stale_since=silent.stale_since - timedelta(seconds=settings.CHAT_SWEEP_GRACE_SECONDS)
+    )
+    call_command("monitor", "--once")
+    silent.refresh_from_db()
     alive.refresh_from_db()
     assert silent.status == "interrupted" and silent.error_code == "interrupted"
     assert silent.content == "partial **text**" and "<strong>text</strong>" in silent.html

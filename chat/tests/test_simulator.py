@@ -88,6 +88,7 @@ def test_parse_fault_reads_values_and_flags():
         ("stall,disconnect", "cannot be combined"),
         ("reset", "needs disconnect"),
         ("after=2", "after needs"),
+        ("no_usage,after=2", "after needs"),
         ("tokens=0", "tokens"),
         ("tps=0", "tps"),
         ("status=429,status=500", "twice"),
@@ -543,6 +544,26 @@ def test_per_request_overrides(simulator):
     )
     assert chunks[-1].usage.completion_tokens == 7
     assert len(split_tokens(content_of(chunks))) == 7
+
+
+def test_nul_puts_a_nul_character_inside_a_token(simulator):
+    chunks = stream_chunks(simulator, "Nul here [sim:nul,after=2,tokens=6,ttft=0]")
+    text = content_of(chunks)
+    assert text.count("\x00") == 1
+    tokens = split_tokens(text)
+    assert len(tokens) == 6 and "\x00" in tokens[2] and not tokens[2].startswith("\x00")
+
+
+def test_title_flag_applies_the_fault_to_title_requests_only(simulator):
+    text = "Name this chat [sim:title,status=503]"
+    with client(simulator) as sdk:
+        reply = sdk.chat.completions.create(model=MODEL, messages=user(text))
+        assert reply.choices[0].finish_reason == "stop"
+        with pytest.raises(openai.InternalServerError):
+            sdk.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "system", "content": "Write a short title."}, *user(text)],
+            )
 
 
 def test_server_wide_fault_and_marker_override():

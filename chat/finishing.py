@@ -1,0 +1,189 @@
+"""Writes that must land: the end of a reply, and the record of each upstream attempt.
+
+Such a write is retried with back-off (0.25 s doubling to 2 s) while it fails (the database is
+down, or refuses it), for up to ``CHAT_FINISH_RETRY_SECONDS`` [300], kept in memory meanwhile.
+If it still fails then, it is logged at ERROR with its whole record (the reply's fields, the
+call's record; never a key) and counted in ``aiproject_chat_final_writes_lost_total``, which an
+operator can alert on and replay from. A process that shuts down calls
+``flush_pending_writes``: every waiting write is tried again at once, and given up (logged and
+counted the same way) when the flush's time is over, rather than vanishing with the process.
+
+The writes themselves are safe to try again (``chat.lifecycle.store_final_reply``,
+``analytics.services.record_call_once``): a try whose commit landed unseen is not doubled.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from prometheus_client import Counter
+
+from analytics.metrics import REGISTRY
+from analytics.services import CallRecord, record_call_once
+
+from .state import db
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_DELAY_SECONDS = 0.25
+MAX_RETRY_DELAY_SECONDS = 2.0
+
+WRITE_RETRIES = Counter(
+    "aiproject_chat_final_write_retries",
+    "Failed tries of a write that must land (a reply's end, an attempt's call record), retried.",
+    ["kind"],
+    registry=REGISTRY,
+)
+WRITES_LOST = Counter(
+    "aiproject_chat_final_writes_lost",
+    "Writes that must land, given up after CHAT_FINISH_RETRY_SECONDS or at shutdown "
+    "(each logged at ERROR with its record).",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+_waiting: set[asyncio.Event] = set()  # the back-off sleeps of the writes being retried
+# One future per write that failed at least once, done when it lands or is given up.
+_retrying: set[asyncio.Future] = set()
+_given_up = 0
+_flush_deadline: float | None = None
+
+
+def call_record(call: CallRecord) -> dict[str, Any]:
+    """A call record for a log line: the upstream's host only (its URL may carry credentials)."""
+    record = asdict(call)
+    record["base_url"] = urlsplit(call.base_url).hostname or ""
+    return record
+
+
+async def write_until_landed(
+    kind: str,
+    fn: Callable[..., Any],
+    *args,
+    message_id: int | None,
+    record: Callable[[], dict[str, Any]],
+    on_first_failure: Callable[[], None] | None = None,
+    between_tries: Callable[[], Awaitable[Any]] | None = None,
+    **kwargs,
+) -> tuple[bool, Any]:
+    """Run ``fn(*args, **kwargs)`` with ``db()`` until it succeeds; return ``(landed, result)``.
+
+    ``record``: the data the write stores, for the ERROR line if it is given up.
+    ``on_first_failure``: run once, after the first failed try (e.g. send the closing event
+    from memory). ``between_tries``: awaited after each back-off (its failures are ignored).
+    """
+    global _given_up
+    deadline = time.monotonic() + settings.CHAT_FINISH_RETRY_SECONDS
+    delay = FIRST_RETRY_DELAY_SECONDS
+    failures = 0
+    wake = asyncio.Event()
+    ended = asyncio.get_running_loop().create_future()
+    try:
+        while True:
+            try:
+                return True, await db(fn, *args, **kwargs)
+            except Exception:
+                failures += 1
+                WRITE_RETRIES.labels(kind).inc()
+                if failures == 1:
+                    _retrying.add(ended)
+                    logger.warning(
+                        "could not store the %s of reply %s; retrying for up to %.0f s",
+                        kind,
+                        message_id,
+                        settings.CHAT_FINISH_RETRY_SECONDS,
+                        exc_info=True,
+                    )
+                    if on_first_failure is not None:
+                        on_first_failure()
+            end = deadline if _flush_deadline is None else min(deadline, _flush_deadline)
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                WRITES_LOST.labels(kind).inc()
+                _given_up += 1
+                logger.error(
+                    "gave up storing the %s of reply %s after %s tries; its record: %s",
+                    kind,
+                    message_id,
+                    failures,
+                    json.dumps(record(), default=str, ensure_ascii=False),
+                    extra={"event": "final_write_lost", "kind": kind, "message_id": message_id},
+                )
+                return False, None
+            # Back-off starts from the fault; a flush (shutdown) cuts it short.
+            _waiting.add(wake)
+            try:
+                async with asyncio.timeout(min(delay, remaining)):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+            finally:
+                _waiting.discard(wake)
+                wake.clear()
+            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
+            if between_tries is not None:
+                try:
+                    await between_tries()
+                except Exception:  # the write itself says whether the database is back
+                    logger.debug("between tries of reply %s", message_id, exc_info=True)
+    finally:
+        _retrying.discard(ended)
+        ended.set_result(None)
+
+
+async def record_attempt(call: CallRecord) -> bool:
+    """Store one upstream attempt's call record (once), retrying as above; True once stored."""
+    landed, _ = await write_until_landed(
+        "call record",
+        record_call_once,
+        call,
+        message_id=call.message_id,
+        record=lambda: call_record(call),
+    )
+    return landed
+
+
+async def through_cancel(awaitable):
+    """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
+
+    Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
+    cancel here is the process shutting down or a stop, and the work must not be cut in half).
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # the awaited work itself was cancelled
+            cancelled = True
+
+
+def pending_writes() -> int:
+    """How many writes are being retried (they failed at least once) in this process."""
+    return len(_retrying)
+
+
+async def flush_pending_writes(grace_seconds: float) -> int:
+    """Try every write being retried at once, and give up those still failing after
+    ``grace_seconds`` (each logged at ERROR with its record and counted). Return how many were
+    given up (or had not ended a second later). For a process that is about to exit."""
+    global _flush_deadline
+    _flush_deadline = time.monotonic() + max(grace_seconds, 0)
+    lost_before, retrying = _given_up, list(_retrying)
+    for wake in list(_waiting):
+        wake.set()
+    if not retrying:
+        return 0
+    # Each write gives up by itself at the flush deadline; wait a little past it for them.
+    _, still = await asyncio.wait(retrying, timeout=max(grace_seconds, 0) + 1.0)
+    not_stored = _given_up - lost_before + len(still)
+    logger.info("flushed %s pending write(s): %s not stored", len(retrying), not_stored)
+    return not_stored
