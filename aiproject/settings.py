@@ -5,7 +5,9 @@ Variables come from the process environment or from the file named by ``ENV_FILE
 documents every variable.
 """
 
+import ipaddress
 import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "analytics",
     "experiments",
     "chat",
@@ -74,6 +77,8 @@ MIDDLEWARE = [
     "aiproject.middleware.MessageMiddleware",
     "aiproject.middleware.XFrameOptionsMiddleware",
     "aiproject.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "aiproject.urls"
@@ -161,6 +166,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes; docs/deploy.md): after LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one client address, that pair is refused (429) for LOGIN_LOCKOUT_SECONDS,
+# on the site's login and /admin/login/ alike. Attempts are rows in the database, so every
+# process sees them. The address believes X-Forwarded-For only from TRUSTED_PROXIES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_SECONDS must be at least 1, not "
+        f"{LOGIN_FAILURE_LIMIT} and {LOGIN_LOCKOUT_SECONDS}."
+    )
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
+AXES_LOCKOUT_CALLABLE = "chat.views.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "aiproject.client_ip.client_ip"
+try:  # addresses or CIDR ranges of the proxies in front (e.g. nginx's docker network)
+    TRUSTED_PROXIES = tuple(
+        ipaddress.ip_network(value.strip(), strict=False)
+        for value in env.list("TRUSTED_PROXIES", default=[])
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES must list IP addresses or CIDR ranges: {exc}"
+    ) from exc
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
