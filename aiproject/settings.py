@@ -362,6 +362,14 @@ QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", defau
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
 # The site's public address, for links in alert notifications (e.g. https://chat.example.com).
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+# Alert webhooks may reach public addresses only (analytics/webhook_address.py); true also
+# allows loopback, private, link-local and other internal addresses, for on-premises receivers.
+_allow_private = env.str("ALERT_WEBHOOK_ALLOW_PRIVATE", default="false").lower()
+if _allow_private not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+    raise ImproperlyConfigured(
+        f"ALERT_WEBHOOK_ALLOW_PRIVATE must be true or false, not {_allow_private!r}"
+    )
+ALERT_WEBHOOK_ALLOW_PRIVATE = _allow_private in {"true", "1", "yes", "on"}
 # Bearer token for /metrics (Prometheus); unset = /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Hour of the day (reporting zone) at which `monitor` emails yesterday's cost report; unset = off.
