@@ -231,6 +231,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The debug page and error emails hide credentials inside URLs too (REDIS_URL, AI_BASE_URL, ...).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "aiproject.error_reports.SecretScrubbingFilter"
 # No inline scripts or styles anywhere, and nothing from another origin.
 SECURE_CSP = {
     "default-src": ["'self'"],
