@@ -433,5 +433,8 @@ LOGGING = {
         "httpcore2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes: login failures and lock-outs are warnings; its start-up banner and
+        # per-login resets are not worth a line (and the banner would precede a command's output).
+        "axes": {"level": "WARNING"},
     },
 }
