@@ -189,6 +189,9 @@ AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lock-out are not recorded: hammering a locked login writes nothing
+# (axes would otherwise update the row, appending the request, on every refused attempt).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
 AXES_LOCKOUT_CALLABLE = "chat.views.login_locked_out"
 AXES_CLIENT_IP_CALLABLE = "aiproject.client_ip.client_ip"
