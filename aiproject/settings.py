@@ -5,7 +5,9 @@ Variables come from the process environment or from the file named by ``ENV_FILE
 documents every variable.
 """
 
+import ipaddress
 import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "analytics",
     "experiments",
     "chat",
@@ -74,6 +77,8 @@ MIDDLEWARE = [
     "aiproject.middleware.MessageMiddleware",
     "aiproject.middleware.XFrameOptionsMiddleware",
     "aiproject.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "aiproject.urls"
@@ -175,6 +180,44 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes; docs/deploy.md): after LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one client address, that pair is refused (429) for LOGIN_LOCKOUT_SECONDS,
+# on the site's login and /admin/login/ alike. Attempts are rows in the database, so every
+# process sees them. The address believes X-Forwarded-For only from TRUSTED_PROXIES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = env.str(name, default=str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {raw!r}.")
+    return int(raw)
+
+
+LOGIN_FAILURE_LIMIT = _positive_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_SECONDS = _positive_int("LOGIN_LOCKOUT_SECONDS", 900)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lock-out are not recorded: hammering a locked login writes nothing
+# (axes would otherwise update the row, appending the request, on every refused attempt).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
+AXES_LOCKOUT_CALLABLE = "chat.views.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "aiproject.client_ip.client_ip"
+try:  # addresses or CIDR ranges of the proxies in front (e.g. nginx's docker network)
+    TRUSTED_PROXIES = tuple(
+        ipaddress.ip_network(value.strip(), strict=False)
+        for value in env.list("TRUSTED_PROXIES", default=[])
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES must list IP addresses or CIDR ranges: {exc}"
+    ) from exc
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -209,6 +252,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The debug page and error emails hide credentials inside URLs too (REDIS_URL, AI_BASE_URL, ...).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "aiproject.error_reports.SecretScrubbingFilter"
 # No inline scripts or styles anywhere, and nothing from another origin.
 SECURE_CSP = {
     "default-src": ["'self'"],
@@ -355,6 +400,14 @@ QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", defau
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
 # The site's public address, for links in alert notifications (e.g. https://chat.example.com).
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+# Alert webhooks may reach public addresses only (analytics/webhook_address.py); true also
+# allows loopback, private, link-local and other internal addresses, for on-premises receivers.
+_allow_private = env.str("ALERT_WEBHOOK_ALLOW_PRIVATE", default="false").lower()
+if _allow_private not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+    raise ImproperlyConfigured(
+        f"ALERT_WEBHOOK_ALLOW_PRIVATE must be true or false, not {_allow_private!r}"
+    )
+ALERT_WEBHOOK_ALLOW_PRIVATE = _allow_private in {"true", "1", "yes", "on"}
 # Bearer token for /metrics (Prometheus); unset = /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # `monitor` touches this file after every pass in which all its jobs succeeded (unset = none);
@@ -428,5 +481,8 @@ LOGGING = {
         # The pool logs every failed reconnection attempt; an outage is logged once by
         # aiproject.outages ("database unavailable since ...", then "... available again").
         "psycopg.pool": {"level": "ERROR"},
+        # django-axes: login failures and lock-outs are warnings; its start-up banner and
+        # per-login resets are not worth a line (and the banner would precede a command's output).
+        "axes": {"level": "WARNING"},
     },
 }

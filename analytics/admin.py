@@ -194,6 +194,24 @@ class NotificationChannelAdmin(admin.ModelAdmin):
             return redacted(channel.url)
         return channel.recipients or "staff with the dashboard permission"
 
+    # Staff who may only view channels see a webhook's scheme and host, never its URL (whose
+    # path or query is usually the token): the form's field is swapped for the masked one.
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or self.has_change_permission(request, obj):  # None: the add form
+            return fields
+        return ["webhook_address" if f == "url" else f for f in fields if f != "webhook_address"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is None or self.has_change_permission(request, obj):  # None: the add form
+            return readonly
+        return [*readonly, "webhook_address"]
+
+    @admin.display(description="URL")
+    def webhook_address(self, channel):
+        return redacted(channel.url) if channel.url else "-"
+
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):

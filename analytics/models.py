@@ -239,8 +239,15 @@ class NotificationChannel(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
+        from .webhook_address import UnsafeWebhookAddress, check_url
+
         if self.kind == self.Kind.WEBHOOK and not self.url:
             raise ValidationError({"url": "A webhook channel needs a URL."})
+        if self.kind == self.Kind.WEBHOOK:
+            try:
+                check_url(self.url)
+            except UnsafeWebhookAddress as exc:
+                raise ValidationError({"url": str(exc)}) from exc
 
 
 class AlertRule(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .models import AlertEvent, NotificationChannel
 from .timezones import local_day
+from .webhook_address import UnsafeWebhookAddress, open_checked
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def post_json(url: str, payload: dict, *, sleep=time.sleep) -> int:
             url, data=body, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            with open_checked(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
                 if 200 <= response.status < 300:
                     return attempt
                 last_error = RuntimeError(f"HTTP {response.status}")
@@ -111,6 +112,8 @@ def post_json(url: str, payload: dict, *, sleep=time.sleep) -> int:
             last_error = RuntimeError(f"HTTP {exc.code}")
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
                 break  # a request the receiver refuses will not succeed on a retry
+        except UnsafeWebhookAddress as exc:
+            raise RuntimeError(str(exc)) from None  # the same on every retry
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last_error = RuntimeError(f"{type(reason).__name__}")

@@ -53,7 +53,7 @@ def api_view(*methods: str):
             except Http404:
                 return json_error(404, "not_found", "No such object.")
             except services.ChatError as exc:
-                return json_error(exc.status, exc.code, exc.message)
+                return json_error(exc.status, exc.code, exc.message, **_field(exc))
             except quotas.QuotaExceeded as exc:
                 await sync_to_async(quotas.record_refusal)(exc, user_id=user.pk, stage="request")
                 return quota_error(exc)
@@ -67,6 +67,11 @@ def api_view(*methods: str):
         return wrapper
 
     return decorate
+
+
+def _field(exc: services.ChatError | ExperimentError) -> dict:
+    """The ``field`` member of an error answer, for an error about one request field."""
+    return {"field": exc.field} if exc.field else {}
 
 
 def _authenticate(request):
@@ -85,7 +90,9 @@ def read_json(request) -> dict:
         return {}
     try:
         body = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: malformed JSON, bytes that are not UTF-8, an integer past Python's
+        # 4300-digit limit; RecursionError: arrays or objects nested thousands deep.
         raise services.ChatError(
             "The request body is not valid JSON.", code="invalid_json"
         ) from exc
@@ -164,7 +171,9 @@ async def conversations(request, user):
         rows = await sync_to_async(list)(Conversation.objects.filter(user=user)[:200])
         return JsonResponse({"conversations": [conversation_json(c) for c in rows]})
     body = read_json(request)
-    title = services.clean_title(body["title"]) if body.get("title") else ""
+    # No title (or an empty one) leaves it to the first message; any other value must be text.
+    title = body.get("title")
+    title = "" if title in (None, "") else services.clean_title(title)
     conversation = await sync_to_async(services.create_conversation)(user=user, title=title)
     return JsonResponse(conversation_json(conversation), status=201)
 
@@ -280,7 +289,7 @@ async def feedback(request, user, message_id: int):
             message=reply, user=user, rating=body.get("rating"), comment=body.get("comment")
         )
     except ExperimentError as exc:
-        return json_error(exc.status, exc.code, exc.message)
+        return json_error(exc.status, exc.code, exc.message, **_field(exc))
     return JsonResponse({"message_id": reply.pk, "feedback": _feedback_json(saved)})
 
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from aiproject.user_text import unstorable
 from analytics import quotas
 from experiments.config import ChatConfig, resolve_config
 
@@ -25,16 +26,25 @@ from .tokens import estimate_messages_tokens, trim_history
 
 
 class ChatError(Exception):
-    """A request the chat cannot take; ``status`` is the HTTP status to answer with."""
+    """A request the chat cannot take; ``status`` is the HTTP status to answer with, ``field``
+    the request field at fault (if one is)."""
 
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
         super().__init__(message)
         self.message = message
+        self.field = field
         if code:
             self.code = code
+
+
+def refuse_unstorable(value: str, *, field: str) -> None:
+    """Raise ChatError(invalid_input) for text no database can store (NUL, lone surrogates)."""
+    reason = unstorable(value)
+    if reason:
+        raise ChatError(f"'{field}' {reason}.", code="invalid_input", field=field)
 
 
 class ReplyInProgress(ChatError):
@@ -50,6 +60,7 @@ class NotInProgress(ChatError):
 def clean_content(content: object) -> str:
     if not isinstance(content, str):
         raise ChatError("'content' must be a string.", code="invalid_content")
+    refuse_unstorable(content, field="content")
     content = content.strip()
     if not content:
         raise ChatError("The message is empty.", code="empty_content")
@@ -65,6 +76,7 @@ def clean_content(content: object) -> str:
 def clean_title(title: object) -> str:
     if not isinstance(title, str) or not title.strip():
         raise ChatError("'title' must be a non-empty string.", code="invalid_title")
+    refuse_unstorable(title, field="title")
     title = " ".join(title.split())
     if len(title) > 200:
         raise ChatError("The title is longer than 200 characters.", code="invalid_title")

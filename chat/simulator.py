@@ -733,7 +733,7 @@ class Simulator:
             if raw is None:
                 return  # the client left before sending its request
             body = validate_request(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # malformed, not UTF-8, nested too deep, ...
             await send_json(send, 400, error_body(400, "The request body is not valid JSON."))
             return
         except BadRequest as error:

@@ -62,6 +62,26 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form})
 
 
+def login_locked_out(request, response=None, credentials=None):
+    """django-axes' answer to a login refused for too many failures (settings.AXES_*): 429,
+    ``Retry-After``, and a page (or JSON for a client that asks for it) saying for how long."""
+    seconds = settings.LOGIN_LOCKOUT_SECONDS
+    minutes = -(-seconds // 60)
+    message = (
+        f"Too many failed logins for this account from your address. Try again in "
+        f"{minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it."
+    )
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+        locked = JsonResponse(
+            {"error": {"code": "login_locked", "message": message, "retry_after": seconds}},
+            status=429,
+        )
+    else:
+        locked = render(request, "registration/locked_out.html", {"message": message}, status=429)
+    locked["Retry-After"] = str(seconds)
+    return locked
+
+
 def csrf_failure(request, reason=""):
     if request.path.startswith("/api/"):
         return JsonResponse(

@@ -6,6 +6,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from aiproject.user_text import unstorable
+
 from .config import SERVING
 from .models import Experiment, Feedback, PromptVersion
 
@@ -18,10 +20,18 @@ class ExperimentError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, code: str = "bad_request", status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "bad_request",
+        status: int | None = None,
+        field: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.field = field
         if status:
             self.status = status
 
@@ -39,7 +49,9 @@ def rate_reply(*, message, user, rating, comment: str | None = None) -> Feedback
         raise ExperimentError(
             "The reply is still being written.", code="reply_in_progress", status=409
         )
-    value = RATINGS.get(rating)
+    # Only a string or an integer can be a rating (a list is not even a key: TypeError).
+    hashable = isinstance(rating, str | int) and not isinstance(rating, bool)
+    value = RATINGS.get(rating) if hashable else None
     if value is None:
         raise ExperimentError('\'rating\' must be "up" or "down".', code="invalid_rating")
     if comment is None:
@@ -47,6 +59,9 @@ def rate_reply(*, message, user, rating, comment: str | None = None) -> Feedback
         comment = existing.first() or ""
     if not isinstance(comment, str):
         raise ExperimentError("'comment' must be a string.", code="invalid_comment")
+    reason = unstorable(comment)
+    if reason:
+        raise ExperimentError(f"'comment' {reason}.", code="invalid_input", field="comment")
     comment = comment.strip()
     if len(comment) > MAX_COMMENT_CHARS:
         raise ExperimentError(

@@ -1,13 +1,14 @@
 """The project's nginx.conf, run by the real nginx in front of a real daphne process."""
 
 import os
+import shutil
 
 import httpx
 import pytest
 
 from chat.tests.live import api_client, read_stream
 
-from .nginx_process import CONF, NGINX, nginx_for
+from .nginx_process import CONF, NGINX, REPO, nginx_for, trust_front_proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 if NGINX is None:
@@ -91,11 +92,69 @@ def test_static_files_requests_ids_and_size_limits(app_server, user, tmp_path):
         css = client.get("/static/chat/chat.css")
         assert css.status_code == 200
         assert "max-age=2592000" in css.headers["cache-control"]
-        traced = client.get("/healthz", headers={"X-Request-ID": "trace-me-123"})
-        assert traced.status_code == 200
-        page = client.get("/accounts/login/", headers={"X-Request-ID": "trace-me-456"})
-        assert page.headers["x-request-id"] == "trace-me-456"
         generated = client.get("/accounts/login/")
         assert len(generated.headers["x-request-id"]) == 32  # nginx's $request_id
         too_big = client.post("/api/conversations", content=b"x" * (2 * 1024 * 1024))
         assert too_big.status_code == 413
+
+
+def test_nginx_sets_request_ids_and_the_scheme_itself(app_server, user, tmp_path):
+    """A client's own X-Request-ID and X-Forwarded-Proto never reach the app."""
+    with nginx_for(app_server.base_url, tmp_path) as base, httpx.Client(base_url=base) as client:
+        page = client.get(
+            "/accounts/login/",
+            headers={"X-Request-ID": "forged-id-456", "X-Forwarded-Proto": "https"},
+        )
+        second = client.get("/accounts/login/", headers={"X-Request-ID": "forged-id-456"})
+    assert page.status_code == 200
+    assert page.headers["x-request-id"] != "forged-id-456"
+    assert len(page.headers["x-request-id"]) == 32
+    assert second.headers["x-request-id"] not in ("forged-id-456", page.headers["x-request-id"])
+    # The app would send HSTS (SECURE_HSTS_SECONDS is on) to a request it believed was https.
+    assert "strict-transport-security" not in page.headers
+    assert "forged-id-456" not in app_server.log()
+
+
+def test_a_listed_front_proxy_may_say_https(app_server, user, tmp_path):
+    trusting = trust_front_proxy(CONF.read_text(), "127.0.0.1")
+    with nginx_for(app_server.base_url, tmp_path, text=trusting) as base:
+        page = httpx.get(f"{base}/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+    assert page.status_code == 200
+    assert "strict-transport-security" in page.headers
+
+
+def test_readyz_through_nginx_answers_the_private_network_only(app_server, tmp_path):
+    with nginx_for(app_server.base_url, tmp_path / "open") as base:
+        ready = httpx.get(f"{base}/readyz")
+        health = httpx.get(f"{base}/healthz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert health.status_code == 200
+    # The same file with loopback no longer listed: 127.0.0.1 is then "the public".
+    public = CONF.read_text().replace("allow 127.0.0.0/8;", "")
+    with nginx_for(app_server.base_url, tmp_path / "public", text=public) as base:
+        refused = httpx.get(f"{base}/readyz")
+        health = httpx.get(f"{base}/healthz")
+    assert refused.status_code == 403
+    assert "database" not in refused.text
+    assert health.status_code == 200
+
+
+def test_static_files_are_served_from_a_checkout_in_a_mode_700_directory(app_server, tmp_path):
+    """Issue 20: a checkout only its owner may enter (as /root is) still serves /static/.
+
+    Run as root (as CI is), nginx's workers used to run as ``nobody`` and got 403 here.
+    """
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)  # whatever the umask
+    static = private / "checkout" / "static"
+    shutil.copytree(REPO / "static", static)
+    for path in (private / "checkout", static, *static.rglob("*")):
+        path.chmod(0o700 if path.is_dir() else 0o600)  # readable by the owner alone
+    with (
+        nginx_for(app_server.base_url, tmp_path / "nginx", static_root=static) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        css = client.get("/static/chat/chat.css")
+    assert css.status_code == 200, css.text
+    assert css.text == (REPO / "static" / "chat" / "chat.css").read_text()

@@ -19,7 +19,7 @@ from django.db import connection
 from chat.tests.live import iter_sse
 from chat.tests.simulator_process import free_port
 
-from .nginx_process import NGINX, REPO, render_conf, run_nginx
+from .nginx_process import NGINX, REPO, render_conf, run_nginx, trust_front_proxy
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = [
@@ -165,6 +165,8 @@ def test_production_smoke(smoke_database, simulator, tmp_path):
             listen=f"127.0.0.1:{nginx_port}",
             static_root=static_root,
         )
+        # The client below plays the TLS terminator in front of nginx.
+        conf = trust_front_proxy(conf, "127.0.0.1")
         try:
             with run_nginx(conf, tmp_path, nginx_port) as base:
                 origin = f"https://127.0.0.1:{nginx_port}"

@@ -81,9 +81,12 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
     [
         ("CHAT_DB_THREADS", "0", "CHAT_DB_THREADS must be at least 1, not 0."),
         ("ASGI_IDLE_REQUEST_THREADS", "-1", "ASGI_IDLE_REQUEST_THREADS must be 0 or more, not -1."),
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT must be a whole number of at least 1"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,nginx", "TRUSTED_PROXIES must list IP addresses"),
+        ("ALERT_WEBHOOK_ALLOW_PRIVATE", "maybe", "ALERT_WEBHOOK_ALLOW_PRIVATE must be true or"),
     ],
 )
-def test_a_thread_count_out_of_range_is_refused_by_name(name, value, message):
+def test_a_bad_setting_is_refused_by_name(name, value, message):
     result = manage("check", env={**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr

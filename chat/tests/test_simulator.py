@@ -391,6 +391,8 @@ def test_bad_requests_get_openai_style_errors(simulator):
     bad_json = httpx2.post(url, content=b"{not json", headers=auth)
     assert bad_json.status_code == 400
     assert bad_json.json()["error"]["type"] == "invalid_request_error"
+    for body in (b"[" * 100_000, b"9" * 5000):  # RecursionError; past the int digit limit
+        assert httpx2.post(url, content=body, headers=auth).status_code == 400
     no_messages = httpx2.post(url, json={"model": MODEL}, headers=auth)
     assert no_messages.status_code == 400
     assert "messages" in no_messages.json()["error"]["message"]
