@@ -48,6 +48,9 @@ def app_env(simulator, **overrides) -> dict[str, str]:
         # Tests change quotas and prices under a running server, from the pytest process: the
         # server must not keep them (aiproject.localcache; its own tests cover the cache).
         "CONFIG_CACHE_SECONDS": "0",
+        # A server stopped at the end of a test lets its replies finish for this long (not 60 s;
+        # chat/tests/test_drain.py sets its own).
+        "CHAT_DRAIN_SECONDS": "3",
     }
     env.update(overrides)
     return env
