@@ -67,9 +67,9 @@ class AppServer:
 
 
 @contextmanager
-def run_app_server(*, env: dict[str, str], log_dir: Path):
+def run_app_server(*, env: dict[str, str], log_dir: Path, port: int | None = None):
     """Serve aiproject.asgi with daphne in a child process until the block ends."""
-    port = free_port()
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / f"daphne-{port}.log"
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
