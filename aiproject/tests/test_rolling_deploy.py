@@ -17,9 +17,16 @@ import pytest
 from django.conf import settings
 
 from chat.models import Message
-from chat.tests.live import CSRF_TOKEN, app_env, iter_sse, login_cookies, run_app_server
+from chat.tests.live import (
+    CSRF_TOKEN,
+    api_client,
+    app_env,
+    iter_sse,
+    login_cookies,
+    run_app_server,
+)
 from chat.tests.simulator_process import free_port
-from chat.tests.test_streaming import wait_for
+from chat.tests.test_streaming import start_reply, wait_for
 
 from .nginx_process import NGINX, REPO, render_conf, run_nginx
 
@@ -46,14 +53,16 @@ class Reader:
     refused: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def run(self, client: httpx.Client, deadline: float) -> None:
+    def run(self, client: httpx.Client, deadline: float, first: httpx.Client | None = None):
+        """Read through ``client`` (the first connection through ``first``, if given)."""
         while self.final is None and time.monotonic() < deadline:
             headers = {"Accept": "text/event-stream"}
             if self.text:
                 headers["Last-Event-ID"] = str(len(self.text))
             self.connections += 1
             try:
-                with client.stream("GET", self.url, headers=headers) as response:
+                through = first if first is not None and self.connections == 1 else client
+                with through.stream("GET", self.url, headers=headers) as response:
                     if response.status_code != 200:
                         response.read()
                         self.refused.append(response.status_code)
@@ -122,21 +131,30 @@ def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
         threads = []
         deadline = time.monotonic() + 90
 
-        def read(message_id: int, url: str) -> None:
+        def read(message_id: int, url: str, first: httpx.Client | None = None) -> None:
             readers[message_id] = reader = Reader(url)
             thread = threading.Thread(
-                target=reader.run, args=(stack.enter_context(client()), deadline), daemon=True
+                target=reader.run,
+                args=(stack.enter_context(client()), deadline, first),
+                daemon=True,
             )
             thread.start()
             threads.append(thread)
 
         poster = stack.enter_context(client())
+        # A reader connected to A that follows a reply generated on B, longer than any of A's:
+        # A's exit cuts its connection, and it resumes through nginx with Last-Event-ID.
+        on_b = stack.enter_context(api_client(b, user))
+        on_a = stack.enter_context(api_client(a, user))
+        followed = start_reply(on_b, "Generated on B [sim:tokens=400,tps=20]")
+        followed_id = followed["assistant_message"]["id"]
+        read(followed_id, followed["stream_url"], first=on_a)
         rng = random.Random(14)
         for n in range(REPLIES):
-            # 5-8 s each at 20 tokens per second.
-            tokens = rng.randint(100, 160)
+            # 3-6 s each at 20 tokens per second.
+            tokens = rng.randint(60, 120)
             read(*post(poster, f"Deploy reply {n} [sim:tokens={tokens},tps=20]"))
-        long_replies = list(readers)
+        long_replies = [message_id for message_id in readers if message_id != followed_id]
 
         in_progress = Message.objects.filter(pk__in=long_replies, status="streaming").count()
         a.process.send_signal(signal.SIGTERM)
@@ -173,6 +191,7 @@ def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
     drained = re.search(r"draining: (\d+) reply\(s\) in progress", drained_log)
     assert drained and int(drained[1]) > 0, drained_log
     assert "interrupting" not in drained_log
+    assert readers[followed_id].connections >= 2  # cut by A's exit, resumed elsewhere
     reconnects = sum(reader.connections - 1 for reader in readers.values())
     print(
         f"replies in progress at SIGTERM: {in_progress}; requests retried on another replica "
