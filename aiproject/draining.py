@@ -86,6 +86,13 @@ def refusal() -> JsonResponse:
         status=503,
     )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return expected(response)
+
+
+def expected(response):
+    """Mark a 503 of the drain as expected: Django's request log would record each one as an
+    error (`Service Unavailable: ...`) during every deploy. The request log line stays."""
+    response._has_been_logged = True  # what django.utils.log.log_response checks
     return response
 
 

@@ -76,7 +76,7 @@ class HealthCheckMiddleware:
         if request.path == "/readyz":
             if draining.is_draining():
                 # Stopping: take this process out of rotation, whatever its dependencies say.
-                return JsonResponse({"status": "draining"}, status=503)
+                return draining.expected(JsonResponse({"status": "draining"}, status=503))
             ok, checks = await readiness()
             failing = [name for name, result in checks.items() if not result["ok"]]
             body = {"status": "ok" if ok else "unavailable", "checks": checks}
