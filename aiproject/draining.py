@@ -91,8 +91,10 @@ def refusal() -> JsonResponse:
 
 def expected(response):
     """Mark a 503 of the drain as expected: Django's request log would record each one as an
-    error (`Service Unavailable: ...`) during every deploy. The request log line stays."""
+    error (`Service Unavailable: ...`) during every deploy, and the request counts as a 5xx
+    (analytics' error-rate alert). The request log line stays."""
     response._has_been_logged = True  # what django.utils.log.log_response checks
+    response.refused_before_work = True  # analytics.middleware counts it where it is served
     return response
 
 
