@@ -28,7 +28,7 @@ from chat.tests.live import (
 from chat.tests.simulator_process import free_port
 from chat.tests.test_streaming import start_reply, wait_for
 
-from .nginx_process import NGINX, REPO, render_conf, run_nginx
+from .nginx_process import CONF, NGINX, REPO, render_conf, run_nginx
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -39,6 +39,22 @@ pytestmark = [
 ]
 
 REPLIES = 20
+
+
+def with_replicas(addresses: list[str]) -> dict:
+    """render_conf's arguments for nginx.conf with these replicas in place of compose's `web`."""
+    text = CONF.read_text()
+    if "set $app_upstream web:8000;" in text:
+        # Resolved at request time (Docker's DNS gives one address per replica): a group of
+        # the same name takes precedence over the resolver, with nginx's implicit defaults.
+        group = "".join(f"        server {address};\n" for address in addresses)
+        text = text.replace(
+            "    server {\n", f"    upstream replicas {{\n{group}    }}\n\n    server {{\n", 1
+        )
+        return {"upstream": "replicas", "text": text}
+    # An upstream block naming `web`: one server line per replica, with its options.
+    options = " max_fails=3 fail_timeout=10s;\n        server "
+    return {"upstream": options.join(addresses), "text": text}
 
 
 @dataclass
@@ -97,13 +113,10 @@ def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
         # C is the new release, already ready when the deploy stops A (as scripts/deploy.sh
         # does): starting it mid-test took up to 7 s on a busy machine, longer than the replies.
         stack.enter_context(run_app_server(env=env, log_dir=tmp_path, port=port_c))
-        servers = [a.base_url, b.base_url, f"http://127.0.0.1:{port_c}"]
-        upstream = " max_fails=3 fail_timeout=10s;\n        server ".join(
-            url.removeprefix("http://") for url in servers
-        )
+        addresses = [a.base_url.removeprefix("http://"), b.base_url.removeprefix("http://")]
         nginx_port = free_port()
         conf = render_conf(
-            upstream=upstream,
+            **with_replicas([*addresses, f"127.0.0.1:{port_c}"]),
             listen=f"127.0.0.1:{nginx_port}",
             static_root=REPO / "static",
         )
@@ -176,7 +189,7 @@ def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
     assert access, "nginx logged no requests"
     errors = [entry for entry in access if entry["status"] >= 500]
     assert errors == []
-    address_a = a.base_url.removeprefix("http://")
+    address_a = addresses[0]
     retried = [e for e in access if e["upstream"].startswith(f"{address_a}, ")]
     stored = {m.pk: m for m in Message.objects.filter(pk__in=readers)}
     for message_id, reader in readers.items():
