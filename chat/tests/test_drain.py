@@ -65,6 +65,10 @@ def test_a_stopping_server_finishes_its_replies_and_refuses_new_work(simulator, 
 
         # Readiness turns 503 at once; the port still takes new connections meanwhile.
         ready = wait_until_draining(server)
+        # A stream opened now of a reply generated here is served to its end.
+        late: dict = {}
+        clients.append(api_client(server, user))
+        threads.append(follow_in_background(clients[-1], started[-1]["stream_url"], late, 0))
         assert ready.json() == {"status": "draining"}
         assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
         refused = done_before.post(
@@ -77,12 +81,9 @@ def test_a_stopping_server_finishes_its_replies_and_refuses_new_work(simulator, 
             f"/api/messages/{earlier['assistant_message']['id']}/regenerate"
         )
         assert (regenerate.status_code, regenerate.json()["error"]["code"]) == (503, "draining")
-        # A stream of a reply not generated here is refused (nginx opens it on another
-        # replica); those generated here are served to their end.
+        # A stream of a reply not generated here is refused (nginx opens it on another replica).
         other = done_before.get(earlier["stream_url"])
         assert (other.status_code, other.json()["error"]["code"]) == (503, "draining")
-        late_reader = read_stream(done_before, started[0]["stream_url"], timeout=60)
-        assert late_reader.final.data["status"] == "completed"
 
         for thread in threads:
             thread.join(30)
@@ -96,7 +97,8 @@ def test_a_stopping_server_finishes_its_replies_and_refuses_new_work(simulator, 
         assert result.final.event == "done" and result.final.data["status"] == "completed"
         assert stored.status == Message.Status.COMPLETED
         assert result.text == stored.content and stored.output_tokens == 100
-    assert late_reader.text == Message.objects.get(pk=started[0]["assistant_message"]["id"]).content
+    assert late[0].status == 200 and late[0].final.data["status"] == "completed"
+    assert late[0].text == Message.objects.get(pk=started[-1]["assistant_message"]["id"]).content
     log = server.log()
     assert "draining: 3 reply(s) in progress" in log
     assert "Service Unavailable" not in log  # expected refusals, not errors in Django's log
@@ -105,19 +107,19 @@ def test_a_stopping_server_finishes_its_replies_and_refuses_new_work(simulator, 
 def test_a_reply_longer_than_the_drain_time_is_interrupted_with_its_usage(
     simulator, user, tmp_path
 ):
-    env = app_env(simulator, CHAT_DRAIN_SECONDS="1")
+    env = app_env(simulator, CHAT_DRAIN_SECONDS="4")
     with run_app_server(env=env, log_dir=tmp_path) as server, api_client(server, user) as client:
-        short = start_reply(client, "Short [sim:tokens=10,tps=20]")
-        long = start_reply(client, "Too long [sim:tokens=400,tps=20]")
+        long = start_reply(client, "Too long [sim:tokens=400,tps=20]")  # 20 s
+        short = start_reply(client, "Short [sim:tokens=30,tps=20]")  # 1.5 s, within the drain
         results: dict = {}
         threads = [
             follow_in_background(api_client(server, user), r["stream_url"], results, key)
             for key, r in (("short", short), ("long", long))
         ]
-        wait_for(
-            lambda: Message.objects.get(pk=long["assistant_message"]["id"]).content, timeout=10
-        )
+        short_reply = Message.objects.filter(pk=short["assistant_message"]["id"])
+        wait_for(lambda: short_reply.get().content, timeout=10)
         server.process.send_signal(signal.SIGTERM)
+        assert short_reply.get().status == Message.Status.STREAMING  # still running then
         for thread in threads:
             thread.join(30)
         server.process.wait(timeout=20)
