@@ -63,13 +63,14 @@ async def shutdown(
 ) -> int:
     """Let this process's replies end, then interrupt what is left; return how many were.
 
-    Waits up to ``drain_seconds`` for every generation of the process (those that posts admitted
-    before the drain are still starting included) to end on its own, and returns from that wait as soon as none is left or
-    ``draining.hurry()`` is called (a second signal). What still runs then is cancelled, and
-    each stores its end within ``grace_seconds``: the reply as ``interrupted``, the call with
-    its usage so far, the quota reservation released. Last, the local readers of these replies
-    get a moment to take their final event, which must reach the socket before the server
-    closes it. Daphne calls this on a stop signal and again before it stops (aiproject.asgi).
+    Waits up to ``drain_seconds`` for every generation of the process to end on its own (those
+    still being started by posts admitted before the drain began included), and stops waiting
+    as soon as none is left or ``draining.hurry()`` is called (a second signal). What still
+    runs then is cancelled, and each stores its end within ``grace_seconds``: the reply as
+    ``interrupted``, the call with its usage so far, the quota reservation released. Last, the
+    local readers of these replies get a moment to take their final event, which must reach
+    the socket before the server closes it. Daphne calls this on a stop signal and again
+    before it stops (aiproject.asgi).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + drain_seconds
