@@ -1,5 +1,5 @@
-"""``/healthz`` (the process is alive), ``/readyz`` (its database and Redis answer) and
-``/metrics`` (Prometheus, behind a bearer token).
+"""``/healthz`` (the process is alive), ``/readyz`` (it is not draining, and its database and
+Redis answer) and ``/metrics`` (Prometheus, behind a bearer token).
 
 Answered by a middleware ahead of everything else, so that a container health check, a load
 balancer probe or a Prometheus scrape works whatever Host header it sends and never follows an
@@ -15,6 +15,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+
+from aiproject import draining
 
 from .outages import REDIS, outage_response
 
@@ -79,6 +81,9 @@ class HealthCheckMiddleware:
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
         if request.path == "/readyz":
+            if draining.is_draining():
+                # Stopping: take this process out of rotation, whatever its dependencies say.
+                return draining.expected(JsonResponse({"status": "draining"}, status=503))
             ok, checks = await readiness()
             failing = [name for name, result in checks.items() if not result["ok"]]
             body = {"status": "ok" if ok else "unavailable", "checks": checks}

@@ -358,8 +358,29 @@ if not 0 <= CHAT_FINISH_RETRY_SECONDS <= 86400:
     raise ImproperlyConfigured(
         f"CHAT_FINISH_RETRY_SECONDS must be between 0 and 86400, not {CHAT_FINISH_RETRY_SECONDS}."
     )
-# On SIGTERM, replies in progress are stored as interrupted (with their usage) within this long.
-CHAT_SHUTDOWN_GRACE_SECONDS = env.float("CHAT_SHUTDOWN_GRACE_SECONDS", default=8.0)
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from exc
+    if not value >= 0:  # also refuses nan
+        raise ImproperlyConfigured(f"{name} must be 0 or more seconds, not {raw!r}")
+    return value
+
+
+# On SIGTERM (or SIGINT) daphne drains (aiproject/draining.py): it refuses new posts and new
+# streams with 503 `draining` and lets the replies in progress run to their end for up to
+# CHAT_DRAIN_SECONDS; then it interrupts what is left, and each of those stores its reply as
+# interrupted, its call with the usage so far and releases its quota within
+# CHAT_SHUTDOWN_GRACE_SECONDS. A stopper must wait longer than the sum (compose's
+# stop_grace_period) before it kills. A second signal ends the drain at once.
+CHAT_DRAIN_SECONDS = _seconds("CHAT_DRAIN_SECONDS", 60.0)
+CHAT_SHUTDOWN_GRACE_SECONDS = _seconds("CHAT_SHUTDOWN_GRACE_SECONDS", 8.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
 
 

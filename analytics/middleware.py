@@ -56,7 +56,16 @@ class RequestLogMiddleware:
                 response.streaming_content, request, response.status_code, started, request_id
             )
         else:
-            _log(request, response.status_code, started, request_id, streaming=response.streaming)
+            _log(
+                request,
+                response.status_code,
+                started,
+                request_id,
+                streaming=response.streaming,
+                # A draining replica's refusal (aiproject/draining.py) is sent again, by nginx
+                # or the client, to where it is served and counted: not a request, nor a 5xx.
+                count=not getattr(response, "refused_before_work", False),
+            )
         return response
 
     async def _log_after(self, content, request, status, started, request_id):
@@ -105,8 +114,11 @@ def _count(status: int) -> None:
     task.add_done_callback(_flushes.discard)
 
 
-def _log(request, status: int, started: float, request_id: str, *, streaming: bool) -> None:
-    _count(status)
+def _log(
+    request, status: int, started: float, request_id: str, *, streaming: bool, count: bool = True
+) -> None:
+    if count:
+        _count(status)
     logger.info(
         "http_request",
         extra={

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from aiproject.draining import refuse_while_draining
 from aiproject.outages import outage_response
 from aiproject.request_id import current_request_id
 from analytics import quotas
@@ -246,6 +247,7 @@ async def _store_and_start(request, user, store, *args) -> JsonResponse:
     return _accepted(posted.user_message, posted.reply)
 
 
+@refuse_while_draining
 @api_view("POST")
 async def post_message(request, user, conversation_id: int):
     body = read_json(request)
@@ -254,6 +256,7 @@ async def post_message(request, user, conversation_id: int):
     )
 
 
+@refuse_while_draining
 @api_view("POST")
 async def regenerate(request, user, message_id: int):
     return await _store_and_start(request, user, _regenerate, message_id)

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from aiproject import draining
 from analytics import quotas
 from analytics.services import CallRecord, record_call_once
 
@@ -56,20 +57,63 @@ def start(
     return generation
 
 
-async def shutdown(grace_seconds: float) -> int:
-    """Interrupt every generation of this process and wait (up to ``grace_seconds``) for each to
-    store its end: the reply as ``interrupted``, the call with its usage so far, the quota
-    reservation released. Daphne calls this before it stops (``aiproject.asgi``); return how many.
+async def shutdown(
+    *, drain_seconds: float, grace_seconds: float, readers_seconds: float = 2.0
+) -> int:
+    """Let this process's replies end, then interrupt what is left; return how many were.
+
+    Waits up to ``drain_seconds`` for every generation of the process to end on its own (those
+    still being started by posts admitted before the drain began included), and stops waiting
+    as soon as none is left or ``draining.hurry()`` is called (a second signal). What still
+    runs then is cancelled, and each stores its end within ``grace_seconds``: the reply as
+    ``interrupted``, the call with its usage so far, the quota reservation released. Last, the
+    local readers of these replies get a moment to take their final event, which must reach
+    the socket before the server closes it. Daphne calls this on a stop signal and again
+    before it stops (aiproject.asgi).
     """
-    tasks = [g.task for g in list(streaming._generations.values()) if g.task and not g.task.done()]
-    if not tasks:
-        return 0
-    logger.info("shutting down: interrupting %s generation(s)", len(tasks))
-    for task in tasks:
-        task.cancel()
-    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-    if pending:
-        logger.warning("%s generation(s) did not finish storing before shutdown", len(pending))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drain_seconds
+    seen: dict[asyncio.Task, streaming.Generation] = {}
+
+    def running() -> list[asyncio.Task]:
+        # Rescanned on each pass: a post accepted just before the drain began may register
+        # its reply after it began. A finished reply leaves the registry before its task ends
+        # (it may still be naming the conversation), hence the tasks seen are kept.
+        for generation in list(streaming._generations.values()):
+            if generation.task is not None:
+                seen.setdefault(generation.task, generation)
+        return [task for task in seen if not task.done()]
+
+    if drain_seconds > 0 and (tasks := running()):
+        logger.info(
+            "draining: %s reply(s) in progress, waiting up to %ss", len(tasks), drain_seconds
+        )
+    hurried = asyncio.ensure_future(draining.wait_hurried())
+    try:
+        while ((tasks := running()) or draining.work_starting()) and not draining.hurried():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(
+                [*tasks, hurried], timeout=min(remaining, 0.1), return_when=asyncio.FIRST_COMPLETED
+            )
+    finally:
+        hurried.cancel()
+    tasks = running()
+    if tasks:
+        logger.warning("shutting down: interrupting %s generation(s)", len(tasks))
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        if pending:
+            logger.warning("%s generation(s) did not finish storing before shutdown", len(pending))
+    elif seen:
+        logger.info("drained: %s reply(s) finished", len(seen))
+    # Up to ``readers_seconds``: a reader stuck on a slow network is cut, and resumes elsewhere.
+    for _ in range(int(readers_seconds / 0.02)):
+        if not any(generation._subscribers for generation in seen.values()):
+            break
+        await asyncio.sleep(0.02)
     return len(tasks)
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from aiproject import draining
 from analytics.metrics import SSE_STREAMS_OPEN
 
 from . import services, streaming
@@ -38,6 +39,9 @@ def _parse_offset(request) -> int | None:
 @require_GET
 async def stream_message(request, message_id: int):
     generation = streaming.local_generation(message_id)
+    if generation is None and draining.is_draining():
+        # Stopping: only the replies this process still generates are served from here.
+        return draining.refusal()
     if generation is not None and generation.posted_with(
         request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     ):

@@ -10,11 +10,28 @@ HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 PY=.venv/bin/python
 
+# On Ctrl-C daphne drains: replies being written run to their end (up to CHAT_DRAIN_SECONDS,
+# shorter here than in production) before it exits; a second Ctrl-C stops them at once.
+export CHAT_DRAIN_SECONDS="${CHAT_DRAIN_SECONDS:-10}"
+
 pids=()
+server=""
+stop_and_wait() {
+    kill "$1" 2>/dev/null || true
+    # `wait` returns early when a trapped signal arrives: wait again until it has exited.
+    while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
+}
 cleanup() {
-    trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    trap - EXIT
+    if [ -n "$server" ]; then
+        # The server first, while the simulator still writes the replies it drains; a second
+        # Ctrl-C is passed on to it and ends the drain.
+        trap 'kill "$server" 2>/dev/null || true' INT TERM
+        echo "Stopping (replies in progress may finish first; Ctrl-C again to stop them now)."
+        stop_and_wait "$server"
+    fi
+    trap - INT TERM
+    for pid in "${pids[@]}"; do stop_and_wait "$pid"; done
 }
 trap cleanup INT TERM EXIT
 
@@ -29,5 +46,5 @@ fi
 
 echo "Serving on http://${HOST}:${PORT}/  (Ctrl-C stops)"
 $PY -m daphne -b "$HOST" -p "$PORT" aiproject.asgi:application &
-pids+=($!)
-wait -n "${pids[@]}"
+server=$!
+wait -n "$server" "${pids[@]}"

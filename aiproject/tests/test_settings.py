@@ -90,3 +90,20 @@ def test_a_bad_setting_is_refused_by_name(name, value, message):
     result = manage("check", env={**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHAT_DRAIN_SECONDS", "-1", "CHAT_DRAIN_SECONDS must be 0 or more seconds, not '-1'"),
+        (
+            "CHAT_SHUTDOWN_GRACE_SECONDS",
+            "soon",
+            "CHAT_SHUTDOWN_GRACE_SECONDS must be a number of seconds, not 'soon'",
+        ),
+    ],
+)
+def test_a_bad_drain_time_is_refused_by_name(name, value, message):
+    result = manage("check", env={**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -48,6 +48,9 @@ def app_env(simulator, **overrides) -> dict[str, str]:
         # Tests change quotas and prices under a running server, from the pytest process: the
         # server must not keep them (aiproject.localcache; its own tests cover the cache).
         "CONFIG_CACHE_SECONDS": "0",
+        # A server stopped at the end of a test lets its replies finish for this long (not 60 s;
+        # chat/tests/test_drain.py sets its own).
+        "CHAT_DRAIN_SECONDS": "3",
     }
     env.update(overrides)
     return env
@@ -64,9 +67,9 @@ class AppServer:
 
 
 @contextmanager
-def run_app_server(*, env: dict[str, str], log_dir: Path):
+def run_app_server(*, env: dict[str, str], log_dir: Path, port: int | None = None):
     """Serve aiproject.asgi with daphne in a child process until the block ends."""
-    port = free_port()
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / f"daphne-{port}.log"
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
