@@ -109,6 +109,8 @@ async def shutdown(
             logger.warning("%s generation(s) did not finish storing before shutdown", len(pending))
     elif seen:
         logger.info("drained: %s reply(s) finished", len(seen))
+    # Ends still being retried (the database away): one last try each, then logged and counted.
+    await flush_pending_finishes(grace_seconds)
     # Up to ``readers_seconds``: a reader stuck on a slow network is cut, and resumes elsewhere.
     for _ in range(int(readers_seconds / 0.02)):
         if not any(generation._subscribers for generation in seen.values()):
