@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -407,36 +408,38 @@ class FaultRun:
         )
         return None
 
-    async def check_monitor_sweeps(self, monitor) -> None:
-        """Put a stale reply in and see the monitor mark it interrupted (it survived)."""
+    async def check_monitor_sweeps(self, monitor, when: str) -> None:
+        """Put a stale reply in and see the monitor mark it interrupted (it survived).
+
+        Before the fault it shows the monitor is up and holds a database connection (the one an
+        outage breaks); after it, that the monitor recovered."""
         if monitor.poll() is not None:
-            self.found.append(f"the monitor exited (code {monitor.returncode})")
+            self.found.append(f"the monitor exited {when} (code {monitor.returncode})")
             return
-        source = next((r for r in reversed(self.replies)), None)
+        source = self.replies[-1]  # any reply row will do as a template
         try:
             conversation_id = await self.create_conversation(0)
             message_id = await asyncio.to_thread(
                 insert_stale_reply, self.stack.pg, source.message_id, conversation_id
             )
         except Exception as exc:
-            self.found.append(f"could not put a stale reply in to test the monitor: {exc!r}")
+            self.found.append(f"could not put a stale reply in {when}: {exc!r}")
             return
         inserted = time.monotonic()
         while time.monotonic() - inserted < SETTLE_SECONDS:
-            status = (await asyncio.to_thread(reply_rows, self.stack.pg, [message_id]))[message_id][
-                0
-            ]
+            rows = await asyncio.to_thread(reply_rows, self.stack.pg, [message_id])
+            status = rows[message_id][0]
             if status != "streaming":
-                self.measured["monitor swept a stale reply, s after it was put in"] = round(
+                self.measured[f"monitor swept a stale reply {when} (s)"] = round(
                     time.monotonic() - inserted, 2
                 )
                 if status != "interrupted":
-                    self.found.append(f"the monitor's sweep stored {status!r}, not interrupted")
+                    self.found.append(f"the monitor's sweep {when} stored {status!r}")
                 return
             await asyncio.sleep(0.25)
         self.found.append(
-            f"the monitor did not sweep a stale reply within {SETTLE_SECONDS} s "
-            f"(its log: {tail(monitor_log(self.stack))})"
+            f"the monitor did not sweep a stale reply put in {when} within {SETTLE_SECONDS:.0f} s"
+            f" (its last error: {last_error(monitor_log(self.stack))})"
         )
 
     # -- afterwards --
@@ -647,5 +650,7 @@ def monitor_log(stack: Stack) -> str:
     return logs[-1].read_text(errors="replace") if logs else ""
 
 
-def tail(text: str, lines: int = 3) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])[-600:]
+def last_error(log: str) -> str:
+    """The last exception named in a JSON log, e.g. 'OperationalError: the connection is closed'."""
+    found = re.findall(r"(\w+(?:Error|Exception): [^\"\\]*)", log)
+    return found[-1] if found else "none logged"

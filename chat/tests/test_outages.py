@@ -68,7 +68,10 @@ def monitor(stack):
 def report(run: FaultRun, problems: list[str], measurements: dict) -> None:
     measurements[run.name] = {"measured": run.measured, "problems": problems}
     print(f"\n{run.name}: {json.dumps(run.measured, indent=2, default=str)}")
-    assert not problems, f"{len(problems)} guarantees did not hold:\n- " + "\n- ".join(problems)
+    assert not problems, (
+        f"{len(problems)} guarantees did not hold (logs in {run.stack.log_dir}):\n- "
+        + "\n- ".join(problems)
+    )
 
 
 def test_kill_9_of_a_process_running_replies(stack, monitor, measurements):
@@ -113,6 +116,8 @@ async def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun
         run.reader_deadline(seconds + READER_BOUND_SECONDS)
         run.start_readiness_probes()
         spare = await run.create_conversation(1)
+        await run.post(1, 10)
+        await run.check_monitor_sweeps(monitor, "before the outage")
         for server in (0, 1):
             # Ends during the outage, ends in its middle, lasts past it.
             for tokens in (75, int(TPS * (1 + seconds / 2)), int(TPS * (seconds + 4))):
@@ -127,7 +132,7 @@ async def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun
         run.mark("back")
         run.measured["outage (s)"] = run.since("down", run.marks["back"])
         await run.post_after_recovery(0, 40)
-        await run.check_monitor_sweeps(monitor)
+        await run.check_monitor_sweeps(monitor, "after the outage")
         await probe
         await run.wait_readers()
     run.readiness_report(down="down", back="back")
@@ -150,6 +155,8 @@ async def redis_outage(stack, monitor, name: str, *, keep_data: bool) -> FaultRu
         run.reader_deadline(seconds + READER_BOUND_SECONDS)
         run.start_readiness_probes()
         spare = await run.create_conversation(1)
+        await run.post(1, 10)
+        await run.check_monitor_sweeps(monitor, "before the outage")
         for server in (0, 1):
             for tokens in (75, int(TPS * (seconds + 4))):  # ends during the outage, lasts past it
                 await run.post(server, tokens)
@@ -165,7 +172,7 @@ async def redis_outage(stack, monitor, name: str, *, keep_data: bool) -> FaultRu
         run.mark("back")
         run.measured["outage (s)"] = run.since("down", run.marks["back"])
         await run.post_after_recovery(0, 40)
-        await run.check_monitor_sweeps(monitor)
+        await run.check_monitor_sweeps(monitor, "after the outage")
         await probe
         await run.wait_readers()
     run.readiness_report(down="down", back="back")
