@@ -35,8 +35,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 TPS = 25  # the simulator's tokens per second: a reply of 75 tokens lasts 3 s
 TOKENS_PER_DAY = 200_000  # a per-user quota, so that every call is reserved and charged
-READER_BOUND_SECONDS = 40.0  # after the service is back, every reader has ended by then
-SETTLE_SECONDS = 30.0  # after the service is back, every reply is final by then
+READER_BOUND_SECONDS = 30.0  # after the service is back, every reader has ended by then
+SETTLE_SECONDS = 20.0  # after the service is back, replies are final and the monitor sweeps
 READY_BOUND_SECONDS = 20.0  # /readyz answers 200 again within this (generous: "a few seconds")
 RETRY_PAUSE_SECONDS = 0.5  # a reader's pause before it reconnects (the page waits 2 s)
 POOL_TIMEOUT_SECONDS = 10.0  # DB_POOL_TIMEOUT_SECONDS' default: a 503 must not wait for it
