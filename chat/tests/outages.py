@@ -166,6 +166,7 @@ class Reader:
     name: str
     first: int
     text: str = ""
+    last_event_id: str | None = None  # as EventSource keeps it: the last `id:` received
     final: SSEEvent | None = None
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
@@ -280,8 +281,8 @@ class FaultRun:
             index = (reader.first + attempt) % 2
             attempt += 1
             headers = {"Accept": "text/event-stream"}
-            if reader.text:
-                headers["Last-Event-ID"] = str(len(reader.text))
+            if reader.last_event_id is not None:
+                headers["Last-Event-ID"] = reader.last_event_id
             try:
                 async with asyncio.timeout(max(self._deadline - time.monotonic(), 0.01)):
                     if await self._read_once(index, reply, reader, headers):
@@ -312,6 +313,8 @@ class FaultRun:
             async for item in aiter_sse(response):
                 if isinstance(item, str):
                     continue
+                if item.id is not None:
+                    reader.last_event_id = item.id
                 if item.event == "delta":
                     deltas += 1
                     reader.text += item.data["text"]
