@@ -147,6 +147,10 @@ def running_stack(*, log_dir: Path, user_names: list[str]):
             DATABASE_URL=pg.url,
             REDIS_URL=redis.url,
             QUOTA_TOKENS_PER_DAY=str(TOKENS_PER_DAY),
+            # A scenario follows 8 replies with 2 readers each, all one user's: no stream limit
+            # (429 too_many_streams) may refuse them. A stopped process drains briefly.
+            CHAT_MAX_STREAMS_PER_USER="100",
+            CHAT_DRAIN_SECONDS="2",
         )
         stack = Stack(pg, redis, simulator, env, log_dir, prepare_database(env, user_names))
         exits.callback(stack.stop_server, 1)
