@@ -151,6 +151,10 @@ def running_stack(*, log_dir: Path, user_names: list[str]):
             # (429 too_many_streams) may refuse them. A stopped process drains briefly.
             CHAT_MAX_STREAMS_PER_USER="100",
             CHAT_DRAIN_SECONDS="2",
+            # A sweep interrupts a stale reply only this long after it first found it (if the
+            # app has such a grace): short, as CHAT_STALE_AFTER_SECONDS is in tests, and still
+            # ten times the persist interval, so a runner alive after an outage saves first.
+            CHAT_SWEEP_GRACE_SECONDS="3",
         )
         stack = Stack(pg, redis, simulator, env, log_dir, prepare_database(env, user_names))
         exits.callback(stack.stop_server, 1)
@@ -527,18 +531,24 @@ class FaultRun:
         return problems
 
     def _quota_problems(self) -> list[str]:
-        counter, reserved, recorded = quota_state(self.stack, self.user["id"])
-        self.measured["quota"] = (
-            f"counter {counter}, open reservations {reserved}, recorded usage {recorded}"
-        )
-        if counter is None:
-            return []  # reseeded from the recorded calls when next read: nothing was lost
-        if counter != recorded + reserved:
-            return [
-                f"quota: the day's token counter is {counter} but the recorded usage is "
-                f"{recorded} (+ {reserved} in open reservations): "
-                f"{recorded + reserved - counter} tokens not charged"
-            ]
+        """The day's counter = recorded usage + open reservations, once the app has had the
+        time to apply or reconcile what it could not charge during the outage."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            counter, reserved, recorded = quota_state(self.stack, self.user["id"])
+            self.measured["quota"] = (
+                f"counter {counter}, open reservations {reserved}, recorded usage {recorded}"
+            )
+            if counter is None or counter == recorded + reserved:
+                break  # None: reseeded from the recorded calls when next read, nothing lost
+            if time.monotonic() > deadline:
+                missing = recorded + reserved - counter
+                return [
+                    f"quota: the day's token counter is {counter} but the recorded usage is "
+                    f"{recorded} (+ {reserved} in open reservations): "
+                    + (f"{missing} tokens not charged" if missing > 0 else f"{-missing} too many")
+                ]
+            time.sleep(0.5)
         return []
 
 
@@ -642,6 +652,7 @@ def insert_stale_reply(pg: PostgresServer, source_id: int, conversation_id: int)
         "reply_to_id": "NULL",
         "content": "'stale'",
         "runner_channel": "''",
+        "stale_since": "NULL",  # where the sweep keeps its first finding
     }
     columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
     values = [overrides.get(c, f'"{c}"') for c in columns]
