@@ -126,22 +126,49 @@ class SSEResult:
         return next((e for e in self.events if e.event in ("done", "error")), None)
 
 
+class SSEDecoder:
+    """Turn the lines of an SSE stream into SSEEvent objects and comment strings."""
+
+    def __init__(self):
+        self.event, self.data, self.id = "message", [], None
+
+    def feed(self, line: str) -> SSEEvent | str | None:
+        """Take one line; return a finished event, a comment, or None."""
+        if line == "":
+            item = (
+                SSEEvent(self.event, json.loads("\n".join(self.data)), self.id)
+                if self.data
+                else None
+            )
+            self.event, self.data, self.id = "message", [], None
+            return item
+        if line.startswith(":"):
+            return line[1:].strip()
+        if line.startswith("event:"):
+            self.event = line[6:].strip()
+        elif line.startswith("data:"):
+            self.data.append(line[5:].strip())
+        elif line.startswith("id:"):
+            self.id = line[3:].strip()
+        return None
+
+
 def iter_sse(response: httpx.Response):
     """Yield SSEEvent objects and comment strings from a streaming httpx response."""
-    event, data, event_id = "message", [], None
+    decoder = SSEDecoder()
     for line in response.iter_lines():
-        if line == "":
-            if data:
-                yield SSEEvent(event, json.loads("\n".join(data)), event_id)
-            event, data, event_id = "message", [], None
-        elif line.startswith(":"):
-            yield line[1:].strip()
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line.startswith("id:"):
-            event_id = line[3:].strip()
+        item = decoder.feed(line)
+        if item is not None:
+            yield item
+
+
+async def aiter_sse(response: httpx.Response):
+    """The same, from an ``httpx.AsyncClient`` streaming response."""
+    decoder = SSEDecoder()
+    async for line in response.aiter_lines():
+        item = decoder.feed(line)
+        if item is not None:
+            yield item
 
 
 def read_stream(
