@@ -18,12 +18,16 @@ or another daphne version, it finds none and does nothing.
 import asyncio
 import functools
 import logging
+import socket
 
 from django.conf import settings
 
 from analytics.metrics import SSE_STREAM_ENDS
 
 logger = logging.getLogger(__name__)
+
+# SO_SNDBUF of an event stream's socket (Linux doubles it for its own bookkeeping).
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 def _daphne_request(send):
@@ -49,6 +53,14 @@ class _StallWatch:
     def register(self) -> None:
         self.request.registerProducer(self, True)
         self.registered = True
+        # The kernel's buffer of the socket would otherwise grow (autotuning) to 4 MiB on
+        # Linux and hold a stalled reader's text there, out of sight of the timeout. An event
+        # stream needs little: 64 KiB per round trip is far above any reply's rate.
+        try:
+            handle = self.transport.getHandle()
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        except Exception:  # not a TCP socket (a test transport, a UNIX socket): leave it
+            logger.debug("send buffer of an event stream left as it was", exc_info=True)
 
     def unregister(self) -> None:
         # Before the response finishes (Twisted logs a producer left registered). The timer
