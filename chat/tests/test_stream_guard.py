@@ -1,0 +1,49 @@
+"""The stream's own guarantees, in process: a failure after the response started still ends the
+stream with a final event, the per-user count of open streams, and the final event's id."""
+
+import asyncio
+
+from chat import followers, stream_limits, stream_views
+
+
+def _collect(events) -> list[bytes]:
+    async def run():
+        return [chunk async for chunk in events]
+
+    return asyncio.run(run())
+
+
+def test_a_failure_after_the_response_started_ends_the_stream_with_stream_interrupted(settings):
+    settings.CHAT_MAX_STREAMS_PER_USER = 1
+
+    async def failing():
+        yield followers.delta("Hello", 5)
+        raise ConnectionError("the channel layer's connection was lost")
+
+    slot = stream_limits.take_slot(41)
+    chunks = _collect(stream_views._events(failing(), 7, slot))
+    assert chunks[1] == b'id: 5\nevent: delta\ndata: {"text":"Hello"}\n\n'
+    last = chunks[-1].decode()
+    assert last.startswith("event: error\n")  # no id: the client keeps offset 5
+    assert '"code":"stream_interrupted"' in last and '"status":"streaming"' in last
+    assert '"retryable":true' in last and '"message_id":7' in last
+    # The stream gave its place back.
+    assert stream_limits.open_streams(41) == 0
+    assert stream_limits.take_slot(41) is not None
+
+
+def test_open_streams_are_counted_per_user(settings):
+    settings.CHAT_MAX_STREAMS_PER_USER = 2
+    first, second = stream_limits.take_slot(42), stream_limits.take_slot(42)
+    assert first and second
+    assert stream_limits.take_slot(42) is None
+    assert stream_limits.take_slot(43) is not None  # another user
+    first.release()
+    first.release()  # once only
+    assert stream_limits.open_streams(42) == 1
+    assert stream_limits.take_slot(42) is not None
+
+
+def test_the_final_events_id_is_never_below_what_the_reader_has():
+    assert followers.final("done", {}, 10, 4).startswith(b"id: 10\n")
+    assert followers.final("error", {}, 10, 25).startswith(b"id: 25\n")
