@@ -31,6 +31,21 @@ SHARE_SECONDS = 1.0
 # Redis would otherwise hold them for the socket timeout), and how often to try joining again.
 REDIS_CALL_TIMEOUT = 2.0
 REJOIN_SECONDS = 2.0
+# Followers' own Redis calls (join, watch request, leave) in flight at once in this process. Each
+# call in flight takes a connection of the layer's pool, and the pool keeps what it opened: 200
+# followers opening at once held 200 connections (about 50 KiB of the process's memory each)
+# for as long as the process lived. Receives are not counted: channels_redis makes one at a time.
+REDIS_CALLS_AT_ONCE = 8
+
+_redis_calls: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+
+def _redis_slot() -> asyncio.Semaphore:
+    global _redis_calls
+    loop = asyncio.get_running_loop()
+    if _redis_calls is None or _redis_calls[0] is not loop:
+        _redis_calls = (loop, asyncio.Semaphore(REDIS_CALLS_AT_ONCE))
+    return _redis_calls[1]
 
 
 def delta(text: str, end: int) -> bytes:
@@ -162,7 +177,7 @@ class _Feed:
 
     async def _join(self) -> None:
         try:
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
                 await self.layer.group_add(self.group, self.channel)
         except Exception:
             self._away("could not join the group")
@@ -218,7 +233,7 @@ class _Feed:
         """Ask the runner for its deltas after ``position`` (again after each silent check, in
         case the request was lost or the runner had not started yet)."""
         try:
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
                 await streaming.send_watch(runner_channel, self.message_id, position)
         except Exception:
             self._away("could not ask the runner for its deltas")
@@ -234,7 +249,7 @@ class _Feed:
         # for a channel nobody reads. A message already in flight may still land there; it is
         # dropped too, a few seconds later.
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
                 await asyncio.shield(self.layer.group_discard(self.group, self.channel))
         buffers = getattr(self.layer, "receive_buffer", None)
         if buffers is not None:
@@ -263,8 +278,10 @@ async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byte
     feed = _Feed(message_id)
     try:
         await feed.start()
-        # Read the saved text only after joining, so nothing falls between the two.
-        state = await shared_state(message_id, not_before=time.monotonic())
+        # The saved text, read after joining or shared with a follower that read it less than
+        # SHARE_SECONDS ago: what was written after that read comes in the runner's answer to
+        # the watch request below (the text after our offset, then every delta).
+        state = await shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
         position = offset
         pending: dict[int, streaming.Delta] = {}
         live_since_watch = False
@@ -327,9 +344,7 @@ async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byte
                     last_output = now
                 if feed.rejoined or now >= check_at:
                     break
-            # A read after a rejoin must be newer than it; otherwise a shared recent one will do.
-            fresh_after = time.monotonic() if feed.rejoined else time.monotonic() - SHARE_SECONDS
-            state = await shared_state(message_id, not_before=fresh_after)
+            state = await shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
             last_check = time.monotonic()
     finally:
         await feed.close()
