@@ -79,6 +79,12 @@ async def follow_local(generation: streaming.Generation, offset: int) -> AsyncIt
                     async with asyncio.timeout(settings.SSE_PING_SECONDS):
                         item = await queue.get()
                 except TimeoutError:
+                    if generation.ended_without_end():
+                        # Its runner died without an end (a bug): the stored reply tells how
+                        # it ended; a reconnect reads it (or finds it swept).
+                        streaming.unregister(generation)
+                        gone = f"the runner of reply {generation.message_id} ended without an end"
+                        raise RuntimeError(gone) from None
                     yield sse_comment("ping")
                     continue
             else:

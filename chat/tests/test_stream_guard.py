@@ -3,7 +3,8 @@ stream with a final event, the per-user count of open streams, and the final eve
 
 import asyncio
 
-from chat import followers, stream_limits, stream_views
+from chat import followers, stream_limits, stream_views, streaming
+from chat.stream_limits import take_slot
 
 
 def _collect(events) -> list[bytes]:
@@ -47,3 +48,26 @@ def test_open_streams_are_counted_per_user(settings):
 def test_the_final_events_id_is_never_below_what_the_reader_has():
     assert followers.final("done", {}, 10, 4).startswith(b"id: 10\n")
     assert followers.final("error", {}, 10, 25).startswith(b"id: 25\n")
+
+
+def test_a_local_stream_whose_runner_ended_without_an_end_is_interrupted(settings):
+    """A runner task that ends without sending the end (a bug) must not leave its local
+    streams pinging forever: they end with stream_interrupted and the reply is unregistered,
+    so that a reconnect reads the stored reply."""
+    settings.SSE_PING_SECONDS = 0.05
+    settings.CHAT_MAX_STREAMS_PER_USER = 1
+
+    async def run():
+        generation = streaming.register(9100, 44)
+        generation.task = asyncio.ensure_future(asyncio.sleep(0))
+        generation.append("partial")
+        await generation.task
+        events = followers.follow_local(generation, 0)
+        async with asyncio.timeout(5):
+            chunks = [c async for c in stream_views._events(events, 9100, take_slot(44))]
+        return chunks, streaming.local_generation(9100)
+
+    chunks, left = asyncio.run(run())
+    assert b'"text":"partial"' in chunks[1]
+    assert b'"code":"stream_interrupted"' in chunks[-1]
+    assert left is None
