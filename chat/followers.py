@@ -29,8 +29,12 @@ POLL_SECONDS = 1.0
 SHARE_SECONDS = 1.0
 # How long joining the group or asking for a watch may take before Redis counts as away (a hung
 # Redis would otherwise hold them for the socket timeout), and how often to try joining again.
+# A state read that takes longer than STATE_READ_TIMEOUT (a lock, a database that stopped
+# answering without closing its connections) ends the stream with stream_interrupted; pings go
+# on while it waits.
 REDIS_CALL_TIMEOUT = 2.0
 REJOIN_SECONDS = 2.0
+STATE_READ_TIMEOUT = 10.0
 # Followers' own Redis calls (join, watch request, leave) in flight at once in this process. Each
 # call in flight takes a connection of the layer's pool, and the pool keeps what it opened: 200
 # followers opening at once held 200 connections (about 50 KiB of the process's memory each)
@@ -116,8 +120,8 @@ async def follow_local(generation: streaming.Generation, offset: int) -> AsyncIt
 _reads: dict[int, tuple[float, asyncio.Future]] = {}
 
 
-async def shared_state(message_id: int, *, not_before: float) -> ReplyState | None:
-    """Return the reply's saved state from a read started at ``not_before`` or later.
+def shared_state(message_id: int, *, not_before: float) -> asyncio.Future:
+    """The reply's saved state, from a read started at ``not_before`` or later (a future).
 
     Followers of one reply in one process share their reads: 200 of them cost one read per
     ``SHARE_SECONDS`` at most, not 200. A failed read fails every follower that waited for it.
@@ -140,8 +144,7 @@ async def shared_state(message_id: int, *, not_before: float) -> ReplyState | No
             asyncio.get_running_loop().call_later(0 if failed else SHARE_SECONDS, forget)
 
         future.add_done_callback(done)
-    # Shielded: one follower leaving must not cancel the read the others wait for.
-    return await asyncio.shield(entry[1])
+    return entry[1]
 
 
 def _fresh_state(message_id: int) -> ReplyState | None:
@@ -262,6 +265,21 @@ class _Feed:
             asyncio.get_running_loop().call_later(5, buffers.pop, self.channel, None)
 
 
+async def _wait_for_read(read: asyncio.Future) -> AsyncIterator[bytes]:
+    """Wait for a state read, yielding a ping every ``SSE_PING_SECONDS`` meanwhile; raise
+    TimeoutError after ``STATE_READ_TIMEOUT``. The read itself is never cancelled (others may
+    share it; ``asyncio.wait`` leaves it running)."""
+    deadline = time.monotonic() + STATE_READ_TIMEOUT
+    while True:
+        wait = max(0.0, min(settings.SSE_PING_SECONDS, deadline - time.monotonic()))
+        done, _ = await asyncio.wait({read}, timeout=wait)
+        if done:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the reply's state was not read within {STATE_READ_TIMEOUT}s")
+        yield sse_comment("ping")
+
+
 def _deleted(message_id: int) -> dict:
     return {
         "message_id": message_id,
@@ -287,7 +305,10 @@ async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byte
         # The saved text, read after joining or shared with a follower that read it less than
         # SHARE_SECONDS ago: what was written after that read comes in the runner's answer to
         # the watch request below (the text after our offset, then every delta).
-        state = await shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
+        read = shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
+        async for ping in _wait_for_read(read):
+            yield ping
+        state = read.result()
         position = offset
         pending: dict[int, streaming.Delta] = {}
         live_since_watch = False
@@ -350,7 +371,11 @@ async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byte
                     last_output = now
                 if feed.rejoined or now >= check_at:
                     break
-            state = await shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
+            read = shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
+            async for ping in _wait_for_read(read):
+                yield ping
+                last_output = time.monotonic()
+            state = read.result()
             last_check = time.monotonic()
     finally:
         await feed.close()

@@ -12,6 +12,8 @@ import time
 
 import httpx
 import pytest
+from django.conf import settings
+from django.db import connection, transaction
 
 from chat.models import Message
 
@@ -281,3 +283,47 @@ def test_a_reader_that_stops_reading_is_cut_off(pair, user):
         ),
         timeout=30,
     )
+
+
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="a table lock blocks readers on PostgreSQL (SQLite's WAL mode never blocks one)",
+)
+def test_a_follower_whose_database_read_hangs_ends_with_stream_interrupted(pair, user):
+    """The reply's table locked from another connection (as good as a database that stopped
+    answering): a follower on B whose state read hangs keeps pinging, then ends with
+    stream_interrupted (no id) instead of staying open; a reconnect after gets the reply."""
+    a, b = pair
+    with api_client(a, user) as ca:
+        started = start_reply(ca, "Locked out [sim:ttft=15000,tokens=20]")
+    url = started["stream_url"]
+    results = {}
+
+    def follow():
+        with api_client(b, user, cookies=cookies) as cb:
+            results["first"] = read_stream(cb, url, timeout=30)
+
+    cookies = login_cookies(user)
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(1.5)  # open, and past its first read
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Message._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        locked_at = time.monotonic()
+        follower.join(25)
+    first = results["first"]
+    assert first.final.event == "error"
+    assert first.final.data["code"] == "stream_interrupted"
+    assert first.final.data["retryable"] is True
+    assert first.final.id is None
+    # Within STATE_READ_TIMEOUT (10 s) of the read that hung, which started within
+    # CHAT_FOLLOWER_CHECK_SECONDS of the lock; pings (every second here) meanwhile.
+    assert first.final.received_at - locked_at < 10 + FOLLOWER_CHECK_SECONDS + 2
+    assert first.comments.count("ping") >= 5
+    with api_client(b, user) as cb:
+        again = read_stream(cb, url, timeout=30)
+    # The reply's end as stored ("completed", or "interrupted" when a sweep took the runner's
+    # failed saves during the lock for a dead runner: CHAT_STALE_AFTER_SECONDS is 5 here).
+    stored = Message.objects.get(pk=started["assistant_message"]["id"])
+    assert again.final.data["status"] == stored.status
+    assert again.text == stored.content
