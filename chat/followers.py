@@ -35,7 +35,8 @@ SHARE_SECONDS = 1.0
 REDIS_CALL_TIMEOUT = 2.0
 REJOIN_SECONDS = 2.0
 STATE_READ_TIMEOUT = 10.0
-# Followers' own Redis calls (join, watch request, leave) in flight at once in this process. Each
+# Followers' own Redis calls (join, watch request, leave) in flight at once in this process (a
+# call that waits for its turn longer than REDIS_CALL_TIMEOUT counts as Redis being away). Each
 # call in flight takes a connection of the layer's pool, and the pool keeps what it opened: 200
 # followers opening at once held 200 connections (about 50 KiB of the process's memory each)
 # for as long as the process lived. Receives are not counted: channels_redis makes one at a time.
@@ -153,6 +154,9 @@ def _fresh_state(message_id: int) -> ReplyState | None:
     return services.reply_state(message_id)
 
 
+_last_away_warning = float("-inf")
+
+
 class _Feed:
     """A follower's membership of the reply's channel group, kept across Redis outages.
 
@@ -186,7 +190,7 @@ class _Feed:
 
     async def _join(self) -> None:
         try:
-            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
                 await self.layer.group_add(self.group, self.channel)
         except Exception:
             self._away("could not join the group")
@@ -197,12 +201,20 @@ class _Feed:
         self.joined = self.rejoined = True
 
     def _away(self, what: str) -> None:
+        global _last_away_warning
         if not self._warned:
-            logger.warning(
+            # One warning per process every 10 s: 200 followers losing Redis at once are one
+            # event, not 200 (each still logs at INFO).
+            now = time.monotonic()
+            loud = now - _last_away_warning >= 10
+            if loud:
+                _last_away_warning = now
+            logger.log(
+                logging.WARNING if loud else logging.INFO,
                 "stream of reply %s: %s; reading the saved text until Redis is back",
                 self.message_id,
                 what,
-                exc_info=True,
+                exc_info=loud,
             )
             self._warned = True
         self.joined = False
@@ -242,7 +254,7 @@ class _Feed:
         """Ask the runner for its deltas after ``position`` (again after each silent check, in
         case the request was lost or the runner had not started yet)."""
         try:
-            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
                 await streaming.send_watch(runner_channel, self.message_id, position)
         except Exception:
             self._away("could not ask the runner for its deltas")
@@ -258,7 +270,7 @@ class _Feed:
         # for a channel nobody reads. A message already in flight may still land there; it is
         # dropped too, a few seconds later.
         with contextlib.suppress(Exception):
-            async with _redis_slot(), asyncio.timeout(REDIS_CALL_TIMEOUT):
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
                 await asyncio.shield(self.layer.group_discard(self.group, self.channel))
         buffers = getattr(self.layer, "receive_buffer", None)
         if buffers is not None:

@@ -327,3 +327,89 @@ def test_a_follower_whose_database_read_hangs_ends_with_stream_interrupted(pair,
     stored = Message.objects.get(pk=started["assistant_message"]["id"])
     assert again.final.data["status"] == stored.status
     assert again.text == stored.content
+
+
+RECORD_DELTA_IDS = """
+window.deltaIds = [];
+const PageEventSource = window.EventSource;
+window.EventSource = class extends PageEventSource {
+  constructor(url, options) {
+    super(url, options);
+    this.addEventListener("delta", (event) => window.deltaIds.push(event.lastEventId));
+  }
+};
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="a table lock blocks readers on PostgreSQL (SQLite's WAL mode never blocks one)",
+)
+def test_the_page_reconnects_with_its_offset_after_stream_interrupted(pair, user):
+    """The chat page on B follows a reply of A; B's stream ends with stream_interrupted (its
+    state read hung on a lock). The page reconnects by itself with the offset it has, and ends
+    showing the reply as stored (before, it showed the interruption as the reply's end)."""
+    from .test_browser import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    a, b = pair
+    with api_client(a, user) as ca:
+        started = start_reply(ca, "Half said [sim:stall,after=5]")
+    message_id = started["assistant_message"]["id"]
+    cookies = login_cookies(user)
+    locked = threading.Event()
+
+    def hold_lock():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {Message._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                time.sleep(14)
+        finally:
+            connection.close()
+
+    locker = threading.Thread(target=hold_lock)
+    streams = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        context = browser.new_context()
+        context.add_cookies(
+            [{"name": k, "value": v, "url": b.base_url} for k, v in cookies.items()]
+        )
+        # Note the id of every delta the page's EventSources get (the page itself is unchanged).
+        context.add_init_script(RECORD_DELTA_IDS)
+        page = context.new_page()
+        page.set_default_timeout(40_000)
+        page.on("request", lambda r: "/stream" in r.url and streams.append(r))
+        page.goto(f"{b.base_url}/c/{started['conversation_id']}/")
+        reply = page.locator(f".message[data-message-id='{message_id}']")
+        page.wait_for_function(
+            "el => el.textContent.trim().length > 0",
+            arg=reply.locator(".message-body").element_handle(),
+        )
+        # The page's stream has sent its first delta (the saved text, with its offset as id).
+        page.wait_for_function("() => window.deltaIds.length > 0")
+        shown = len(reply.locator(".message-body").text_content())
+        locker.start()
+        locked.wait(5)
+        page.wait_for_selector(".message-notice:has-text('Reconnecting')")
+        page.wait_for_function(
+            "el => !['pending', 'streaming'].includes(el.dataset.status)",
+            arg=reply.element_handle(),
+        )
+        status = reply.get_attribute("data-status")
+        text = reply.locator(".message-body").text_content()
+        offsets = [r.all_headers().get("last-event-id") for r in streams]
+        browser.close()
+    locker.join(20)
+    stored = Message.objects.get(pk=message_id)
+    assert offsets[0] is None and len(offsets) >= 2
+    assert offsets[1] == str(shown)  # the reconnect carried the offset the page had
+    assert status == stored.status
+    assert text.strip() == stored.content.strip() or stored.html
