@@ -107,13 +107,13 @@ class _StallWatch:
 class WriteTimeout:
     """ASGI middleware: apply ``SSE_WRITE_TIMEOUT_SECONDS`` to event-stream responses."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, application):
+        self.application = application  # named as Django's ASGIStaticFilesHandler names it
 
     async def __call__(self, scope, receive, send):
         request = _daphne_request(send) if scope["type"] == "http" else None
         if request is None:
-            return await self.app(scope, receive, send)
+            return await self.application(scope, receive, send)
         watch: _StallWatch | None = None
 
         async def guarded_send(message):
@@ -131,7 +131,7 @@ class WriteTimeout:
             await send(message)
 
         try:
-            return await self.app(scope, receive, guarded_send)
+            return await self.application(scope, receive, guarded_send)
         finally:
             if watch is not None:
                 watch.unregister()
