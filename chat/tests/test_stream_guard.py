@@ -3,6 +3,8 @@ stream with a final event, the per-user count of open streams, and the final eve
 
 import asyncio
 
+import pytest
+
 from chat import followers, stream_limits, stream_views, streaming
 from chat.stream_limits import take_slot
 
@@ -71,3 +73,19 @@ def test_a_local_stream_whose_runner_ended_without_an_end_is_interrupted(setting
     assert b'"text":"partial"' in chunks[1]
     assert b'"code":"stream_interrupted"' in chunks[-1]
     assert left is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHAT_MAX_STREAMS_PER_USER", "0", "CHAT_MAX_STREAMS_PER_USER must be at least 1, not 0."),
+        ("CHAT_FOLLOWER_CHECK_SECONDS", "0", "CHAT_FOLLOWER_CHECK_SECONDS must be above 0"),
+        ("SSE_WRITE_TIMEOUT_SECONDS", "-1", "SSE_WRITE_TIMEOUT_SECONDS must be above 0"),
+    ],
+)
+def test_a_stream_setting_out_of_range_is_refused_by_name(name, value, message):
+    from aiproject.tests.test_settings import PRODUCTION, manage
+
+    result = manage("check", env={**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
