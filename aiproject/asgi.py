@@ -18,7 +18,10 @@ if settings.SERVE_STATIC:
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
-application = ProtocolTypeRouter({"http": http_app})
+# A reader that stops reading an event stream is cut off (SSE_WRITE_TIMEOUT_SECONDS).
+from chat.write_timeout import WriteTimeout  # noqa: E402
+
+application = ProtocolTypeRouter({"http": WriteTimeout(http_app)})
 
 
 def _drain_on_stop_signals() -> None:

@@ -77,6 +77,20 @@ SSE_STREAMS_OPEN = Gauge(
     "Server-Sent-Event streams open in this process.",
     registry=REGISTRY,
 )
+SSE_STREAM_ENDS = Counter(
+    "aiproject_sse_stream_ends",
+    "Streams this process ended itself before the reply's final event: a fault after the "
+    "response started (stream_interrupted), a reader that stopped reading (stalled), or "
+    "refused at open (too_many_streams).",
+    ["reason"],
+    registry=REGISTRY,
+)
+STREAM_STATE_READS = Counter(
+    "aiproject_stream_state_reads",
+    "Database reads of a reply's state by streams following it from another process "
+    "(shared by the followers of one reply in this process).",
+    registry=REGISTRY,
+)
 QUOTA_REFUSALS = Counter(
     "aiproject_quota_refusals",
     "Requests and generations refused by a quota, the global cap or a rate limit.",

@@ -85,6 +85,7 @@ class Generation:
         self.watched = False  # a subscriber in another process asked for the deltas
         self._outbox: asyncio.Queue | None = None
         self._publisher: asyncio.Task | None = None
+        self._send_failing = False
         if cross_process():
             self._outbox = asyncio.Queue()
             self._publisher = outliving_task(self._publish())
@@ -94,6 +95,11 @@ class Generation:
         if len(self._chunks) > 1:
             self._chunks = ["".join(self._chunks)]
         return self._chunks[0] if self._chunks else ""
+
+    def ended_without_end(self) -> bool:
+        """True when the runner task is over but never sent the end (a bug): local streams
+        would otherwise wait for it forever."""
+        return self.end is None and self.task is not None and self.task.done()
 
     def posted_with(self, session_key: str | None) -> bool:
         """True when ``session_key`` is the session that posted this reply's message.
@@ -193,9 +199,15 @@ class Generation:
         try:
             await layer.group_send(group, message)
         except Exception:  # subscribers elsewhere recover from the saved text
-            logger.warning(
-                "channel layer send failed for message %s", self.message_id, exc_info=True
-            )
+            if not self._send_failing:  # once per outage, not 20 times a second
+                logger.warning(
+                    "channel layer send failed for message %s", self.message_id, exc_info=True
+                )
+            self._send_failing = True
+        else:
+            if self._send_failing:
+                logger.info("channel layer sends of message %s work again", self.message_id)
+            self._send_failing = False
 
     async def wait_published(self) -> None:
         """Wait (briefly) until the end event went out to other processes."""

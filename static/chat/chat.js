@@ -56,6 +56,9 @@
   };
 
   const ACTIVE_STATUSES = ["pending", "streaming"];
+  // Reconnects after `stream_interrupted` without any new text in between, before the page
+  // stops and offers "Resume" (the server is then failing, not just a connection).
+  const MAX_STREAM_INTERRUPTIONS = 5;
   const APP_NAME = "AI Chat";
   const UNTITLED = "Untitled conversation";
 
@@ -587,6 +590,7 @@
       length: Array.from(body.textContent || "").length,
       frame: 0,
       source: null,
+      interruptions: 0, // stream_interrupted in a row without new text (see the error listener)
     };
     state.stream = stream;
     body.classList.add("is-streaming");
@@ -626,6 +630,7 @@
         stream.length = start + size;
       }
       if (article.dataset.status === "pending") article.dataset.status = "streaming";
+      if (size > 0) stream.interruptions = 0;
       setNotice(article, "");
       scheduleRender(stream);
     });
@@ -653,7 +658,21 @@
         } catch (err) {
           data = {};
         }
+        if (data.code === "stream_interrupted" && stream.interruptions < MAX_STREAM_INTERRUPTIONS) {
+          // The server lost its feed of the reply (not the reply itself) and closes the stream;
+          // the event has no id, so EventSource reconnects with the offset of the last delta
+          // and the server resumes from there. A few in a row without new text: give up.
+          stream.interruptions += 1;
+          setNotice(article, "Connection interrupted. Reconnecting…");
+          return;
+        }
         finishStream(stream);
+        if (data.code === "stream_interrupted") {
+          article.dataset.status = "interrupted";
+          showMessageError(article, "The connection to the server was lost before the reply finished.", "resume");
+          announce("The connection was lost before the reply finished.");
+          return;
+        }
         onStreamError(stream, data);
         return;
       }
