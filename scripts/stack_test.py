@@ -1,0 +1,498 @@
+"""Checks of the running docker compose stack, made from the host through the nginx container only.
+
+scripts/ci-containers.sh (the container section of .ci/run) builds the images, brings the stack up
+in a deploy directory (as on a server) and runs:
+
+    python scripts/stack_test.py --project-dir DIR smoke
+    python scripts/stack_test.py --project-dir DIR deploy --ssh "ssh -p PORT -i KEY root@127.0.0.1" \
+        --new-tag TAG --broken-tag TAG
+
+`smoke`: /healthz, /readyz, a static file, log in, a reply read incrementally over SSE, a stream
+resumed with Last-Event-ID on a new connection, the monitor sweeping a reply whose replica was
+killed, app containers not running as root, and no traceback in `docker compose logs`.
+
+`deploy`: 20 long replies are started, scripts/deploy.sh replaces the web replicas over ssh with
+a new tag while their readers follow them (reconnecting with Last-Event-ID when a connection
+ends), then every reader must have the reply's full text exactly once, and nginx must have
+answered no 5xx meanwhile; then a tag whose readiness never passes must be rolled back with the
+old replicas serving throughout.
+
+Any failed check ends the run with exit status 1 and says what was expected.
+"""
+
+# ruff: noqa: S603, S607 (runs docker, docker compose and ssh: the tools under test, from PATH)
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PASSWORD = "stack-test-password-1"  # noqa: S105 (a throw-away user of a throw-away stack)
+REPO = Path(__file__).resolve().parents[1]
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def ok(message: str) -> None:
+    print(f"ok: {message}", flush=True)
+
+
+@dataclass
+class Stack:
+    project_dir: Path
+
+    def compose(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            ["docker", "compose", *args],
+            cwd=self.project_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        check(result.returncode == 0, f"docker compose {' '.join(args)}: {result.stderr}")
+        return result.stdout
+
+    def base_url(self) -> str:
+        address = self.compose("port", "nginx", "80").strip()
+        return "http://" + address.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+
+    def ids(self, service: str) -> list[str]:
+        return self.compose("ps", "--quiet", service).split()
+
+    def inspect(self, container: str, template: str) -> str:
+        return docker("inspect", "--format", template, container).strip()
+
+    def nginx_log(self, since: float) -> list[dict]:
+        """nginx's access log lines (JSON) written since the given time."""
+        raw = self.compose(
+            "logs", "--no-color", "--no-log-prefix", "--since", str(int(since)), "nginx"
+        )
+        # compose may put terminal control characters before a line: keep from its first brace.
+        return [json.loads(line[line.index("{") :]) for line in raw.splitlines() if "{" in line]
+
+    def create_users(self, names: list[str]) -> None:
+        code = (
+            "from django.contrib.auth import get_user_model\n"
+            "User = get_user_model()\n"
+            f"for name in {names!r}:\n"
+            "    if not User.objects.filter(username=name).exists():\n"
+            f"        User.objects.create_user(name, password={PASSWORD!r})\n"
+        )
+        self.compose("exec", "-T", "web", "python", "manage.py", "shell", "-c", code)
+
+    def wait_healthy(self, container: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.inspect(container, "{{.State.Health.Status}}") == "healthy":
+                return
+            time.sleep(1)
+        raise CheckFailed(f"container {container[:12]} not healthy within {timeout:.0f} s")
+
+
+def docker(*args: str) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    check(result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+# --- a chat user over HTTP ---------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    name: str
+    id: int | None
+    data: dict
+
+
+def sse_events(response: httpx.Response):
+    """Yield the events of an SSE response as they arrive (comments and retry lines skipped)."""
+    name, event_id, data = "message", None, []
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield Event(name, event_id, json.loads("\n".join(data)))
+            name, event_id, data = "message", None, []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("id:"):
+            event_id = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+
+
+@dataclass
+class Reading:
+    """What one reader got of one reply, over however many connections it took."""
+
+    text: str = ""
+    final: Event | None = None
+    connections: int = 0
+    arrivals: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # a gap, a repeat, no end: the check fails
+    disconnects: list[str] = field(default_factory=list)  # a connection dropped: reconnect
+
+
+class ChatUser:
+    def __init__(self, base_url: str, username: str):
+        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=90))
+        self.username = username
+
+    def login(self) -> None:
+        self.client.get("/accounts/login/").raise_for_status()
+        response = self.client.post(
+            "/accounts/login/",
+            data={
+                "username": self.username,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": self.client.cookies["csrftoken"],
+            },
+        )
+        check(response.status_code == 302, f"login of {self.username}: {response.status_code}")
+
+    def post(self, path: str, body: dict | None = None, **kwargs) -> httpx.Response:
+        headers = {"X-CSRFToken": self.client.cookies["csrftoken"], **kwargs.pop("headers", {})}
+        return self.client.post(path, json=body or {}, headers=headers, **kwargs)
+
+    def start_reply(self, content: str, request_id: str | None = None) -> int:
+        """Post a message in a new conversation; return its reply's message id."""
+        conversation = self.post("/api/conversations").json()["id"]
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        response = self.post(
+            f"/api/conversations/{conversation}/messages", {"content": content}, headers=headers
+        )
+        check(
+            response.status_code == 202,
+            f"posting a message: {response.status_code} {response.text}",
+        )
+        return response.json()["assistant_message"]["id"]
+
+    def message(self, message_id: int) -> dict:
+        response = self.client.get(f"/api/messages/{message_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def read(self, message_id: int, reading: Reading, *, max_deltas: int | None = None) -> bool:
+        """Read one connection of the stream from reading's offset; True once a final event came.
+
+        Each delta must start exactly where the text so far ends: a repeated or skipped
+        character is recorded as a problem.
+        """
+        headers = {"Last-Event-ID": str(len(reading.text))} if reading.text else {}
+        reading.connections += 1
+        deltas = 0
+        with self.client.stream(
+            "GET", f"/api/messages/{message_id}/stream", headers=headers
+        ) as response:
+            if response.status_code != 200:
+                reading.problems.append(f"stream answered {response.status_code}")
+                return False
+            for event in sse_events(response):
+                if event.name == "delta":
+                    start = event.id - len(event.data["text"])
+                    if start != len(reading.text):
+                        reading.problems.append(
+                            f"delta at {start}, text so far {len(reading.text)}"
+                        )
+                    reading.text = reading.text[:start] + event.data["text"]
+                    reading.arrivals.append(time.monotonic())
+                    deltas += 1
+                    if max_deltas is not None and deltas >= max_deltas:
+                        return False
+                elif event.name in ("done", "error"):
+                    if event.data.get("code") == "stream_interrupted":
+                        return False  # the connection's replica stops: reconnect and resume
+                    reading.final = event
+                    return True
+        return False
+
+    def follow(self, message_id: int, reading: Reading, *, timeout: float = 240) -> Reading:
+        """Read the reply to its end, reconnecting (with Last-Event-ID) whenever a connection ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.read(message_id, reading):
+                    return reading
+            except httpx.HTTPError as exc:
+                reading.disconnects.append(f"connection {reading.connections}: {exc!r}")
+            time.sleep(0.5)
+        reading.problems.append(f"no final event within {timeout:.0f} s")
+        return reading
+
+
+def expect_complete(user: ChatUser, message_id: int, reading: Reading, what: str) -> None:
+    stored = user.message(message_id)
+    check(reading.final is not None, f"{what}: no final event ({reading.problems})")
+    check(
+        reading.final.name == "done" and reading.final.data["status"] == "completed",
+        f"{what}: ended with {reading.final.name} {reading.final.data} ({reading.problems})",
+    )
+    check(stored["status"] == "completed", f"{what}: stored status {stored['status']}")
+    check(reading.text == stored["content"], f"{what}: text read differs from the stored text")
+    check(not reading.problems, f"{what}: {reading.problems}")
+
+
+# --- smoke --------------------------------------------------------------------------------------
+
+
+def smoke(stack: Stack) -> None:
+    base = stack.base_url()
+    started = time.time()
+    anonymous = httpx.Client(base_url=base, timeout=10)
+    check(anonymous.get("/healthz").json() == {"status": "ok"}, "/healthz")
+    ready = anonymous.get("/readyz")
+    check(ready.status_code == 200, f"/readyz: {ready.status_code} {ready.text}")
+    ok(f"/healthz and /readyz through nginx at {base}")
+
+    static = anonymous.get("/static/chat/chat.js")
+    check(static.status_code == 200, f"static file: {static.status_code}")
+    check(static.content == (REPO / "static/chat/chat.js").read_bytes(), "static file content")
+    check(not static.headers.get("x-request-id"), "static file came from the app, not nginx")
+    ok("a static file served by nginx")
+
+    stack.create_users(["smoke"])
+    user = ChatUser(base, "smoke")
+    user.login()
+    ok("logged in")
+
+    # 40 tokens at 20 a second: the events must arrive spread over about two seconds.
+    message_id = user.start_reply("Hello from the stack test [sim:tokens=40,tps=20]")
+    reading = user.follow(message_id, Reading(), timeout=60)
+    expect_complete(user, message_id, reading, "a reply read over SSE")
+    spread = reading.arrivals[-1] - reading.arrivals[0]
+    check(
+        len(reading.arrivals) >= 10 and spread > 1.0, f"deltas arrived in a burst ({spread:.2f} s)"
+    )
+    ok(f"a reply streamed incrementally ({len(reading.arrivals)} deltas over {spread:.1f} s)")
+
+    # Resume: read a few deltas, drop the connection, reconnect with Last-Event-ID.
+    upstreams = set()
+    for attempt in range(4):
+        request_id = f"smoke-resume-{attempt}-{int(time.time())}"
+        message_id = user.start_reply(f"Resume me {attempt} [sim:tokens=60,tps=20]", request_id)
+        reading = Reading()
+        user.read(message_id, reading, max_deltas=5)
+        check(reading.final is None and reading.text, "the first connection got no text")
+        user.follow(message_id, reading, timeout=60)
+        expect_complete(user, message_id, reading, "a resumed reply")
+        check(reading.connections == 2, f"resumed reply took {reading.connections} connections")
+        streams = [
+            line
+            for line in stack.nginx_log(started)
+            if line["uri"] == f"/api/messages/{message_id}/stream"
+        ]
+        upstreams.update(line["upstream"] for line in streams)
+        if len({line["upstream"] for line in streams}) == 2:
+            break
+    ok(f"streams resumed with Last-Event-ID; stream requests went to {sorted(upstreams)}")
+    check(len(upstreams) >= 2, "every stream went to one replica: are both serving?")
+
+    check_monitor_sweeps(stack, user, started)
+    check_not_root(stack)
+    check_logs_clean(stack)
+
+
+def check_monitor_sweeps(stack: Stack, user: ChatUser, started: float) -> None:
+    """Kill the replica writing a reply; the monitor must mark the reply interrupted."""
+    monitor = stack.ids("monitor")
+    check(len(monitor) == 1, "the monitor container is not running")
+    health = stack.inspect(monitor[0], "{{.State.Health.Status}}")
+    check(health == "healthy", f"the monitor container is {health}")
+    request_id = f"smoke-sweep-{int(time.time())}"
+    message_id = user.start_reply("Sweep me [sim:tokens=400,tps=10]", request_id)
+    time.sleep(1)
+    post = [line for line in stack.nginx_log(started) if line["request_id"] == request_id]
+    check(len(post) == 1, f"nginx logged {len(post)} lines for request {request_id}")
+    address = post[0]["upstream"].split(":")[0]
+    writer = next(
+        web
+        for web in stack.ids("web")
+        if address
+        in stack.inspect(web, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}")
+    )
+    docker("kill", "--signal", "KILL", writer)
+    # No stream is opened meanwhile (a stream request would also mark it): only the monitor can.
+    deadline = time.monotonic() + 60
+    while (status := user.message(message_id)["status"]) in ("pending", "streaming"):
+        check(time.monotonic() < deadline, "the monitor did not sweep the orphaned reply in 60 s")
+        time.sleep(1)
+    check(status == "interrupted", f"the orphaned reply ended {status}")
+    check(
+        "sweep: 1" in stack.compose("logs", "--no-color", "monitor"),
+        "no sweep in the monitor's log",
+    )
+    ok(f"the monitor swept the reply of a killed replica ({status})")
+    docker("start", writer)
+    stack.wait_healthy(writer)
+
+
+def check_not_root(stack: Stack) -> None:
+    for service in ("web", "monitor"):
+        for container in stack.ids(service):
+            uid = docker("exec", container, "id", "-u").strip()
+            check(uid != "0", f"{service} container {container[:12]} runs as root")
+    ok("the app containers run as a non-root user")
+
+
+def check_logs_clean(stack: Stack) -> None:
+    logs = stack.compose("logs", "--no-color")
+    bad = [line for line in logs.splitlines() if "Traceback" in line]
+    check(not bad, "tracebacks in docker compose logs:\n" + "\n".join(bad[:5]))
+    ok("no traceback in docker compose logs")
+
+
+# --- rolling deploy ------------------------------------------------------------------------------
+
+
+def run_deploy(
+    stack: Stack, ssh: str, tag: str, *, ready_timeout: int
+) -> subprocess.CompletedProcess:
+    """scripts/deploy.sh as the deploy workflow runs it: over ssh, in the deploy directory."""
+    app_image = stack.inspect(stack.ids("web")[0], "{{.Config.Image}}").rsplit(":", 1)[0]
+    remote = (
+        f"cd {shlex.quote(str(stack.project_dir))} && APP_IMAGE={shlex.quote(app_image)} "
+        f"READY_TIMEOUT_SECONDS={ready_timeout} bash deploy.sh {shlex.quote(tag)}"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [*shlex.split(ssh), remote],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    print(f"deploy.sh {tag}: exit {result.returncode} after {time.monotonic() - started:.0f} s")
+    print(result.stderr[-3000:], flush=True)
+    return result
+
+
+def deploy_test(stack: Stack, ssh: str, new_tag: str, broken_tag: str) -> None:
+    """Both parts run, whatever the first one found; then every failure is reported."""
+    failures = []
+    for part in (rolling_deploy, failed_deploy):
+        try:
+            part(stack, ssh, new_tag, broken_tag)
+        except CheckFailed as exc:
+            print(f"FAILED: {exc}", file=sys.stderr, flush=True)
+            failures.append(part.__name__)
+    check_logs_clean(stack)
+    check(not failures, f"failed: {', '.join(failures)}")
+
+
+def rolling_deploy(stack: Stack, ssh: str, new_tag: str, broken_tag: str) -> None:
+    base = stack.base_url()
+    names = [f"reader{n}" for n in range(20)]
+    stack.create_users(names)
+    old_web = set(stack.ids("web"))
+    started = time.time()
+
+    # 20 replies of 300 tokens at 10 a second (30 s each), each with its own reader.
+    results: dict[str, tuple[ChatUser, int, Reading]] = {}
+
+    def reader(name: str) -> None:
+        user = ChatUser(base, name)
+        user.login()
+        message_id = user.start_reply(f"Long reply for {name} [sim:tokens=300,tps=10]")
+        reading = Reading()
+        results[name] = (user, message_id, reading)
+        user.follow(message_id, reading, timeout=240)
+
+    threads = [threading.Thread(target=reader, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    # Deploy once every reply is streaming (20 logins take a while: password hashing).
+    deadline = time.monotonic() + 120
+    while len(results) < 20 or not all(reading.text for _, _, reading in results.values()):
+        check(time.monotonic() < deadline, f"only {len(results)} of 20 replies started")
+        time.sleep(0.5)
+
+    deployed = run_deploy(stack, ssh, new_tag, ready_timeout=120)
+    for thread in threads:
+        thread.join(timeout=300)
+    check(deployed.returncode == 0, f"deploy.sh {new_tag} failed")
+    new_web = set(stack.ids("web"))
+    check(not (new_web & old_web), "an old replica is still running after the deploy")
+    for container in new_web:
+        image = stack.inspect(container, "{{.Config.Image}}")
+        check(image.endswith(f":{new_tag}"), f"replica {container[:12]} runs {image}")
+    ok(f"deploy.sh replaced the replicas with {new_tag}")
+
+    failures = []
+    for name, (user, message_id, reading) in sorted(results.items()):
+        try:
+            expect_complete(user, message_id, reading, f"reply of {name}")
+        except CheckFailed as exc:
+            failures.append(str(exc))
+    check(
+        not failures,
+        f"{len(failures)} of 20 replies were not read in full:\n" + "\n".join(failures),
+    )
+    reconnected = sum(reading.connections > 1 for _, _, reading in results.values())
+    ok(f"all 20 replies complete, full text exactly once ({reconnected} readers reconnected)")
+
+    errors = [line for line in stack.nginx_log(started) if line["status"] >= 500]
+    check(not errors, f"nginx answered {len(errors)} 5xx during the deploy, e.g. {errors[:3]}")
+    ok("nginx answered no 5xx during the deploy")
+
+
+def failed_deploy(stack: Stack, ssh: str, new_tag: str, broken_tag: str) -> None:
+    """A tag whose readiness never passes: rolled back, the replicas of new_tag serve throughout."""
+    base = stack.base_url()
+    new_web = set(stack.ids("web"))
+    started = time.time()
+    user = ChatUser(base, "reader0")
+    user.login()
+    message_id = user.start_reply("During the broken deploy [sim:tokens=200,tps=10]")
+    reading = Reading()
+    follower = threading.Thread(target=user.follow, args=(message_id, reading))
+    follower.start()
+    broken = run_deploy(stack, ssh, broken_tag, ready_timeout=30)
+    follower.join(timeout=120)
+    check(broken.returncode == 1, f"deploy.sh {broken_tag} exited {broken.returncode}, not 1")
+    check("ROLLING BACK" in broken.stderr, "deploy.sh did not say it rolled back")
+    check(set(stack.ids("web")) == new_web, "the replicas changed during the failed deploy")
+    check(httpx.get(f"{base}/readyz").status_code == 200, "/readyz after the rollback")
+    expect_complete(user, message_id, reading, "a reply during the failed deploy")
+    errors = [line for line in stack.nginx_log(started) if line["status"] >= 500]
+    check(not errors, f"nginx answered 5xx during the failed deploy, e.g. {errors[:3]}")
+    deployed_tag = (stack.project_dir / ".deployed-tag").read_text().strip()
+    check(deployed_tag == new_tag, f".deployed-tag is {deployed_tag}")
+    ok(f"the broken tag {broken_tag} was rolled back; {new_tag} served throughout")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--project-dir", type=Path, required=True)
+    parser.add_argument("what", choices=["smoke", "deploy"])
+    parser.add_argument("--ssh", default=os.environ.get("STACK_TEST_SSH", ""))
+    parser.add_argument("--new-tag")
+    parser.add_argument("--broken-tag")
+    args = parser.parse_args()
+    stack = Stack(args.project_dir.resolve())
+    try:
+        if args.what == "smoke":
+            smoke(stack)
+        else:
+            deploy_test(stack, args.ssh, args.new_tag, args.broken_tag)
+    except CheckFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
