@@ -1,7 +1,7 @@
 # Two targets from one build: `app` (daphne, the default) and `proxy` (nginx with the collected
 # static files and nginx/nginx.conf). No secret is in any layer: settings come at run time.
-# Builds with BuildKit and with the legacy builder (DOCKER_BUILDKIT=0) alike, so there is no
-# `# syntax=` line (it would make BuildKit fetch a frontend image from a registry).
+# Builds with BuildKit and with the legacy builder (DOCKER_BUILDKIT=0) alike, so it has no
+# syntax directive (that would make BuildKit fetch a frontend image from a registry).
 #
 # Base images: the official ones by default; without a registry, scripts/build-base-images.sh
 # (`make images`) makes equivalents from Debian's packages and prints their names.
