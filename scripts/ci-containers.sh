@@ -51,6 +51,7 @@ sshd_pid=""
 srv="$work/srv"
 cleanup() {
     local status=$?
+    local teardown_start=$SECONDS
     step "tear down"
     if [ -f "$srv/docker-compose.yml" ]; then
         (cd "$srv" && docker compose logs --no-color --tail 200 > "$work/compose.log" 2>&1 || true)
@@ -64,6 +65,9 @@ cleanup() {
         echo "stopped the dockerd this script started"
     fi
     rm -rf "$work"
+    timings+=("tear down: $((SECONDS - teardown_start)) s")
+    step "timings"
+    printf '%s\n' "${timings[@]}" "container part in all: ${SECONDS} s (exit status $status)"
     exit "$status"
 }
 trap cleanup EXIT
@@ -93,7 +97,15 @@ set -a
 . "$work/images.env"
 set +a
 export APP_IMAGE=aiproject-ci/app APP_TAG=ci-1
-timed "app and proxy images (legacy builder)" env DOCKER_BUILDKIT=0 docker compose build --quiet web nginx
+build_app_images() {
+    local target
+    for target in app proxy; do
+        DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE --build-arg NGINX_IMAGE \
+            --build-arg EXTRA_CA_CERTS --target "$target" \
+            -t "${APP_IMAGE}$([ "$target" = proxy ] && echo -proxy):ci-1" . >/dev/null
+    done
+}
+timed "app and proxy images (legacy builder)" build_app_images
 # The deploy's new tag: the same build under another tag, with a label of its own so that it is
 # a different image (nginx's image stays the same, so the deploy does not restart nginx).
 echo "FROM ${APP_IMAGE}:ci-1" | docker build --quiet --label aiproject.ci-tag=ci-2 -t "${APP_IMAGE}:ci-2" - >/dev/null
@@ -171,6 +183,3 @@ $ssh_cmd 'echo "ssh to $(hostname) works"'
 step "rolling deploy test (deploy.sh through ssh)"
 timed "deploy test" "$py" scripts/stack_test.py --project-dir "$srv" deploy \
     --ssh "$ssh_cmd" --new-tag ci-2 --broken-tag ci-broken
-
-step "timings"
-printf '%s\n' "${timings[@]}" "container part in all: ${SECONDS} s"

@@ -60,7 +60,7 @@ wait_routed() {
 }
 
 stop_replica() {
-    log "stopping old replica ${1:0:12} (it drains first)"
+    log "stopping ${2:-old} replica ${1:0:12} (it drains first)"
     docker stop "$1" >/dev/null
     docker rm "$1" >/dev/null
 }
@@ -91,7 +91,7 @@ new_ids=()
 rollback() {
     log "ROLLING BACK to ${previous_tag}: removing the new replicas"
     docker logs --tail 40 "${new_ids[-1]}" >&2 2>&1 || true
-    for id in "${new_ids[@]}"; do stop_replica "$id" || docker rm -f "$id" >/dev/null || true; done
+    for id in "${new_ids[@]}"; do stop_replica "$id" new || docker rm -f "$id" >/dev/null || true; done
     local count
     count="$(web_ids | wc -l)"
     if [ "$count" -lt "${#old_ids[@]}" ]; then
