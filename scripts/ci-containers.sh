@@ -89,6 +89,9 @@ ca_bundle="$work/extra-ca.pem"
 cat /usr/local/share/ca-certificates/*.crt > "$ca_bundle" 2>/dev/null || true
 if [ -s "$ca_bundle" ]; then
     export EXTRA_CA_CERTS_FILE="$ca_bundle" EXTRA_CA_CERTS="$(cat "$ca_bundle")"
+    # The smoke test then checks that the app's own HTTPS calls trust that CA (PyPI is reachable
+    # wherever the build works).
+    export STACK_TEST_TLS_URL="${STACK_TEST_TLS_URL:-https://pypi.org/simple/pip/}"
 fi
 timed "base images (scripts/build-base-images.sh)" bash scripts/build-base-images.sh > "$work/images.env"
 cat "$work/images.env"

@@ -302,6 +302,7 @@ def smoke(stack: Stack) -> None:
     check(len(upstreams) >= 2, "every stream went to one replica: are both serving?")
 
     check_monitor_sweeps(stack, user, started)
+    check_outbound_tls(stack)
     check_not_root(stack)
     check_logs_clean(stack)
 
@@ -338,6 +339,30 @@ def check_monitor_sweeps(stack: Stack, user: ChatUser, started: float) -> None:
     ok(f"the monitor swept the reply of a killed replica ({status})")
     docker("start", writer)
     stack.wait_healthy(writer)
+
+
+# The app's three HTTP clients: urllib (webhooks), aiohttp and httpx2 (the AI API transports).
+OUTBOUND_TLS = """
+import asyncio, sys, urllib.request
+import aiohttp, httpx2
+url = sys.argv[1]
+assert urllib.request.urlopen(url, timeout=20).status == 200
+assert httpx2.get(url, timeout=20).status_code == 200
+async def main():
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+asyncio.run(main())
+"""
+
+
+def check_outbound_tls(stack: Stack) -> None:
+    """Behind a TLS-intercepting proxy, the app's outbound calls trust its CA (EXTRA_CA_CERTS)."""
+    url = os.environ.get("STACK_TEST_TLS_URL")
+    if not url:
+        print("skipped: outbound TLS (no STACK_TEST_TLS_URL)", flush=True)
+        return
+    docker("exec", stack.ids("web")[0], "python", "-c", OUTBOUND_TLS, url)
+    ok(f"the app's HTTP clients reach {url} through the proxy (its CA is trusted)")
 
 
 def check_not_root(stack: Stack) -> None:
