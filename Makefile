@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # A Python >= 3.12 from PATH or pyenv (override with `make PYTHON=/path/to/python3.12 ...`).
 PYTHON ?= $(shell bash scripts/find-python.sh)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean images test-containers
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,17 @@ format: install
 bench: install
 	$(PY) bench/stream.py
 	$(PY) bench/quotas.py
+
+# Every base image the stack needs, from Debian's packages (no container registry); writes
+# images.env with their names for docker compose (`docker compose --env-file images.env ...`
+# or `set -a; . ./images.env; set +a`). Needs mmdebstrap and a Docker engine.
+images:
+	bash scripts/build-base-images.sh > images.env
+	@cat images.env
+
+# The container part of CI alone: build, the stack's smoke test, a rolling deploy (root, Debian).
+test-containers: install
+	bash scripts/ci-containers.sh
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .ruff_cache

@@ -19,7 +19,7 @@ def render_conf(*, upstream: str, listen: str, static_root: Path, text: str | No
     """Return nginx.conf with only the upstream, the listen address and the static path replaced."""
     conf = CONF.read_text() if text is None else text
     replacements = {
-        "server web:8000 ": f"server {upstream} ",
+        "set $app_upstream web:8000;": f"set $app_upstream {upstream};",
         "listen 80;": f"listen {listen};",
         "alias /app/staticfiles/;": f"alias {static_root}/;",
     }
