@@ -11,7 +11,7 @@ from aiproject.outages import Breaker, DatabaseUnavailable, Outage
 from aiproject.tests.test_settings import PRODUCTION
 from aiproject.tests.test_settings import manage as manage_check
 from chat.tests.live import CSRF_TOKEN, api_client, app_env, run_app_server
-from chat.tests.own_services import manage, migrate, own_postgres, own_redis
+from chat.tests.services_process import manage, migrate, postgres_server, redis_server
 
 SESSION = """
 from django.contrib.auth import get_user_model
@@ -47,10 +47,11 @@ def assert_database_unavailable(response: httpx.Response) -> None:
     }
 
 
+@pytest.mark.fault
 def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
     simulator, tmp_path
 ):
-    with own_postgres() as pg:
+    with postgres_server() as pg:
         migrate(pg.url)
         session, conversation = manage(pg.url, "shell", "-c", SESSION).split("session")[1].split()
         env = {
@@ -70,7 +71,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
             assert client.get("/api/conversations").status_code == 200
             assert 'aiproject_dependency_up{dependency="database"} 1.0' in metrics(client)
 
-            pg.stop()
+            pg.stop("fast")
             timings = {}
             # Each kind twice: the first finds the outage, the second meets the breaker.
             for attempt in (1, 2):
@@ -157,26 +158,28 @@ def test_an_outage_timing_that_is_not_positive_is_refused_by_name(name):
     assert f"{name} must be a positive number of seconds, not 0.0." in result.stderr
 
 
+@pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
 def test_a_post_while_redis_is_down_is_a_503_not_a_500(simulator, user, tmp_path):
     from chat.models import Conversation
 
     conversation = Conversation.objects.create(user=user)
-    with own_redis(tmp_path) as redis_server:
+    # AOF on: a restarted Redis keeps its counters, as a production Redis does.
+    with redis_server(aof=True) as redis:
         # A rate limit, so that posting needs Redis (the Redis quota backend).
-        env = app_env(simulator, REDIS_URL=redis_server.url, QUOTA_REQUESTS_PER_MINUTE="100")
+        env = app_env(simulator, REDIS_URL=redis.url, QUOTA_REQUESTS_PER_MINUTE="100")
         with (
             run_app_server(env=env, log_dir=tmp_path) as server,
             api_client(server, user) as client,
         ):
             post = f"/api/conversations/{conversation.pk}/messages"
-            redis_server.kill()
+            redis.kill()
             response = client.post(post, json={"content": "hello"})
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "2"
             assert response.json()["error"]["code"] == "temporarily_unavailable"
             assert response.json()["error"]["retryable"] is True
-            redis_server.start()
+            redis.start()
             deadline = time.monotonic() + 15
             while (response := client.post(post, json={"content": "hello"})).status_code == 503:
                 assert time.monotonic() < deadline, "posting did not recover with Redis"
@@ -200,8 +203,9 @@ def test_a_full_server_is_busy_not_down():
     assert not _server_answered(psycopg.OperationalError(stopping))
 
 
+@pytest.mark.fault
 def test_after_a_restart_no_request_noticed_at_most_one_request_fails(simulator, tmp_path):
-    with own_postgres() as pg:
+    with postgres_server() as pg:
         migrate(pg.url)
         session, _ = manage(pg.url, "shell", "-c", SESSION).split("session")[1].split()
         env = {"DATABASE_URL": pg.url, "AI_BASE_URL": simulator.base_url, "DB_POOL_MIN_SIZE": "6"}
@@ -212,7 +216,7 @@ def test_after_a_restart_no_request_noticed_at_most_one_request_fails(simulator,
             for _ in range(3):
                 assert client.get("/api/conversations").status_code == 200
             time.sleep(1)  # the pool has opened its six connections
-            pg.stop()
+            pg.stop("fast")
             pg.start()  # too quick for any request to notice: the pool's connections broke
             statuses = [client.get("/api/conversations").status_code for _ in range(8)]
     # The first request draws a broken connection (503, retryable); the pool then checks the

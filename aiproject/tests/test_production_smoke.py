@@ -8,7 +8,6 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,54 +16,26 @@ import pytest
 from django.db import connection
 
 from chat.tests.live import iter_sse
+from chat.tests.services_process import missing_tools, redis_server
 from chat.tests.simulator_process import free_port
 
 from .nginx_process import NGINX, REPO, render_conf, run_nginx, trust_front_proxy
 
-REDIS_SERVER = shutil.which("redis-server")
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="the production smoke test needs PostgreSQL"
     ),
-    pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server"),
+    pytest.mark.skipif(bool(missing_tools(postgres=False)), reason="needs redis-server"),
     pytest.mark.skipif(NGINX is None, reason="needs nginx"),
 ]
 
 
-@contextmanager
-def redis_process(port: int, workdir: Path):
-    process = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
-            ).stdout.strip()
-            != "PONG"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+@pytest.fixture
+def smoke_redis():
+    """A redis-server of the test's own (no persistence), which it stops and starts again."""
+    with redis_server(aof=False) as server:
+        yield server
 
 
 @pytest.fixture
@@ -85,8 +56,8 @@ def smoke_database():
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_production_smoke(smoke_database, simulator, tmp_path):
-    redis_port, app_port = free_port(), free_port()
+def test_production_smoke(smoke_database, smoke_redis, simulator, tmp_path):
+    app_port = free_port()
     # nginx's workers run as an unprivileged user: the static files must be readable to them,
     # which pytest's private tmp_path is not.
     static_parent = Path(tempfile.mkdtemp(prefix="smoke-static-"))
@@ -101,7 +72,7 @@ def test_production_smoke(smoke_database, simulator, tmp_path):
                 "AI_API_KEY=sk-smoke-key-never-shown",
                 f"AI_BASE_URL={simulator.base_url}",
                 f"DATABASE_URL={smoke_database}",
-                f"REDIS_URL=redis://127.0.0.1:{redis_port}/0",
+                f"REDIS_URL={smoke_redis.url}",
                 "ALLOWED_HOSTS=127.0.0.1,localhost",
                 f"STATIC_ROOT={static_root}",
                 "CHANNEL_LAYER_PREFIX=smoke",
@@ -128,113 +99,109 @@ def test_production_smoke(smoke_database, simulator, tmp_path):
         )
         return result.stdout
 
-    with redis_process(redis_port, tmp_path) as redis:
-        manage("migrate", "--noinput")
-        manage("collectstatic", "--noinput")
-        assert "no issues" in manage("check", "--deploy", "--fail-level", "WARNING")
-        manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth import get_user_model as m; "
-            "m().objects.create_user('smoke', password='smoke-password-1234')",
-        )
-        log = open(tmp_path / "daphne.log", "wb")  # noqa: SIM115
-        daphne = subprocess.Popen(
-            # The Dockerfile's command, on a free port.
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(app_port),
-                "--proxy-headers",
-                "--application-close-timeout",
-                "10",
-                "aiproject.asgi:application",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        nginx_port = free_port()
-        conf = render_conf(
-            upstream=f"127.0.0.1:{app_port}",
-            listen=f"127.0.0.1:{nginx_port}",
-            static_root=static_root,
-        )
-        # The client below plays the TLS terminator in front of nginx.
-        conf = trust_front_proxy(conf, "127.0.0.1")
-        try:
-            with run_nginx(conf, tmp_path, nginx_port) as base:
-                origin = f"https://127.0.0.1:{nginx_port}"
-                # What a TLS terminator in front of nginx adds.
-                https = {"X-Forwarded-Proto": "https", "Origin": origin, "Referer": origin + "/"}
-                with httpx.Client(base_url=base, headers=https, timeout=30) as client:
-                    deadline = time.monotonic() + 30
-                    while client.get("/healthz").status_code != 200:
-                        assert time.monotonic() < deadline, (tmp_path / "daphne.log").read_text()
-                        time.sleep(0.2)
-                    assert client.get("/readyz").status_code == 200
-                    # Plain HTTP is redirected to HTTPS.
-                    plain = httpx.get(f"{base}/accounts/login/")
-                    assert plain.status_code == 301
-                    assert plain.headers["location"].startswith("https://")
-                    static = client.get("/static/chat/chat.js")
-                    assert (
-                        static.status_code == 200 and "max-age" in static.headers["cache-control"]
-                    )
+    manage("migrate", "--noinput")
+    manage("collectstatic", "--noinput")
+    assert "no issues" in manage("check", "--deploy", "--fail-level", "WARNING")
+    manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model as m; "
+        "m().objects.create_user('smoke', password='smoke-password-1234')",
+    )
+    log = open(tmp_path / "daphne.log", "wb")  # noqa: SIM115
+    daphne = subprocess.Popen(
+        # The Dockerfile's command, on a free port.
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(app_port),
+            "--proxy-headers",
+            "--application-close-timeout",
+            "10",
+            "aiproject.asgi:application",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    nginx_port = free_port()
+    conf = render_conf(
+        upstream=f"127.0.0.1:{app_port}",
+        listen=f"127.0.0.1:{nginx_port}",
+        static_root=static_root,
+    )
+    # The client below plays the TLS terminator in front of nginx.
+    conf = trust_front_proxy(conf, "127.0.0.1")
+    try:
+        with run_nginx(conf, tmp_path, nginx_port) as base:
+            origin = f"https://127.0.0.1:{nginx_port}"
+            # What a TLS terminator in front of nginx adds.
+            https = {"X-Forwarded-Proto": "https", "Origin": origin, "Referer": origin + "/"}
+            with httpx.Client(base_url=base, headers=https, timeout=30) as client:
+                deadline = time.monotonic() + 30
+                while client.get("/healthz").status_code != 200:
+                    assert time.monotonic() < deadline, (tmp_path / "daphne.log").read_text()
+                    time.sleep(0.2)
+                assert client.get("/readyz").status_code == 200
+                # Plain HTTP is redirected to HTTPS.
+                plain = httpx.get(f"{base}/accounts/login/")
+                assert plain.status_code == 301
+                assert plain.headers["location"].startswith("https://")
+                static = client.get("/static/chat/chat.js")
+                assert static.status_code == 200 and "max-age" in static.headers["cache-control"]
 
-                    login_page = client.get("/accounts/login/")
-                    assert login_page.status_code == 200
-                    assert "Secure" in login_page.headers["set-cookie"]
-                    csrf = login_page.cookies["csrftoken"]
-                    login = client.post(
-                        "/accounts/login/",
-                        data={
-                            "username": "smoke",
-                            "password": "smoke-password-1234",
-                            "csrfmiddlewaretoken": csrf,
-                        },
-                        headers={"Cookie": f"csrftoken={csrf}"},
-                    )
-                    assert login.status_code == 302, login.text
-                    session = login.cookies["sessionid"]
-                    cookie = {
-                        "Cookie": f"csrftoken={csrf}; sessionid={session}",
-                        "X-CSRFToken": csrf,
-                    }
-                    created = client.post("/api/conversations", json={}, headers=cookie)
-                    assert created.status_code == 201, created.text
-                    started = client.post(
-                        f"/api/conversations/{created.json()['id']}/messages",
-                        json={"content": "Smoke test [sim:tokens=30,tps=60]"},
-                        headers=cookie,
-                    ).json()
-                    with client.stream("GET", started["stream_url"], headers=cookie) as stream:
-                        assert stream.headers["content-type"].startswith("text/event-stream")
-                        events = [e for e in iter_sse(stream) if not isinstance(e, str)]
-                    assert [e.event for e in events].count("delta") >= 20
-                    assert events[-1].event == "done" and events[-1].data["status"] == "completed"
-                    page = client.get(created.json()["url"], headers=cookie).text
-                    assert "sk-smoke-key-never-shown" not in page
+                login_page = client.get("/accounts/login/")
+                assert login_page.status_code == 200
+                assert "Secure" in login_page.headers["set-cookie"]
+                csrf = login_page.cookies["csrftoken"]
+                login = client.post(
+                    "/accounts/login/",
+                    data={
+                        "username": "smoke",
+                        "password": "smoke-password-1234",
+                        "csrfmiddlewaretoken": csrf,
+                    },
+                    headers={"Cookie": f"csrftoken={csrf}"},
+                )
+                assert login.status_code == 302, login.text
+                session = login.cookies["sessionid"]
+                cookie = {
+                    "Cookie": f"csrftoken={csrf}; sessionid={session}",
+                    "X-CSRFToken": csrf,
+                }
+                created = client.post("/api/conversations", json={}, headers=cookie)
+                assert created.status_code == 201, created.text
+                started = client.post(
+                    f"/api/conversations/{created.json()['id']}/messages",
+                    json={"content": "Smoke test [sim:tokens=30,tps=60]"},
+                    headers=cookie,
+                ).json()
+                with client.stream("GET", started["stream_url"], headers=cookie) as stream:
+                    assert stream.headers["content-type"].startswith("text/event-stream")
+                    events = [e for e in iter_sse(stream) if not isinstance(e, str)]
+                assert [e.event for e in events].count("delta") >= 20
+                assert events[-1].event == "done" and events[-1].data["status"] == "completed"
+                page = client.get(created.json()["url"], headers=cookie).text
+                assert "sk-smoke-key-never-shown" not in page
 
-                    # Redis goes away: not ready, and the failing part is named; back: ready.
-                    redis.terminate()
-                    redis.wait(timeout=10)
-                    down = client.get("/readyz")
-                    assert down.status_code == 503
-                    assert down.json()["failing"] == ["redis"]
-                    with redis_process(redis_port, tmp_path):
-                        deadline = time.monotonic() + 10
-                        while client.get("/readyz").status_code != 200:
-                            assert time.monotonic() < deadline, "not ready after Redis came back"
-                            time.sleep(0.2)
-        finally:
-            daphne.terminate()
-            daphne.wait(timeout=15)
-            log.close()
-            shutil.rmtree(static_parent, ignore_errors=True)
-        assert "sk-smoke-key-never-shown" not in (tmp_path / "daphne.log").read_text()
+                # Redis goes away: not ready, and the failing part is named; back: ready.
+                smoke_redis.stop()
+                down = client.get("/readyz")
+                assert down.status_code == 503
+                assert down.json()["failing"] == ["redis"]
+                smoke_redis.start()
+                deadline = time.monotonic() + 10
+                while client.get("/readyz").status_code != 200:
+                    assert time.monotonic() < deadline, "not ready after Redis came back"
+                    time.sleep(0.2)
+    finally:
+        daphne.terminate()
+        daphne.wait(timeout=15)
+        log.close()
+        shutil.rmtree(static_parent, ignore_errors=True)
+    assert "sk-smoke-key-never-shown" not in (tmp_path / "daphne.log").read_text()

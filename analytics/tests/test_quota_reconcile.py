@@ -13,8 +13,8 @@ from analytics import quotas
 from analytics.models import AICall, JobState
 from analytics.quotas.reconcile import REQUEST
 from analytics.services import CallRecord, record_call
+from chat.tests import services_process
 from chat.tests.live import database_url
-from chat.tests.own_services import own_redis
 from chat.tests.test_monitor_outage import monitor_process, wait_for
 
 from .factories import make_price, make_user
@@ -36,8 +36,8 @@ def call(user, input_tokens: int, output_tokens: int) -> CallRecord:
 
 
 @pytest.fixture
-def redis_server(tmp_path, settings, transactional_db):
-    with own_redis(tmp_path) as server:
+def redis_server(settings, transactional_db):
+    with services_process.redis_server(aof=True) as server:
         settings.REDIS_URL = server.url
         settings.QUOTA_BACKEND = "redis"
         settings.QUOTA_TOKENS_PER_DAY = 1_000_000
@@ -66,6 +66,7 @@ def recorded(user) -> dict[str, int]:
     }
 
 
+@pytest.mark.fault
 def test_charges_lost_while_redis_was_down_are_reconciled_by_the_monitor(redis_server, tmp_path):
     make_price(model=PRICED, inp="1.00", cached=None, out="2.00")
     user = make_user()

@@ -5,7 +5,8 @@ and a free port, and is always stopped and its directory deleted, by the context
 if the test process exits without unwinding them, by an ``atexit`` hook.
 
 PostgreSQL comes from Debian's packages (``/usr/lib/postgresql/<version>/bin``); it refuses to run
-as root, so under root its commands run as the ``postgres`` system user.
+as root, so under root its commands run as the ``postgres`` system user (its own group, none of
+root's). ``manage``/``migrate`` run the project's ``manage.py`` against such a server.
 """
 
 import atexit
@@ -15,6 +16,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from .processes import REPO
 from .simulator_process import free_port
 
 START_TIMEOUT_SECONDS = 30.0
@@ -61,14 +64,14 @@ def _postgres_user() -> str | None:
     return "postgres"
 
 
-def missing_tools() -> list[str]:
-    """What this machine lacks to run private PostgreSQL and Redis servers (empty: nothing)."""
+def missing_tools(*, postgres: bool = True, redis: bool = True) -> list[str]:
+    """What this machine lacks to run private PostgreSQL and/or Redis servers (empty: nothing)."""
     missing = []
-    if postgres_bin_dir() is None:
+    if postgres and postgres_bin_dir() is None:
         missing.append("initdb/pg_ctl (/usr/lib/postgresql/<version>/bin, package postgresql)")
-    if os.geteuid() == 0 and _postgres_user() is None:
+    if postgres and os.geteuid() == 0 and _postgres_user() is None:
         missing.append("a 'postgres' system user (PostgreSQL refuses to run as root)")
-    if shutil.which("redis-server") is None:
+    if redis and shutil.which("redis-server") is None:
         missing.append("redis-server (package redis-server)")
     return missing
 
@@ -110,6 +113,13 @@ class PostgresServer:
         self.database = database
         self.bin = postgres_bin_dir()
         self.user = _postgres_user()
+        # Under root: the postgres user with its own group and no supplementary groups (as
+        # ``setpriv --reuid=postgres --regid=postgres --clear-groups``), none of root's.
+        self._as_user = (
+            {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
+            if self.user is not None
+            else {}
+        )
         self.log_path = root / "postgres.log"
 
     @property
@@ -124,8 +134,8 @@ class PostgresServer:
                 [str(self.bin / args[0]), *args[1:]],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=self.user,
                 timeout=timeout,
+                **self._as_user,
                 check=False,
             )
         if result.returncode != 0:
@@ -150,7 +160,8 @@ class PostgresServer:
                   str(self.data), "-l", str(self.log_path), "-o", options)  # fmt: skip
 
     def stop(self, mode: str = "immediate") -> None:
-        """Stop the server (``immediate``: like a crash, clients are cut off at once)."""
+        """Stop the server (``immediate``: like a crash, clients are cut off at once; ``fast``:
+        a clean shutdown that closes every connection at once, as a restart does)."""
         self._run("pg_ctl", "stop", "-w", "-t", "30", "-D", str(self.data), "-m", mode)
 
     def postmaster_pid(self) -> int | None:
@@ -240,8 +251,15 @@ class RedisServer:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
+        """SIGKILL: no goodbye to its clients; only what AOF has on disk is kept."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown (as ``docker stop`` does); ``start()`` brings it back."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
             self.process.wait(10)
 
     def wipe(self) -> None:
@@ -279,6 +297,30 @@ def redis_server(*, aof: bool = True) -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+# The project's manage.py, run against a private server (its URL as DATABASE_URL).
+def migrate(database_url: str) -> None:
+    """Create the app's tables in a database (``manage.py migrate``)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url},
+        check=True,
+    )
+
+
+def manage(database_url: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``manage.py`` against a database; return its standard output."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
 
 
 @atexit.register

@@ -5,16 +5,20 @@ AICall, once the database is back; the reader got the closing event of what is s
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
 import pytest
 
-from . import own_postgres
 from .live import CSRF_TOKEN, app_env, read_stream, run_app_server
 from .processes import REPO
+from .services_process import missing_tools, postgres_server
 
-pytestmark = pytest.mark.skipif(not own_postgres.available(), reason="needs initdb and pg_ctl")
+pytestmark = [
+    pytest.mark.fault,
+    pytest.mark.skipif(bool(missing_tools(redis=False)), reason="needs initdb and pg_ctl"),
+]
 
 
 def _manage(database_url: str, *args: str, **env: str) -> str:
@@ -28,6 +32,19 @@ def _manage(database_url: str, *args: str, **env: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def wait_until(predicate, timeout: float, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the server is starting or stopped
+            value = None
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
 
 
 def _logged_in(base_url: str, username: str, password: str) -> httpx.Client:
@@ -47,7 +64,7 @@ def _logged_in(base_url: str, username: str, password: str) -> httpx.Client:
 
 
 def test_end_of_a_reply_is_stored_after_a_database_outage(simulator, tmp_path):
-    with own_postgres.own_postgres() as db:
+    with postgres_server() as db:
         _manage(
             db.url,
             "shell",
@@ -73,7 +90,7 @@ def test_end_of_a_reply_is_stored_after_a_database_outage(simulator, tmp_path):
 
             def stop_the_database(delta):
                 if not stopped:
-                    db.stop()  # while the reply streams: its saves and its end fail
+                    db.stop("fast")  # while the reply streams: its saves and its end fail
                     stopped.append(True)
 
             result = read_stream(client, posted.json()["stream_url"], on_delta=stop_the_database)
@@ -84,7 +101,7 @@ def test_end_of_a_reply_is_stored_after_a_database_outage(simulator, tmp_path):
             # A sweeper that runs as soon as the database is back (its heartbeat is stale):
             # it only starts the grace; the live runner's retried end lands first.
             _manage(db.url, "monitor", "--once", CHAT_STALE_AFTER_SECONDS="1")
-            row = own_postgres.wait_until(
+            row = wait_until(
                 lambda: db.query(
                     "SELECT status, content FROM chat_message WHERE id = %s AND status <> "
                     "'streaming'",

@@ -14,8 +14,11 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from .own_services import REPO, manage, migrate, own_postgres
+from .processes import REPO
+from .services_process import manage, migrate, postgres_server
 from .simulator_process import free_port
+
+pytestmark = pytest.mark.fault
 
 # A reply being written (no heartbeat yet: the sweeper leaves it alone until the test makes it
 # stale, after the restart).
@@ -79,7 +82,7 @@ def check_heartbeat(path: Path, max_age: float) -> int:
 def test_the_monitor_recovers_after_a_database_restart(tmp_path):
     heartbeat = tmp_path / "heartbeat"
     log_path = tmp_path / "monitor.log"
-    with own_postgres() as pg:
+    with postgres_server() as pg:
         migrate(pg.url)
         metrics_port = free_port()
         env = {
@@ -96,7 +99,7 @@ def test_the_monitor_recovers_after_a_database_restart(tmp_path):
             wait_for(heartbeat.exists, timeout=30, what="the first heartbeat")
             assert check_heartbeat(heartbeat, 60) == 0
 
-            pg.stop()
+            pg.stop("fast")
             time.sleep(0.5)  # a pass that started before the stop may still write
             beat = heartbeat.stat().st_mtime
             time.sleep(3)  # about ten passes with the database down
