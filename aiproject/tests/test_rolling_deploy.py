@@ -105,7 +105,8 @@ class Reader:
 
 
 def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
-    env = app_env(simulator, CHAT_DRAIN_SECONDS="60")
+    # One user reads all 20 replies (and reconnects): above the per-process stream limit.
+    env = app_env(simulator, CHAT_DRAIN_SECONDS="60", CHAT_MAX_STREAMS_PER_USER="100")
     port_c = free_port()
     with contextlib.ExitStack() as stack:
         a = stack.enter_context(run_app_server(env=env, log_dir=tmp_path))
