@@ -126,6 +126,7 @@ class Reading:
 class ChatUser:
     def __init__(self, base_url: str, username: str):
         self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=90))
+        self.last_request_id = ""
         self.username = username
 
     def login(self) -> None:
@@ -144,17 +145,18 @@ class ChatUser:
         headers = {"X-CSRFToken": self.client.cookies["csrftoken"], **kwargs.pop("headers", {})}
         return self.client.post(path, json=body or {}, headers=headers, **kwargs)
 
-    def start_reply(self, content: str, request_id: str | None = None) -> int:
-        """Post a message in a new conversation; return its reply's message id."""
+    def start_reply(self, content: str) -> int:
+        """Post a message in a new conversation; return its reply's message id.
+
+        The post's request id (nginx's own: a client's X-Request-ID is not passed on) is kept
+        in ``last_request_id``, to find the post in nginx's access log."""
         conversation = self.post("/api/conversations").json()["id"]
-        headers = {"X-Request-ID": request_id} if request_id else {}
-        response = self.post(
-            f"/api/conversations/{conversation}/messages", {"content": content}, headers=headers
-        )
+        response = self.post(f"/api/conversations/{conversation}/messages", {"content": content})
         check(
             response.status_code == 202,
             f"posting a message: {response.status_code} {response.text}",
         )
+        self.last_request_id = response.headers.get("X-Request-ID", "")
         return response.json()["assistant_message"]["id"]
 
     def message(self, message_id: int) -> dict:

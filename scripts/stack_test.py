@@ -79,8 +79,7 @@ def smoke(stack: Stack) -> None:
     # Resume: read a few deltas, drop the connection, reconnect with Last-Event-ID.
     upstreams = set()
     for attempt in range(4):
-        request_id = f"smoke-resume-{attempt}-{int(time.time())}"
-        message_id = user.start_reply(f"Resume me {attempt} [sim:tokens=60,tps=20]", request_id)
+        message_id = user.start_reply(f"Resume me {attempt} [sim:tokens=60,tps=20]")
         reading = Reading()
         user.read(message_id, reading, max_deltas=5)
         check(reading.final is None and reading.text, "the first connection got no text")
@@ -110,8 +109,8 @@ def check_monitor_sweeps(stack: Stack, user: ChatUser, started: float) -> None:
     check(len(monitor) == 1, "the monitor container is not running")
     health = stack.inspect(monitor[0], "{{.State.Health.Status}}")
     check(health == "healthy", f"the monitor container is {health}")
-    request_id = f"smoke-sweep-{int(time.time())}"
-    message_id = user.start_reply("Sweep me [sim:tokens=400,tps=10]", request_id)
+    message_id = user.start_reply("Sweep me [sim:tokens=400,tps=10]")
+    request_id = user.last_request_id
     time.sleep(1)
     post = [line for line in stack.nginx_log(started) if line["request_id"] == request_id]
     check(len(post) == 1, f"nginx logged {len(post)} lines for request {request_id}")
