@@ -2,10 +2,8 @@
 outage once, stops its heartbeat, and sweeps a stale reply within a pass of the return."""
 
 import os
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from .processes import REPO
+from .processes import managed_process
 from .services_process import manage, migrate, postgres_server
 from .simulator_process import free_port
 
@@ -32,25 +30,14 @@ print("reply", reply.pk)
 """
 
 
-@contextmanager
 def monitor_process(env: dict[str, str], log_path: Path):
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "monitor", "--interval", "0.3"],
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return managed_process(
+        [sys.executable, "manage.py", "monitor", "--interval", "0.3"],
+        log_path=log_path,
+        ready=lambda: True,  # the test waits for what it checks
+        what="monitor",
+        env={**os.environ, **env},
+    )
 
 
 def wait_for(check, *, timeout: float, what: str):

@@ -111,7 +111,11 @@ def test_kill_9_of_a_process_running_replies(stack, monitor, measurements):
     report(run, problems, measurements)
 
 
-async def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun:
+async def outage(
+    stack, monitor, name: str, seconds: float, *, stop, start, lengths, expect_503: bool
+) -> FaultRun:
+    """Stop a service (``stop``) with replies of ``lengths(seconds)`` tokens streaming on both
+    processes, start it again (``start``) ``seconds`` later, and follow everything to its end."""
     async with FaultRun(stack, stack.users[name], name) as run:
         run.reader_deadline(seconds + READER_BOUND_SECONDS)
         run.start_readiness_probes()
@@ -119,16 +123,15 @@ async def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun
         await run.post(1, 10)
         await run.check_monitor_sweeps(monitor, "before the outage")
         for server in (0, 1):
-            # Ends during the outage, ends in its middle, lasts past it.
-            for tokens in (75, int(TPS * (1 + seconds / 2)), int(TPS * (seconds + 4))):
+            for tokens in lengths:
                 await run.post(server, tokens)
         await asyncio.sleep(1.0)
         run.mark("down")
-        await asyncio.to_thread(stack.pg.stop)
+        await asyncio.to_thread(stop)
         await asyncio.sleep(1.0)
-        probe = asyncio.create_task(run.probe_during_outage(spare, expect_503=True))
+        probe = asyncio.create_task(run.probe_during_outage(spare, expect_503=expect_503))
         await asyncio.sleep(max(run.marks["down"] + seconds - time.monotonic(), 0))
-        await asyncio.to_thread(stack.pg.start)
+        await asyncio.to_thread(start)
         run.mark("back")
         run.measured["outage (s)"] = run.since("down", run.marks["back"])
         await run.post_after_recovery(0, 40)
@@ -139,55 +142,64 @@ async def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun
     return run
 
 
+def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun:
+    # Ends during the outage, ends in its middle, lasts past it.
+    lengths = (75, int(TPS * (1 + seconds / 2)), int(TPS * (seconds + 4)))
+    return asyncio.run(
+        outage(
+            stack,
+            monitor,
+            name,
+            seconds,
+            stop=stack.pg.stop,
+            start=stack.pg.start,
+            lengths=lengths,
+            expect_503=True,
+        )
+    )
+
+
 def test_postgres_stopped_for_5_seconds(stack, monitor, measurements):
-    run = asyncio.run(postgres_outage(stack, monitor, "pg-5s", 5))
+    run = postgres_outage(stack, monitor, "pg-5s", 5)
     report(run, run.problems(since="back"), measurements)
 
 
 def test_postgres_stopped_longer_than_the_pool_timeout(stack, monitor, measurements):
-    run = asyncio.run(postgres_outage(stack, monitor, "pg-30s", 30))
+    run = postgres_outage(stack, monitor, "pg-30s", 30)
     report(run, run.problems(since="back"), measurements)
 
 
-async def redis_outage(stack, monitor, name: str, *, keep_data: bool) -> FaultRun:
+def redis_outage(stack, monitor, name: str, *, keep_data: bool) -> FaultRun:
     seconds = 5
-    async with FaultRun(stack, stack.users[name], name) as run:
-        run.reader_deadline(seconds + READER_BOUND_SECONDS)
-        run.start_readiness_probes()
-        spare = await run.create_conversation(1)
-        await run.post(1, 10)
-        await run.check_monitor_sweeps(monitor, "before the outage")
-        for server in (0, 1):
-            for tokens in (75, int(TPS * (seconds + 4))):  # ends during the outage, lasts past it
-                await run.post(server, tokens)
-        await asyncio.sleep(1.0)
-        run.mark("down")
-        stack.redis.kill()
-        await asyncio.sleep(1.0)
-        probe = asyncio.create_task(run.probe_during_outage(spare, expect_503=False))
-        await asyncio.sleep(max(run.marks["down"] + seconds - time.monotonic(), 0))
+
+    def start():
         if not keep_data:
             stack.redis.wipe()
-        await asyncio.to_thread(stack.redis.start)
-        run.mark("back")
-        run.measured["outage (s)"] = run.since("down", run.marks["back"])
-        await run.post_after_recovery(0, 40)
-        await run.check_monitor_sweeps(monitor, "after the outage")
-        await probe
-        await run.wait_readers()
-    run.readiness_report(down="down", back="back")
-    return run
+        stack.redis.start()
+
+    return asyncio.run(
+        outage(
+            stack,
+            monitor,
+            name,
+            seconds,
+            stop=stack.redis.kill,
+            start=start,
+            lengths=(75, int(TPS * (seconds + 4))),  # ends during the outage, lasts past it
+            expect_503=False,
+        )
+    )
 
 
 def test_redis_killed_and_restarted_empty(stack, monitor, measurements):
     """SIGKILL, and Redis comes back without its data (no persistence): counters are reseeded
     from the recorded calls, reservations and channel messages are gone."""
-    run = asyncio.run(redis_outage(stack, monitor, "redis-lost", keep_data=False))
+    run = redis_outage(stack, monitor, "redis-lost", keep_data=False)
     report(run, run.problems(since="back"), measurements)
 
 
 def test_redis_killed_and_restarted_with_its_data(stack, monitor, measurements):
     """SIGKILL, and Redis comes back with its data (append-only file, as in docker-compose):
     the charges made while it was down must still reach the counters."""
-    run = asyncio.run(redis_outage(stack, monitor, "redis-kept", keep_data=True))
+    run = redis_outage(stack, monitor, "redis-kept", keep_data=True)
     report(run, run.problems(since="back"), measurements)
