@@ -15,6 +15,9 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Hashing passwords with PBKDF2 was over half the suite's time; MD5 is for tests only (a
+# served test process inherits this environment).
+os.environ.setdefault("PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")
 # Channel-layer and cache keys of this run stay apart from any other run sharing the Redis.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test{os.getpid()}")
 

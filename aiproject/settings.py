@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,6 +181,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's default (PBKDF2) unless set; the test suite sets a fast hasher for itself and the
+# processes it serves (conftest.py). Never set it in a deployment.
+PASSWORD_HASHERS = env.list("PASSWORD_HASHERS", default=global_settings.PASSWORD_HASHERS)
 # Login throttling (django-axes; docs/deploy.md): after LOGIN_FAILURE_LIMIT wrong passwords
 # for one username from one client address, that pair is refused (429) for LOGIN_LOCKOUT_SECONDS,
 # on the site's login and /admin/login/ alike. Attempts are rows in the database, so every

@@ -20,7 +20,12 @@ PRODUCTION = {
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "ENV_FILE"}
     # Production defaults, not the test suite's relaxations.
-    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+    for name in (
+        "SECURE_SSL_REDIRECT",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "PASSWORD_HASHERS",
+    ):
         base.pop(name, None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -45,6 +50,17 @@ def test_production_refuses_to_start_without(missing):
     assert result.returncode != 0
     assert f"{missing} is not set" in result.stderr
     assert "sk-production-key-never-printed" not in result.stderr + result.stdout
+
+
+def test_a_deployment_hashes_passwords_with_pbkdf2_not_the_suites_fast_hasher():
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.PASSWORD_HASHERS[0])",
+        env=PRODUCTION,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].endswith("PBKDF2PasswordHasher")
 
 
 def test_env_file_selects_the_settings_file(tmp_path):
