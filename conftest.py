@@ -33,7 +33,7 @@ django.setup()
 def _fresh_local_caches():
     """Per-process caches (aiproject.localcache) start empty: a rolled-back test's rows must
     not be served to the next test (a rollback sends no signals)."""
-    from aiproject.localcache import clear_all
+    from core.localcache import clear_all
 
     clear_all()
     yield

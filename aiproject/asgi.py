@@ -2,7 +2,7 @@
 
 import os
 
-from aiproject.handlers import get_asgi_application
+from core.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiproject.settings")
 
@@ -27,7 +27,7 @@ application = ProtocolTypeRouter({"http": WriteTimeout(http_app)})
 def _drain_on_stop_signals() -> None:
     """Under daphne, a stop signal (SIGTERM, SIGINT) drains this process before it stops.
 
-    The first signal starts the drain (aiproject/draining.py): readiness turns 503, new posts
+    The first signal starts the drain (core/draining.py): readiness turns 503, new posts
     and streams are refused, and the replies in progress run to their end, for up to
     CHAT_DRAIN_SECONDS, with their streams served as before; then what is left is interrupted
     and stored (CHAT_SHUTDOWN_GRACE_SECONDS), and the reactor stops. A second signal ends the
@@ -49,10 +49,10 @@ def _drain_on_stop_signals() -> None:
         return
     from twisted.internet import defer, reactor
 
-    from aiproject import draining
     from chat import runner
+    from core import draining
 
-    logger = logging.getLogger("aiproject.draining")
+    logger = logging.getLogger("core.draining")
 
     def stop_when_drained() -> None:
         drained = defer.Deferred.fromFuture(

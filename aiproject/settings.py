@@ -60,24 +60,25 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "core",
     "analytics",
     "experiments",
     "chat",
 ]
 
 MIDDLEWARE = [
-    "aiproject.health.HealthCheckMiddleware",
+    "core.health.HealthCheckMiddleware",
     "analytics.middleware.RequestLogMiddleware",
     # Django's own middleware, its hooks run on the event loop where they do no I/O (see the
     # module): the stock classes would hand each hook to a thread, 15 hand-offs a request.
-    "aiproject.middleware.SecurityMiddleware",
-    "aiproject.middleware.SessionMiddleware",
-    "aiproject.middleware.CommonMiddleware",
-    "aiproject.middleware.CsrfViewMiddleware",
-    "aiproject.middleware.AuthenticationMiddleware",
-    "aiproject.middleware.MessageMiddleware",
-    "aiproject.middleware.XFrameOptionsMiddleware",
-    "aiproject.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.SecurityMiddleware",
+    "core.middleware.SessionMiddleware",
+    "core.middleware.CommonMiddleware",
+    "core.middleware.CsrfViewMiddleware",
+    "core.middleware.AuthenticationMiddleware",
+    "core.middleware.MessageMiddleware",
+    "core.middleware.XFrameOptionsMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -112,7 +113,7 @@ _db = DATABASES["default"]
 _db["CONN_MAX_AGE"] = 0
 # During an outage a checkout waits at most DB_CONNECT_TIMEOUT_SECONDS, then every call fails at
 # once (503 database_unavailable) and one probe every DB_OUTAGE_PROBE_SECONDS finds the database
-# back (aiproject/postgresql, docs/deploy.md "Outages").
+# back (core/postgresql, docs/deploy.md "Outages").
 DB_CONNECT_TIMEOUT_SECONDS = env.float("DB_CONNECT_TIMEOUT_SECONDS", default=2.0)
 DB_OUTAGE_PROBE_SECONDS = env.float("DB_OUTAGE_PROBE_SECONDS", default=1.0)
 for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"):
@@ -121,7 +122,7 @@ for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"):
             f"{_name} must be a positive number of seconds, not {globals()[_name]}."
         )
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    _db["ENGINE"] = "aiproject.postgresql"  # Django's backend, failing fast during an outage
+    _db["ENGINE"] = "core.postgresql"  # Django's backend, failing fast during an outage
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=30),
@@ -212,7 +213,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
 AXES_LOCKOUT_CALLABLE = "chat.views.login_locked_out"
-AXES_CLIENT_IP_CALLABLE = "aiproject.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 try:  # addresses or CIDR ranges of the proxies in front (e.g. nginx's docker network)
     TRUSTED_PROXIES = tuple(
         ipaddress.ip_network(value.strip(), strict=False)
@@ -257,7 +258,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # The debug page and error emails hide credentials inside URLs too (REDIS_URL, AI_BASE_URL, ...).
-DEFAULT_EXCEPTION_REPORTER_FILTER = "aiproject.error_reports.SecretScrubbingFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SecretScrubbingFilter"
 # No inline scripts or styles anywhere, and nothing from another origin.
 SECURE_CSP = {
     "default-src": ["'self'"],
@@ -325,7 +326,7 @@ CHAT_PERSIST_INTERVAL_SECONDS = env.float("CHAT_PERSIST_INTERVAL_SECONDS", defau
 # carrying what the reply wrote since the last: one Redis round trip per token cost more CPU.
 CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", default=0.05)
 # Prices, users' limits and what serves each prompt (the running experiment, the live version)
-# are kept per process this long (aiproject/localcache.py): a change made in another process
+# are kept per process this long (core/localcache.py): a change made in another process
 # applies here within it. 0 reads them from the database every time.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the chat's database calls (posting, saves, finishing; keep below DB_POOL_MAX_SIZE).
@@ -337,7 +338,7 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=1)
 if CHAT_DB_THREADS < 1:
     raise ImproperlyConfigured(f"CHAT_DB_THREADS must be at least 1, not {CHAT_DB_THREADS}.")
-# Worker threads of finished requests kept for the next requests (aiproject/handlers.py): a
+# Worker threads of finished requests kept for the next requests (core/handlers.py): a
 # request's synchronous code runs on a thread of its own, which Django starts and joins anew
 # for every request, each time making the event loop wait. One thread per request in flight.
 ASGI_IDLE_REQUEST_THREADS = env.int("ASGI_IDLE_REQUEST_THREADS", default=64)
@@ -377,7 +378,7 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
-# On SIGTERM (or SIGINT) daphne drains (aiproject/draining.py): it refuses new posts and new
+# On SIGTERM (or SIGINT) daphne drains (core/draining.py): it refuses new posts and new
 # streams with 503 `draining` and lets the replies in progress run to their end for up to
 # CHAT_DRAIN_SECONDS; then it interrupts what is left, and each of those stores its reply as
 # interrupted, its call with the usage so far and releases its quota within
@@ -526,7 +527,7 @@ LOGGING = {
         "openai": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         # The pool logs every failed reconnection attempt; an outage is logged once by
-        # aiproject.outages ("database unavailable since ...", then "... available again").
+        # core.outages ("database unavailable since ...", then "... available again").
         "psycopg.pool": {"level": "ERROR"},
         # django-axes: login failures and lock-outs are warnings; its start-up banner and
         # per-login resets are not worth a line (and the banner would precede a command's output).

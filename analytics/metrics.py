@@ -8,7 +8,7 @@ the rest are prefixed ``aiproject_``.
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from aiproject.outages import DEPENDENCIES
+from core.outages import DEPENDENCIES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -102,7 +102,7 @@ QUOTA_REFUSALS = Counter(
 class DependencyCollector:
     """``aiproject_dependency_up{dependency="database|redis"}``: 1 while this process reaches
     it, 0 from the first failure of an outage to the first success after it
-    (aiproject/outages.py); ``..._down_since_seconds``: when the current outage began."""
+    (core/outages.py); ``..._down_since_seconds``: when the current outage began."""
 
     def collect(self):
         up = GaugeMetricFamily(

@@ -6,8 +6,8 @@ import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from aiproject.outages import is_database_outage
-from aiproject.request_id import accept_or_generate, set_request_id
+from core.outages import is_database_outage
+from core.request_id import accept_or_generate, set_request_id
 
 from .metrics import HTTP_REQUESTS
 from .request_metrics import requests_per_minute
@@ -62,7 +62,7 @@ class RequestLogMiddleware:
                 started,
                 request_id,
                 streaming=response.streaming,
-                # A draining replica's refusal (aiproject/draining.py) is sent again, by nginx
+                # A draining replica's refusal (core/draining.py) is sent again, by nginx
                 # or the client, to where it is served and counted: not a request, nor a 5xx.
                 count=not getattr(response, "refused_before_work", False),
             )

@@ -3,7 +3,7 @@
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from aiproject.localcache import LocalCache
+from core.localcache import LocalCache
 
 from .models import ModelPrice
 
@@ -11,7 +11,7 @@ MICRO = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 
 
-# The price list, kept per process (aiproject.localcache): a reply is priced three times
+# The price list, kept per process (core.localcache): a reply is priced three times
 # (admission, reservation, record). Connected to ModelPrice's signals in AnalyticsConfig.ready.
 PRICES = LocalCache("prices")
 

@@ -11,10 +11,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from aiproject.draining import refuse_while_draining
-from aiproject.outages import outage_response
-from aiproject.request_id import current_request_id
 from analytics import quotas
+from core.draining import refuse_while_draining
+from core.outages import outage_response
+from core.request_id import current_request_id
 from experiments.models import Feedback
 from experiments.services import ExperimentError, rate_reply
 
@@ -60,7 +60,7 @@ def api_view(*methods: str):
                 return quota_error(exc)
             except Exception as exc:
                 # The database (or Redis) is down: 503 database_unavailable (retryable,
-                # Retry-After) within DB_CONNECT_TIMEOUT_SECONDS (aiproject/outages.py), not 500.
+                # Retry-After) within DB_CONNECT_TIMEOUT_SECONDS (core/outages.py), not 500.
                 if response := outage_response(request, exc):
                     return response
                 raise
@@ -78,7 +78,7 @@ def _field(exc: services.ChatError | ExperimentError) -> dict:
 def _authenticate(request):
     """The session's user, looked up in a worker thread that gives its connection back at once.
 
-    ``request.auser()`` would run in the request's own thread (aiproject/handlers.py), whose
+    ``request.auser()`` would run in the request's own thread (core/handlers.py), whose
     connection Django releases only when the request ends (for a stream: when it ends).
     """
     user = get_user(request)

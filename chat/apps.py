@@ -6,6 +6,6 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self):
-        from aiproject.middleware import use_subclass_aware_checks
+        from core.middleware import use_subclass_aware_checks
 
         use_subclass_aware_checks()

@@ -14,9 +14,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from aiproject import draining
 from analytics import quotas
 from analytics.services import CallRecord, record_call_once
+from core import draining
 
 from . import finishing, lifecycle, services, streaming, titles
 from .finishing import through_cancel

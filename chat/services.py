@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from aiproject.user_text import unstorable
 from analytics import quotas
+from core.user_text import unstorable
 from experiments.config import ChatConfig, resolve_config
 
 from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers import them here)

@@ -21,9 +21,9 @@ async def db(fn, /, *args, **kwargs):
 
     Runners and streams outlive requests; a connection must never stay checked out of the pool
     for the length of a stream (see docs/architecture.md). While PostgreSQL is down a call
-    fails fast with ``aiproject.outages.DatabaseUnavailable`` (an ``OperationalError``): the
+    fails fast with ``core.outages.DatabaseUnavailable`` (an ``OperationalError``): the
     first one of an outage within DB_CONNECT_TIMEOUT_SECONDS, the rest at once
-    (``aiproject/postgresql``), so no call holds this thread for the pool timeout.
+    (``core/postgresql``), so no call holds this thread for the pool timeout.
     """
 
     def call():

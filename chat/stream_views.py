@@ -18,8 +18,8 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from aiproject import draining
 from analytics.metrics import SSE_STREAM_ENDS, SSE_STREAMS_OPEN
+from core import draining
 
 from . import followers, services, streaming
 from .api import api_view, json_error

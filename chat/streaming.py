@@ -240,7 +240,7 @@ def unregister(generation: Generation) -> None:
 def outliving_task(coroutine) -> asyncio.Task:
     """Start a task that outlives the request that starts it, in a fresh context: it carries
     none of the request's context variables, asgiref's thread-sensitive context among them
-    (whose executor goes back to the pool when the request ends, aiproject/handlers.py)."""
+    (whose executor goes back to the pool when the request ends, core/handlers.py)."""
     return asyncio.create_task(coroutine, context=contextvars.Context())
 
 

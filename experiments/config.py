@@ -13,13 +13,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aiproject.localcache import LocalCache
+from core.localcache import LocalCache
 
 from .bucketing import assign
 from .models import Experiment, Exposure, PromptVersion, Variant
 
 # What serves a prompt: its running experiment with the variants' versions, and its live version.
-# Kept per process (aiproject/localcache.py): two SQL statements fewer per posted message. Saves
+# Kept per process (core/localcache.py): two SQL statements fewer per posted message. Saves
 # and deletes of the three models empty it through signals; the QuerySet.update()s that change
 # them (experiments.services, guardrails, the admin, _from_version) call SERVING.changed().
 SERVING = LocalCache("serving")

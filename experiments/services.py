@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from aiproject.user_text import unstorable
+from core.user_text import unstorable
 
 from .config import SERVING
 from .models import Experiment, Feedback, PromptVersion

@@ -1,7 +1,7 @@
 """A rolling replacement behind the project's nginx.conf, without Docker: nginx in front of
 daphne processes A and B (sharing the database and Redis) and C, the new one; A gets SIGTERM
 while replies stream. Every reply reaches its reader complete, exactly once, and nginx answers
-no 5xx to any request (aiproject/draining.py, docs/deploy.md)."""
+no 5xx to any request (core/draining.py, docs/deploy.md)."""
 
 import contextlib
 import json

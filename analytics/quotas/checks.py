@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from aiproject.outages import REDIS, is_redis_outage
+from core.outages import REDIS, is_redis_outage
 
 from ..pricing import MILLION, price_for
 from ..timezones import reporting_zone

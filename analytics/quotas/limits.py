@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q
 
-from aiproject.localcache import LocalCache
+from core.localcache import LocalCache
 
 from ..models import UsageQuota
 

@@ -22,7 +22,7 @@ from django.db import IntegrityError
 from django.db.models import Sum
 from django.utils import timezone
 
-from aiproject.outages import REDIS
+from core.outages import REDIS
 
 from ..models import AICall, JobState
 from ..timezones import day_bounds, month_bounds, reporting_zone

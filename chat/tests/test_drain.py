@@ -1,5 +1,5 @@
 """A server process that is asked to stop drains: its replies run to their end, new work goes
-elsewhere, and it exits as soon as nothing is left (aiproject/draining.py, chat.runner.shutdown)."""
+elsewhere, and it exits as soon as nothing is left (core/draining.py, chat.runner.shutdown)."""
 
 import signal
 import threading

@@ -248,7 +248,7 @@ def test_a_reply_interrupted_by_a_server_shutdown_settles_to_its_recorded_usage(
 ):
     UsageQuota.objects.create(user=user, tokens_per_day=10**6)
     backend = quotas.backend()
-    # Released, not expired; the reply (10 s) outlasts the drain (aiproject/draining.py).
+    # Released, not expired; the reply (10 s) outlasts the drain (core/draining.py).
     env = app_env(simulator, QUOTA_RESERVATION_TTL_SECONDS="600", CHAT_DRAIN_SECONDS="0.5")
     with run_app_server(env=env, log_dir=tmp_path) as server, api_client(server, user) as client:
         started = start_reply(client, "Shut down [sim:tokens=200,tps=20]")

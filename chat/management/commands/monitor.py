@@ -24,9 +24,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from aiproject.outages import DATABASE, REDIS, is_database_outage, is_redis_outage
 from analytics.jobs import AnalyticsJobs
 from chat.services import sweep_stale_replies
+from core.outages import DATABASE, REDIS, is_database_outage, is_redis_outage
 from experiments.guardrails import check_guardrails
 
 logger = logging.getLogger(__name__)

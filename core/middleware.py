@@ -174,7 +174,7 @@ def use_subclass_aware_checks() -> None:
         module = import_module(module_name)
         if not callable(getattr(module, predicate, None)):
             raise ImproperlyConfigured(
-                f"{module_name}.{predicate} is gone: aiproject.middleware needs updating for "
+                f"{module_name}.{predicate} is gone: core.middleware needs updating for "
                 "this Django version (its security checks would not see the middleware)."
             )
         setattr(module, predicate, partial(middleware_installed, required))

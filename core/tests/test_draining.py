@@ -2,8 +2,8 @@
 
 import pytest
 
-from aiproject import draining
 from analytics.request_metrics import requests_per_minute
+from core import draining
 
 
 @pytest.fixture

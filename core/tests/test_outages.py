@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
-from aiproject.outages import Breaker, DatabaseUnavailable, Outage
 from aiproject.tests.test_settings import PRODUCTION
 from aiproject.tests.test_settings import manage as manage_check
 from chat.tests.live import CSRF_TOKEN, api_client, app_env, run_app_server
 from chat.tests.services_process import manage, migrate, postgres_server, redis_server
+from core.outages import Breaker, DatabaseUnavailable, Outage
 
 SESSION = """
 from django.contrib.auth import get_user_model
@@ -110,7 +110,7 @@ def test_requests_fail_fast_while_the_database_is_down_and_work_when_it_returns(
 
 def test_an_outage_is_logged_once_with_its_duration(caplog):
     outage = Outage("database")
-    with caplog.at_level(logging.INFO, logger="aiproject.outages"):
+    with caplog.at_level(logging.INFO, logger="core.outages"):
         assert outage.recovered() is None  # nothing to report
         assert outage.failed(OSError("refused")) is True
         assert outage.failed(OSError("refused")) is False
@@ -193,7 +193,7 @@ def test_a_post_while_redis_is_down_is_a_503_not_a_500(simulator, user, tmp_path
 def test_a_full_server_is_busy_not_down():
     import psycopg
 
-    from aiproject.postgresql.base import _server_answered
+    from core.postgresql.base import _server_answered
 
     full = 'connection to server at "db" failed: FATAL:  sorry, too many clients already'
     assert _server_answered(psycopg.OperationalError(full))

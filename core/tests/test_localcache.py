@@ -1,4 +1,4 @@
-"""Per-process caches of prices and limits (aiproject.localcache): hits, invalidation, expiry."""
+"""Per-process caches of prices and limits (core.localcache): hits, invalidation, expiry."""
 
 import time
 from datetime import date
@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from aiproject.localcache import LocalCache
 from analytics import quotas
 from analytics.models import ModelPrice, UsageQuota
 from analytics.pricing import PRICES, price_for
 from analytics.tests.factories import make_price, make_user
+from core.localcache import LocalCache
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The ASGI handler that keeps requests' worker threads for reuse (aiproject/handlers.py).
+"""The ASGI handler that keeps requests' worker threads for reuse (core/handlers.py).
 
 Requests go through the real handler and Django's request cycle (signals, middleware, the
 response's close), driven by asgiref's ApplicationCommunicator as an ASGI server would.
@@ -15,9 +15,9 @@ from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
 from aiproject import asgi
-from aiproject.handlers import ASGIHandler
+from core.handlers import ASGIHandler
 
-pytestmark = pytest.mark.urls("aiproject.tests.handler_urls")
+pytestmark = pytest.mark.urls("core.tests.handler_urls")
 
 
 def http_scope(query: str = "") -> dict:
@@ -112,7 +112,7 @@ def test_threads_beyond_the_idle_limit_end(settings):
 def test_a_cancelled_request_does_not_give_its_thread_back():
     """The server cancels a request (a client gone for good, a shutdown) while its sync view
     runs: that thread is still busy and never handed to the next request."""
-    from aiproject.tests import handler_urls
+    from core.tests import handler_urls
 
     handler = ASGIHandler()
     handler_urls.recorded.clear()

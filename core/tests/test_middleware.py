@@ -1,4 +1,4 @@
-"""Django's middleware with its hooks on the event loop (aiproject.middleware).
+"""Django's middleware with its hooks on the event loop (core.middleware).
 
 Where a hook runs is checked directly; that sessions, CSRF and messages still work is checked
 through a real daphne process, where the async path is the one that serves.
@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils.deprecation import MiddlewareMixin
 
-from aiproject.middleware import InlineHooks
+from core.middleware import InlineHooks
 
 
 class Recorder(MiddlewareMixin):

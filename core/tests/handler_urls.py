@@ -1,4 +1,4 @@
-"""URLs for aiproject/tests/test_handlers.py: sync views that report the thread they ran on."""
+"""URLs for core/tests/test_handlers.py: sync views that report the thread they ran on."""
 
 import threading
 import time

@@ -5,7 +5,7 @@ import sys
 from django.test import RequestFactory, override_settings
 from django.views.debug import technical_500_response
 
-from aiproject.error_reports import SecretScrubbingFilter, scrub_url_credentials
+from core.error_reports import SecretScrubbingFilter, scrub_url_credentials
 
 # As a WSGI server puts the environment in request.META (the page lists it).
 META = {"DATABASE_URL": "postgres://app:dbpass@db:5432/app", "HTTP_X_NOTE": "redis://:hunter2@r"}

@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend, failing fast while the database is down (``ENGINE``
-``aiproject.postgresql``, set by the settings for every ``postgres://`` URL).
+``core.postgresql``, set by the settings for every ``postgres://`` URL).
 
 Stock, a connection checkout during an outage waits the pool's whole timeout
 (``DB_POOL_TIMEOUT_SECONDS``, 10 s) and then fails; the chat's one database thread (and every
@@ -8,7 +8,7 @@ request behind it) waited that long per call. Here:
 * a checkout waits at most ``DB_CONNECT_TIMEOUT_SECONDS`` for the pool; if it gets nothing, a
   direct connection (the same parameters, that timeout) tells a busy pool, which is given the
   rest of the pool timeout, from a dead server, which trips the breaker
-  (``aiproject.outages.BREAKER``);
+  (``core.outages.BREAKER``);
 * while the breaker is tripped every checkout fails at once with ``DatabaseUnavailable`` (an
   ``OperationalError``), but for one probe every ``DB_OUTAGE_PROBE_SECONDS``;
 * when a probe succeeds the pool is replaced by a fresh one: the old one holds connections that
@@ -21,7 +21,7 @@ request behind it) waited that long per call. Here:
 from django.conf import settings
 from django.db.backends.postgresql import base
 
-from aiproject.outages import BREAKER, DatabaseUnavailable
+from core.outages import BREAKER, DatabaseUnavailable
 
 
 class _FailFastPool:

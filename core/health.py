@@ -4,7 +4,7 @@ Redis answer) and ``/metrics`` (Prometheus, behind a bearer token).
 Answered by a middleware ahead of everything else, so that a container health check, a load
 balancer probe or a Prometheus scrape works whatever Host header it sends and never follows an
 HTTPS redirect. The same middleware turns a view's failure to reach the database into a 503
-(``aiproject.outages``) rather than a 500.
+(``core.outages``) rather than a 500.
 """
 
 import asyncio
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from aiproject import draining
+from core import draining
 
 from .outages import REDIS, outage_response
 
@@ -90,7 +90,7 @@ class HealthCheckMiddleware:
             if failing:
                 body["failing"] = failing
             response = JsonResponse(body, status=200 if ok else 503)
-            # Probed every few seconds: the outage is logged once (aiproject.outages), not as
+            # Probed every few seconds: the outage is logged once (core.outages), not as
             # an ERROR line per probe.
             response._has_been_logged = True
             return response

@@ -5,7 +5,7 @@
   after it one INFO with the duration (``database available again after 12.3 s``); failures in
   between log nothing more. ``/metrics`` shows the state as ``aiproject_dependency_up``.
 * ``BREAKER`` keeps requests from queueing behind a dead database (see
-  ``aiproject/postgresql``): once the database is found down, connection attempts fail at once
+  ``core/postgresql``): once the database is found down, connection attempts fail at once
   with ``DatabaseUnavailable`` and a single probe every ``DB_OUTAGE_PROBE_SECONDS`` decides when
   it is back, so N waiting calls do not each hold a thread for the pool timeout.
 * ``outage_response`` is the 503 every API view and page answers meanwhile:
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
-logger = logging.getLogger("aiproject.outages")
+logger = logging.getLogger("core.outages")
 
 RETRY_AFTER_SECONDS = 2
 
