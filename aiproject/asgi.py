@@ -19,7 +19,7 @@ if settings.SERVE_STATIC:
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
 # A reader that stops reading an event stream is cut off (SSE_WRITE_TIMEOUT_SECONDS).
-from chat.write_timeout import WriteTimeout  # noqa: E402
+from core.write_timeout import WriteTimeout  # noqa: E402
 
 application = ProtocolTypeRouter({"http": WriteTimeout(http_app)})
 

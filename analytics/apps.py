@@ -32,6 +32,7 @@ class AnalyticsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
 
+        from . import metrics  # noqa: F401 (its series join core's registry, which /metrics serves)
         from .models import ModelPrice, UsageQuota
         from .pricing import PRICES
         from .quotas import LIMITS

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from analytics import quotas
+from core.db_thread import db
 from core.draining import refuse_while_draining
 from core.outages import outage_response
 from core.request_id import current_request_id
@@ -20,7 +21,7 @@ from experiments.services import ExperimentError, rate_reply
 
 from . import runner, services, streaming
 from .models import Conversation, Message
-from .state import NOT_RETRYABLE, db
+from .state import NOT_RETRYABLE
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:

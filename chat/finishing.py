@@ -24,10 +24,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from prometheus_client import Counter
 
-from analytics.metrics import REGISTRY
 from analytics.services import CallRecord, record_call_once
-
-from .state import db
+from core.db_thread import db
+from core.metrics import REGISTRY
 
 logger = logging.getLogger(__name__)
 

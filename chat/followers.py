@@ -16,10 +16,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from analytics.metrics import STREAM_STATE_READS
+from core.db_thread import db
 
 from . import services, streaming
 from .sse import sse_comment, sse_event
-from .state import ReplyState, db, final_event
+from .state import ReplyState, final_event
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,8 @@ from django.utils import timezone
 from analytics import quotas
 from analytics.services import CallRecord, record_call_once
 from core import draining
-
-from . import finishing, lifecycle, services, streaming, titles
-from .finishing import through_cancel
-from .llm import (
+from core.db_thread import db
+from core.llm import (
     IncompleteStream,
     UpstreamFault,
     cached_tokens_of,
@@ -30,9 +28,12 @@ from .llm import (
     strip_nul,
     translate_fault,
 )
+from core.tokens import estimate_messages_tokens, estimate_text_tokens
+
+from . import finishing, lifecycle, services, streaming, titles
+from .finishing import through_cancel
 from .models import Message
-from .state import closing_event, db
-from .tokens import estimate_messages_tokens, estimate_text_tokens
+from .state import closing_event
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from analytics import quotas
+from core.tokens import estimate_messages_tokens, trim_history
 from core.user_text import unstorable
 from experiments.config import ChatConfig, resolve_config
 
@@ -22,7 +23,6 @@ from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers imp
 )
 from .models import Conversation, Message
 from .state import ReplyState
-from .tokens import estimate_messages_tokens, trim_history
 
 
 class ChatError(Exception):

@@ -1,39 +1,10 @@
 """Plain snapshots of a reply, shared by the runner, the stream views and the JSON API."""
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import close_old_connections, connection
-
 from .models import Message
-
-# The runners' and streams' database work runs here, not in the loop's small default executor
-# (min(32, cores + 4) threads): at a few hundred open streams that queue was the bottleneck.
-_executor = ThreadPoolExecutor(max_workers=settings.CHAT_DB_THREADS, thread_name_prefix="chat-db")
-
-
-async def db(fn, /, *args, **kwargs):
-    """Run a short database function in a worker thread and give its connection back at once.
-
-    Runners and streams outlive requests; a connection must never stay checked out of the pool
-    for the length of a stream (see docs/architecture.md). While PostgreSQL is down a call
-    fails fast with ``core.outages.DatabaseUnavailable`` (an ``OperationalError``): the
-    first one of an outage within DB_CONNECT_TIMEOUT_SECONDS, the rest at once
-    (``core/postgresql``), so no call holds this thread for the pool timeout.
-    """
-
-    def call():
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return await sync_to_async(call, thread_sensitive=False, executor=_executor)()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,14 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from analytics.metrics import SSE_STREAM_ENDS, SSE_STREAMS_OPEN
 from core import draining
+from core.db_thread import db
+from core.metrics import SSE_STREAM_ENDS, SSE_STREAMS_OPEN
 
 from . import followers, services, streaming
 from .api import api_view, json_error
 from .sse import sse_comment, sse_event, sse_retry
-from .state import ReplyState, db
+from .state import ReplyState
 from .stream_limits import StreamSlot, take_slot
 
 logger = logging.getLogger(__name__)

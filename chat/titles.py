@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from analytics import quotas
 from analytics.services import CallRecord
+from core.db_thread import db
+from core.llm import cached_tokens_of, get_client, retry_delay, strip_nul, translate_fault
+from core.tokens import estimate_messages_tokens, estimate_text_tokens
 from experiments.config import resolve_config
 
 from . import finishing, services
 from .finishing import through_cancel
-from .llm import cached_tokens_of, get_client, retry_delay, strip_nul, translate_fault
-from .state import db
-from .tokens import estimate_messages_tokens, estimate_text_tokens
 
 logger = logging.getLogger(__name__)
 

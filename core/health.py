@@ -108,7 +108,7 @@ def metrics_response(request) -> HttpResponse:
     """The Prometheus text format; 404 while METRICS_TOKEN is unset, 401 for a wrong token."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from analytics.metrics import REGISTRY
+    from core.metrics import REGISTRY
 
     token = settings.METRICS_TOKEN
     if not token:

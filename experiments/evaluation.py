@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from analytics import quotas
 from analytics.services import CallRecord, record_call
-from chat.llm import cached_tokens_of, get_client, translate_fault
-from chat.state import db
+from core.db_thread import db
+from core.llm import cached_tokens_of, get_client, translate_fault
 
 from .config import render_prompt
 from .models import EvalResult, EvalRun, Experiment
@@ -63,7 +63,7 @@ class _Answer:
 
 async def _complete(*, model, messages, temperature, max_tokens, variant="", version_id=None):
     """One evaluation call; the global daily cost cap applies (``analytics.quotas``)."""
-    from chat.tokens import estimate_messages_tokens
+    from core.tokens import estimate_messages_tokens
 
     try:
         reservation = await db(
@@ -110,7 +110,7 @@ async def _call(*, model, messages, temperature, max_tokens, variant, version_id
             output_tokens = response.usage.completion_tokens
             cached = cached_tokens_of(response.usage)
         else:
-            from chat.tokens import estimate_messages_tokens, estimate_text_tokens
+            from core.tokens import estimate_messages_tokens, estimate_text_tokens
 
             estimated = True
             input_tokens = estimate_messages_tokens(messages)

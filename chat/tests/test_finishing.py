@@ -14,10 +14,11 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 
-from analytics.metrics import REGISTRY
 from analytics.models import AICall
-from chat import finishing, llm, runner, services, state, streaming
+from chat import finishing, runner, services, streaming
 from chat.models import Conversation, Message
+from core import db_thread, llm
+from core.metrics import REGISTRY
 
 from .live import api_client, read_stream
 from .test_streaming import start_reply, wait_for
@@ -201,8 +202,8 @@ def test_backoff_starts_from_the_fault_not_after_database_work(in_process, simul
     async def main():
         loop = asyncio.get_running_loop()
         busy = [
-            loop.run_in_executor(state._executor, release.wait, 30)
-            for _ in range(state._executor._max_workers)
+            loop.run_in_executor(db_thread._executor, release.wait, 30)
+            for _ in range(db_thread._executor._max_workers)
         ]
         generation = streaming.register(reply_id, user.pk)
         task = asyncio.create_task(runner.run(generation, prepared=prepared))

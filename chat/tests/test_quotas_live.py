@@ -40,7 +40,7 @@ def two_servers(django_db_setup, django_db_blocker, simulator, tmp_path_factory)
 
 def worst_tokens(content: str) -> int:
     """The tokens a reply to ``content`` reserves in a new conversation (default config)."""
-    from chat.tokens import estimate_messages_tokens
+    from core.tokens import estimate_messages_tokens
 
     messages = [
         {"role": "system", "content": settings.AI_SYSTEM_PROMPT},

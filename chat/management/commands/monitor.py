@@ -134,7 +134,7 @@ def serve_metrics() -> None:
         return
     from prometheus_client import start_http_server
 
-    from analytics.metrics import REGISTRY
+    from core.metrics import REGISTRY
 
     host, _, port = settings.MONITOR_METRICS_ADDRESS.rpartition(":")
     start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)

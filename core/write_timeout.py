@@ -22,7 +22,7 @@ import socket
 
 from django.conf import settings
 
-from analytics.metrics import SSE_STREAM_ENDS
+from .metrics import SSE_STREAM_ENDS
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from chat import llm
 from chat.simulator import split_tokens
+from core import llm
 
 pytestmark = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 
