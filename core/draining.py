@@ -4,8 +4,9 @@ A draining process keeps serving what it has begun (the replies it generates and
 and refuses new work before doing any of it: ``/readyz`` answers 503 ``draining`` so that load
 balancers and deploy scripts stop sending it traffic, and new posts and new streams get 503
 ``draining`` with ``Retry-After``, which nginx retries on another replica (nginx/nginx.conf,
-``proxy_next_upstream ... http_503``). ``aiproject.asgi`` starts the drain on the first signal
-and ends it early on a second one; ``chat.runner.shutdown`` does the waiting.
+``proxy_next_upstream ... http_503``). ``core.shutdown`` (installed by ``aiproject.asgi``)
+starts the drain on the first signal and ends it early on a second one; the shutdown hooks the
+apps register (the chat's: ``chat.runner.shutdown``) do the waiting.
 
 State of this process only: every server process drains on its own signal.
 """
