@@ -14,10 +14,11 @@ from django.views.decorators.http import require_http_methods
 from analytics import quotas
 from core.db_thread import db
 from core.draining import refuse_while_draining
+from core.errors import AppError, error_json, error_response
 from core.outages import outage_response
 from core.request_id import current_request_id
 from experiments.models import Feedback
-from experiments.services import ExperimentError, rate_reply
+from experiments.services import rate_reply
 
 from . import runner, services, streaming
 from .models import Conversation, Message
@@ -25,14 +26,7 @@ from .state import NOT_RETRYABLE
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
-def quota_error(exc: quotas.QuotaExceeded) -> JsonResponse:
-    """429 naming the limit and when it resets (``Retry-After`` in seconds too)."""
-    response = JsonResponse({"error": exc.as_json()}, status=429)
-    response["Retry-After"] = str(exc.retry_after)
-    return response
+    return error_json(status, {"code": code, "message": message, **extra})
 
 
 def api_view(*methods: str):
@@ -54,11 +48,11 @@ def api_view(*methods: str):
                 return await view(request, user, *args, **kwargs)
             except Http404:
                 return json_error(404, "not_found", "No such object.")
-            except services.ChatError as exc:
-                return json_error(exc.status, exc.code, exc.message, **_field(exc))
             except quotas.QuotaExceeded as exc:
                 await sync_to_async(quotas.record_refusal)(exc, user_id=user.pk, stage="request")
-                return quota_error(exc)
+                return error_response(exc)  # 429 naming the limit, with Retry-After
+            except AppError as exc:  # the chat's, the experiments' refusals
+                return error_response(exc)
             except Exception as exc:
                 # The database (or Redis) is down: 503 database_unavailable (retryable,
                 # Retry-After) within DB_CONNECT_TIMEOUT_SECONDS (core/outages.py), not 500.
@@ -69,11 +63,6 @@ def api_view(*methods: str):
         return wrapper
 
     return decorate
-
-
-def _field(exc: services.ChatError | ExperimentError) -> dict:
-    """The ``field`` member of an error answer, for an error about one request field."""
-    return {"field": exc.field} if exc.field else {}
 
 
 def _authenticate(request):
@@ -288,12 +277,10 @@ async def feedback(request, user, message_id: int):
         await Feedback.objects.filter(message=reply).adelete()
         return HttpResponse(status=204)
     body = read_json(request)
-    try:
-        saved = await sync_to_async(rate_reply)(
-            message=reply, user=user, rating=body.get("rating"), comment=body.get("comment")
-        )
-    except ExperimentError as exc:
-        return json_error(exc.status, exc.code, exc.message, **_field(exc))
+    services.check_rateable(reply)
+    saved = await sync_to_async(rate_reply)(
+        message=reply, user=user, rating=body.get("rating"), comment=body.get("comment")
+    )
     return JsonResponse({"message_id": reply.pk, "feedback": _feedback_json(saved)})
 
 

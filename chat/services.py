@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from analytics import quotas
+from core.errors import AppError
 from core.tokens import estimate_messages_tokens, trim_history
 from core.user_text import unstorable
 from experiments.config import ChatConfig, resolve_config
@@ -25,19 +26,17 @@ from .models import Conversation, Message
 from .state import ReplyState
 
 
-class ChatError(Exception):
+class ChatError(AppError):
     """A request the chat cannot take; ``status`` is the HTTP status to answer with, ``field``
     the request field at fault (if one is)."""
 
-    status = 400
-    code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
+def check_rateable(reply: Message) -> None:
+    """Raise ChatError unless ``reply`` is an assistant reply that is no longer being written."""
+    if reply.role != Message.Role.ASSISTANT:
+        raise ChatError("Only assistant replies can be rated.", code="not_a_reply")
+    if reply.status in Message.IN_PROGRESS:
+        raise ReplyInProgress("The reply is still being written.")
 
 
 def refuse_unstorable(value: str, *, field: str) -> None:

@@ -4,11 +4,12 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.csrf import csrf_failure as default_csrf_failure
 
 from analytics import quotas
+from core.errors import error_json
 
 from . import services
 from .models import Conversation, Message
@@ -72,9 +73,8 @@ def login_locked_out(request, response=None, credentials=None):
         f"{minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it."
     )
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
-        locked = JsonResponse(
-            {"error": {"code": "login_locked", "message": message, "retry_after": seconds}},
-            status=429,
+        locked = error_json(
+            429, {"code": "login_locked", "message": message, "retry_after": seconds}
         )
     else:
         locked = render(request, "registration/locked_out.html", {"message": message}, status=429)
@@ -84,15 +84,13 @@ def login_locked_out(request, response=None, credentials=None):
 
 def csrf_failure(request, reason=""):
     if request.path.startswith("/api/"):
-        return JsonResponse(
+        return error_json(
+            403,
             {
-                "error": {
-                    "code": "csrf_failed",
-                    "message": f"CSRF check failed ({reason}). Send the X-CSRFToken header with "
-                    "the csrftoken cookie's value; over HTTPS also a Referer or Origin header "
-                    "of this site.",
-                }
+                "code": "csrf_failed",
+                "message": f"CSRF check failed ({reason}). Send the X-CSRFToken header with "
+                "the csrftoken cookie's value; over HTTPS also a Referer or Origin header "
+                "of this site.",
             },
-            status=403,
         )
     return default_csrf_failure(request, reason=reason)

@@ -18,6 +18,8 @@ import logging
 from asgiref.sync import iscoroutinefunction
 from django.http import JsonResponse
 
+from .errors import error_json
+
 logger = logging.getLogger(__name__)
 
 # A refused client should come back soon: nginx already retried it on another replica, and a
@@ -76,18 +78,12 @@ def reset() -> None:
 
 def refusal() -> JsonResponse:
     """503 ``draining``: nothing was done, the same request may be sent again (elsewhere)."""
-    response = JsonResponse(
-        {
-            "error": {
-                "code": "draining",
-                "message": "This server is restarting. Please try again.",
-                "retry_after": RETRY_AFTER_SECONDS,
-            }
-        },
-        status=503,
-    )
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return expected(response)
+    body = {
+        "code": "draining",
+        "message": "This server is restarting. Please try again.",
+        "retry_after": RETRY_AFTER_SECONDS,
+    }
+    return expected(error_json(503, body, retry_after=RETRY_AFTER_SECONDS))
 
 
 def expected(response):

@@ -18,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 
 from core import draining
 
+from .errors import error_json
 from .outages import REDIS, outage_response
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -112,12 +113,11 @@ def metrics_response(request) -> HttpResponse:
 
     token = settings.METRICS_TOKEN
     if not token:
-        return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+        return error_json(404, {"code": "not_found", "message": "Not found."})
     presented = request.headers.get("Authorization", "")
     if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
-        response = JsonResponse(
-            {"error": {"code": "unauthorized", "message": "A valid bearer token is required."}},
-            status=401,
+        response = error_json(
+            401, {"code": "unauthorized", "message": "A valid bearer token is required."}
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

@@ -9,7 +9,7 @@ import email.utils
 import json
 import random
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
@@ -17,6 +17,8 @@ import httpx2
 import openai
 import pydantic
 from django.conf import settings
+
+from .errors import AppError
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
     weakref.WeakKeyDictionary()
@@ -51,13 +53,16 @@ def get_client() -> openai.AsyncOpenAI:
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamFault(Exception):
+class UpstreamFault(AppError):
     """An upstream failure, translated: ``code`` for clients, ``call_status`` for AICall."""
 
-    code: str
-    call_status: str
-    retryable: bool
-    message: str
+    status = 502  # not a dataclass field: the answer's status if one is ever made of it
+
+    # field(): no default, although AppError's class attributes of the same names have one.
+    code: str = field()
+    call_status: str = field()
+    retryable: bool = field()
+    message: str = field()
     retry_after: float | None = None
     http_status: int | None = None
 

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
+
+from .errors import error_json
 
 logger = logging.getLogger("core.outages")
 
@@ -189,9 +191,7 @@ def unavailable_response(request, code: str, message: str) -> HttpResponse:
     """503 with ``Retry-After``: JSON ``{"error": {code, message, retryable}}`` for the API and
     JSON clients, a short page (no template, no database) for the rest."""
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
-        response = JsonResponse(
-            {"error": {"code": code, "message": message, "retryable": True}}, status=503
-        )
+        response = error_json(503, {"code": code, "message": message, "retryable": True})
     else:
         response = HttpResponse(
             "<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable</title>"

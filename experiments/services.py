@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core.errors import AppError
 from core.user_text import unstorable
 
 from .config import SERVING
@@ -15,40 +16,16 @@ RATINGS = {"up": 1, "down": -1, 1: 1, -1: -1}
 MAX_COMMENT_CHARS = 2000
 
 
-class ExperimentError(Exception):
+class ExperimentError(AppError):
     """A request the experiments app refuses; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "bad_request",
-        status: int | None = None,
-        field: str | None = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.field = field
-        if status:
-            self.status = status
 
 
 def rate_reply(*, message, user, rating, comment: str | None = None) -> Feedback:
     """Set (or change) ``user``'s thumbs up/down on an assistant reply they own.
 
+    The chat checks that ``message`` is a finished reply (``chat.services.check_rateable``).
     Without a ``comment`` the existing one is kept (changing the thumb keeps what was said).
     """
-    from chat.models import Message
-
-    if message.role != Message.Role.ASSISTANT:
-        raise ExperimentError("Only assistant replies can be rated.", code="not_a_reply")
-    if message.status in Message.IN_PROGRESS:
-        raise ExperimentError(
-            "The reply is still being written.", code="reply_in_progress", status=409
-        )
     # Only a string or an integer can be a rating (a list is not even a key: TypeError).
     hashable = isinstance(rating, str | int) and not isinstance(rating, bool)
     value = RATINGS.get(rating) if hashable else None

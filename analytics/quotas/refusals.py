@@ -7,6 +7,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.errors import AppError
+
 from ..metrics import QUOTA_REFUSALS
 from ..models import QuotaEvent
 from ..timezones import reporting_zone
@@ -29,8 +31,10 @@ def _format_amount(value) -> str:
     return f"{value:,}"
 
 
-class QuotaExceeded(Exception):
+class QuotaExceeded(AppError):
     """A limit refuses a request; ``code`` is ``rate_limited`` or ``quota_exceeded``."""
+
+    status = 429
 
     def __init__(self, *, limit: str, used, requested, allowed, resets_at: datetime):
         self.limit = limit
@@ -39,7 +43,7 @@ class QuotaExceeded(Exception):
         self.allowed = allowed
         self.resets_at = resets_at
         self.code = "rate_limited" if limit == Limit.REQUESTS_PER_MINUTE else "quota_exceeded"
-        super().__init__(self.message)
+        Exception.__init__(self, self.message)  # ``message`` is computed, not stored
 
     @property
     def retry_after(self) -> int:
