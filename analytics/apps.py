@@ -32,12 +32,19 @@ class AnalyticsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
 
+        from core.demo import register_seeder
+        from core.jobs import register_job
+
         from . import metrics  # noqa: F401 (its series join core's registry, which /metrics serves)
+        from .demo import seed_demo_history
+        from .jobs import AnalyticsJobs
         from .models import ModelPrice, UsageQuota
         from .pricing import PRICES
         from .quotas import LIMITS
 
         post_migrate.connect(ensure_dashboard_group, sender=self)
+        register_job("analytics", lambda: AnalyticsJobs().run_due, order=30)
+        register_seeder("call_history", seed_demo_history, order=20)
         PRICES.clear_on_change(ModelPrice)
         # Limits follow the user's quota rows, groups, permissions and superuser flag. A saved
         # user (a login saves last_login) forgets only that user's limits.

@@ -100,3 +100,8 @@ def seed_call_history(users, *, days: int = 30, seed: int = 42) -> int:
     AICall.objects.bulk_create(calls, batch_size=1000)
     rollup_range(now - timedelta(days=days + 1), now)
     return len(calls)
+
+
+def seed_demo_history(*, user, others) -> str:
+    made = seed_call_history([user, *others])
+    return f"Demo AI call history: {made:,} calls over 30 days (marked demo)." if made else ""

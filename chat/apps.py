@@ -6,11 +6,19 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self):
+        from core.demo import register_seeder
+        from core.jobs import register_job
         from core.middleware import use_subclass_aware_checks
         from core.shutdown import on_shutdown
 
+        from . import demo
+        from .services import sweep_stale_replies
+
         use_subclass_aware_checks()
         on_shutdown(shutdown)
+        register_job("sweep", lambda: sweep_stale_replies, order=10)
+        register_seeder("welcome", demo.seed_welcome, order=10)
+        register_seeder("canary", demo.seed_demo_canary, order=30)
 
 
 async def shutdown(*, drain_seconds: float, grace_seconds: float) -> None:

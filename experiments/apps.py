@@ -8,10 +8,13 @@ class ExperimentsConfig(AppConfig):
     def ready(self):
         from analytics.alerting import register_metric
         from analytics.models import AlertRule
+        from core.jobs import register_job
 
         from .config import SERVING
-        from .guardrails import guardrail_measurement
+        from .guardrails import check_guardrails, guardrail_measurement
         from .models import Experiment, PromptVersion, Variant
 
         register_metric(AlertRule.Metric.EXPERIMENT_GUARDRAIL, guardrail_measurement)
         SERVING.clear_on_change(Experiment, Variant, PromptVersion)
+        # Before the analytics jobs, whose alerts report the pauses it makes.
+        register_job("guardrails", lambda: check_guardrails, order=20)

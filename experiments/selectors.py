@@ -115,7 +115,9 @@ class Comparison:
 
 
 def variant_stats(variant: Variant) -> VariantStats:
-    from chat.models import Message
+    # The chat's replies, through the relation Feedback declares: experiments imports no chat
+    # module (the chat is the layer above).
+    Message = Feedback._meta.get_field("message").related_model
 
     label = variant.label
     version = variant.prompt_version

@@ -1,10 +1,13 @@
-"""The demo's running canary (the brief's example): 10% of users get gpt-4o with prompt v2
-("experiment"), the rest gpt-4o-mini with prompt v1 ("control"). ``seed_demo`` only."""
+"""The chat's demo data (``seed_demo`` only, through ``core.demo``): the demo user's welcome
+conversation, and the running canary (the brief's example): 10% of users get gpt-4o with prompt
+v2 ("experiment"), the rest gpt-4o-mini with prompt v1 ("control"), with their conversations,
+calls and feedback. The chat seeds it as the layer above experiments and analytics."""
 
 import random
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -12,10 +15,20 @@ from analytics.models import AICall
 from analytics.pricing import cost_of, price_for
 from analytics.rollups import rollup_range
 from analytics.timezones import local_day
+from experiments import services
+from experiments.bucketing import assign
+from experiments.models import Experiment, Exposure, Feedback, PromptVersion, Variant
 
-from . import services
-from .bucketing import assign
-from .models import Experiment, Exposure, Feedback, PromptVersion, Variant
+from .models import Conversation, Message
+from .rendering import render_markdown
+
+WELCOME = """Welcome! This is a **demo** conversation.
+
+- Replies stream token by token from {source}.
+- Try a fault from the composer: add `[sim:status=429]`, `[sim:stall]` or `[sim:disconnect]`
+  to a message to see how errors look.
+- Staff pages: the Django admin at `/admin/`.
+"""
 
 V1 = "You are a helpful assistant. Answer in Markdown. The user's name is {user_name}."
 V2 = (
@@ -25,10 +38,39 @@ V2 = (
 KEY = "canary-gpt-4o"
 
 
+def seed_welcome(*, user, others) -> str:
+    """Give the demo user a first conversation, once."""
+    if Conversation.objects.filter(user=user).exists():
+        return ""
+    conversation = Conversation.objects.create(
+        user=user, title="Welcome (demo)", title_generated=True
+    )
+    question = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content="What can I do here?"
+    )
+    source = "the built-in simulator" if settings.AI_USING_SIMULATOR else settings.AI_BASE_URL
+    text = WELCOME.format(source=source)
+    Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=question,
+        content=text,
+        html=render_markdown(text),
+        status=Message.Status.COMPLETED,
+        model="demo",
+    )
+    return ""
+
+
+def seed_demo_canary(*, user, others) -> str:
+    exposed = seed_canary()
+    if not exposed:
+        return ""
+    return f"Demo canary experiment '{KEY}' running at 10%: {exposed} users exposed."
+
+
 def seed_canary(*, users_wanted: int = 40, seed: int = 7) -> int:
     """Create the experiment with exposures, replies, calls and feedback once; return exposures."""
-    from chat.models import Conversation, Message
-
     if Experiment.objects.filter(key=KEY).exists():
         return 0
     rng = random.Random(seed)  # noqa: S311 (demo data)

@@ -1,10 +1,11 @@
 """``manage.py monitor``: the long-running housekeeping process (safe to run twice at once).
 
-Every pass: sweep replies whose runner died (marked ``interrupted``), pause experiments whose
-treatment tripped a guardrail, and the analytics jobs that
-are due (rollups every minute, raw-call retention hourly, the daily cost report email once a
-day, quota counters reconciled after a Redis outage). Every job is idempotent or claims its
-work in the database, so two monitors never double anything.
+Every pass runs the jobs the apps registered (``core.jobs``), in their order: sweep replies
+whose runner died (marked ``interrupted``; chat), pause experiments whose treatment tripped a
+guardrail (experiments), and the analytics jobs that are due (rollups every minute, raw-call
+retention hourly, the daily cost report email once a day, quota counters reconciled after a
+Redis outage). Every job is idempotent or claims its work in the database, so two monitors
+never double anything.
 
 It survives outages of the database and Redis of any length: every pass starts with fresh
 connections (a connection that broke with a restarted server is dropped, never reused), an
@@ -24,10 +25,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from analytics.jobs import AnalyticsJobs
-from chat.services import sweep_stale_replies
+from core.jobs import periodic_jobs
 from core.outages import DATABASE, REDIS, is_database_outage, is_redis_outage
-from experiments.guardrails import check_guardrails
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +66,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         serve_metrics()
-        analytics = AnalyticsJobs()
+        jobs = periodic_jobs()
         while True:
-            jobs = (
-                ("sweep", sweep_stale_replies),
-                ("guardrails", check_guardrails),  # before the alerts, which report its pauses
-                ("analytics", analytics.run_due),
-            )
             if self.run_pass(jobs):
                 write_heartbeat()
             if once or stopping:

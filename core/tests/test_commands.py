@@ -1,0 +1,42 @@
+"""The project-wide commands in core, running what the apps registered (core.jobs, core.demo)."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from analytics.models import AICall
+from chat.models import Conversation
+from core.jobs import periodic_jobs
+from experiments.models import Experiment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_monitor_runs_the_apps_jobs_in_their_order():
+    # The guardrails pause an experiment before the analytics alerts report the pause.
+    assert [name for name, _ in periodic_jobs()] == ["sweep", "guardrails", "analytics"]
+
+
+def test_seed_demo_refuses_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG on"):
+        call_command("seed_demo")
+
+
+def test_seed_demo_seeds_every_app_once():
+    out = StringIO()
+    call_command("seed_demo", "--force", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Demo AI call history:")
+    assert lines[1].startswith("Demo canary experiment 'canary-gpt-4o' running at 10%")
+    assert lines[2] == "Demo login: username 'demo', password 'demo'"
+    assert Conversation.objects.filter(user__username="demo", title="Welcome (demo)").exists()
+    assert Experiment.objects.filter(key="canary-gpt-4o").exists()
+    calls = AICall.objects.count()
+    assert calls > 0
+
+    again = StringIO()
+    call_command("seed_demo", "--force", stdout=again)
+    assert again.getvalue().splitlines() == ["Demo login: username 'demo', password 'demo'"]
+    assert AICall.objects.count() == calls
