@@ -5,6 +5,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from core.task_types import TaskType
+
 from .models import AICall
 from .pricing import cost_of, price_for
 from .rollups import rollup_range
@@ -49,15 +51,17 @@ def seed_call_history(users, *, days: int = 30, seed: int = 42) -> int:
             if ago == costly_day and rng.random() < 0.8:
                 model = "gpt-4o"
             typical = next(t for m, _, t in MODELS if m == model)
-            task = "title" if rng.random() < 0.15 else "chat"
+            task = TaskType.TITLE if rng.random() < 0.15 else TaskType.CHAT
             status = _pick(rng, STATUSES)
-            input_tokens = rng.randint(40, 60) if task == "title" else rng.randint(300, 2400)
+            input_tokens = rng.randint(40, 60) if task == TaskType.TITLE else rng.randint(300, 2400)
             if ago == costly_day and model == "gpt-4o":
                 input_tokens = min(input_tokens * 80, 120_000)  # someone pasting whole books
             opened = status in ("ok", "cancelled")
             output = 0
             if opened:
-                output = rng.randint(4, 12) if task == "title" else int(rng.gauss(typical, 150))
+                output = (
+                    rng.randint(4, 12) if task == TaskType.TITLE else int(rng.gauss(typical, 150))
+                )
                 output = max(output, 5)
             cached = int(input_tokens * rng.uniform(0.0, 0.5)) if model != "llama3.1-local" else 0
             ttft = int(rng.lognormvariate(6.2, 0.45)) if opened and task == "chat" else None

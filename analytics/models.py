@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.task_types import TaskType
+
 from .histogram import LATENCY_BUCKETS_MS, N_BUCKETS
 
 __all__ = ["LATENCY_BUCKETS_MS", "N_BUCKETS"]
@@ -71,7 +73,7 @@ class AICall(models.Model):
     message = models.ForeignKey(
         "chat.Message", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
-    task_type = models.CharField(max_length=32, default="chat")
+    task_type = models.CharField(max_length=32, default=TaskType.CHAT)
     model = models.CharField(max_length=200)
     base_url_host = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)

@@ -15,6 +15,7 @@ from analytics.models import AICall
 from analytics.pricing import cost_of, price_for
 from analytics.rollups import rollup_range
 from analytics.timezones import local_day
+from core.task_types import TaskType
 from experiments import services
 from experiments.bucketing import assign
 from experiments.models import Experiment, Exposure, Feedback, PromptVersion, Variant
@@ -177,7 +178,7 @@ def seed_canary(*, users_wanted: int = 40, seed: int = 7) -> int:
                 user=user,
                 conversation=conversation,
                 message=reply,
-                task_type="chat",
+                task_type=TaskType.CHAT,
                 model=version.model,
                 base_url_host="api.example.com",
                 status="error" if failed else "ok",

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.localcache import LocalCache
+from core.task_types import TaskType
 
 from .bucketing import assign
 from .models import Experiment, Exposure, PromptVersion, Variant
@@ -106,7 +107,7 @@ def record_exposure(experiment: Experiment, user, variant_key: str) -> None:
 
 def resolve_config(user, task_type: str) -> ChatConfig:
     """Return the configuration that serves ``user`` for ``task_type``."""
-    if task_type == "title":
+    if task_type == TaskType.TITLE:
         return ChatConfig(
             model=settings.AI_TITLE_MODEL,
             system_prompt=TITLE_PROMPT,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from analytics.alerting import Measurement
 from analytics.models import AICall
+from core.task_types import TaskType
 
 from .config import SERVING
 from .models import Experiment
@@ -20,7 +21,7 @@ ERROR_STATUSES = ("error", "timeout", "rate_limited")
 
 
 def _group(experiment: Experiment, variant) -> dict:
-    calls = AICall.objects.filter(variant=variant.label, task_type="chat")
+    calls = AICall.objects.filter(variant=variant.label, task_type=TaskType.CHAT)
     if experiment.started_at:
         calls = calls.filter(created_at__gte=experiment.started_at)
     return calls.aggregate(

@@ -14,6 +14,7 @@ from django.db.models.functions import Cast
 from analytics.histogram import percentile
 from analytics.models import AICall, CallRollup
 from analytics.rollups import merge_histograms
+from core.task_types import TaskType
 
 from . import stats
 from .models import Experiment, Exposure, Feedback, Variant
@@ -129,7 +130,7 @@ def variant_stats(variant: Variant) -> VariantStats:
         prompt_version=str(version),
         model=version.model,
     )
-    calls = AICall.objects.filter(variant=label, task_type="chat")
+    calls = AICall.objects.filter(variant=label, task_type=TaskType.CHAT)
     totals = calls.aggregate(
         n=Count("id"),
         errors=Count("id", filter=Q(status__in=ERROR_STATUSES)),
@@ -157,7 +158,7 @@ def variant_stats(variant: Variant) -> VariantStats:
     )
     result.rated, result.thumbs_up = feedback["rated"], feedback["up"]
     histograms = CallRollup.objects.filter(
-        period=CallRollup.Period.DAY, variant=label, task_type="chat", status="ok"
+        period=CallRollup.Period.DAY, variant=label, task_type=TaskType.CHAT, status="ok"
     ).values_list("latency_histogram", flat=True)
     result.p95_latency_ms = percentile(merge_histograms(histograms), 0.95)
     return result
