@@ -1,0 +1,141 @@
+"""The layer rule: imports point only downward, and no two parts import each other.
+
+    aiproject (settings, urls, asgi: wiring)  ->  chat  ->  experiments  ->  analytics  ->  core
+
+Every production module's imports are read with ``ast`` (function-level imports included; tests
+and migrations are left out), and a violation names the module, the line and the import. Runs
+without Django or a database: ``.venv/bin/python -m pytest core/tests/test_layers.py``, or
+``.venv/bin/python core/tests/test_layers.py`` to print the violations.
+"""
+
+import ast
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Higher imports lower; parts of one level must not form a cycle. The entry is imported by none.
+LEVELS = {"core": 0, "analytics": 1, "experiments": 2, "chat": 3, "aiproject": 4}
+SKIPPED_DIRS = {"tests", "migrations"}  # test helpers may reach across layers; so may migrations
+
+
+def part_of(module: str) -> str | None:
+    top = module.split(".", 1)[0]
+    return top if top in LEVELS else None
+
+
+def production_modules(root: Path = ROOT) -> Iterable[tuple[str, Path]]:
+    for part in LEVELS:
+        for path in sorted((root / part).rglob("*.py")):
+            relative = path.relative_to(root)
+            if SKIPPED_DIRS.intersection(relative.parts[:-1]):
+                continue
+            yield ".".join(relative.with_suffix("").parts).removesuffix(".__init__"), path
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """The absolute imports anywhere in the file (relative ones stay inside their package)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def import_graph(root: Path = ROOT) -> dict[str, list[tuple[int, str]]]:
+    """``{module: [(line, imported name), ...]}`` of every production module."""
+    return {module: imports_of(path) for module, path in production_modules(root)}
+
+
+def violations(graph: Mapping[str, Iterable[tuple[int, str]]]) -> list[str]:
+    """Upward imports (an import of the entry included), then cycles between parts."""
+    found = []
+    edges: dict[str, set[str]] = {part: set() for part in LEVELS}
+    for module, imports in graph.items():
+        source = part_of(module)
+        for line, name in imports:
+            target = part_of(name)
+            if source is None or target is None or target == source:
+                continue
+            if LEVELS[target] > LEVELS[source]:
+                found.append(f"{module}:{line} imports {name} ({source} is below {target})")
+            edges[source].add(target)
+    found += [f"cycle: {' -> '.join(cycle)}" for cycle in _cycles(edges)]
+    return found
+
+
+def _cycles(edges: Mapping[str, set[str]]) -> list[list[str]]:
+    """One cycle through each part that can reach itself (depth-first search)."""
+    cycles = []
+    for start in sorted(edges):
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            node, path = stack.pop()
+            for target in sorted(edges.get(node, ())):
+                if target == start:
+                    cycles.append([*path, start])
+                    stack.clear()
+                    break
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+    return cycles
+
+
+def test_the_project_imports_only_downward_without_cycles():
+    graph = import_graph()
+    assert "core.health" in graph and "chat.runner" in graph  # the walk finds the modules
+    assert "chat.tests.live" not in graph
+    assert violations(graph) == []
+
+
+def test_an_upward_import_is_found_at_its_line():
+    graph = {
+        "core.health": [(3, "django.conf.settings"), (9, "analytics.metrics.REGISTRY")],
+        "analytics.jobs": [(1, "experiments.guardrails.check_guardrails")],
+        "experiments.selectors": [(118, "chat.models.Message")],
+        "chat.apps": [(2, "aiproject.middleware")],
+        "chat.api": [(5, "experiments.services"), (6, "core.errors")],
+    }
+    found = violations(graph)
+    assert found[:4] == [
+        "core.health:9 imports analytics.metrics.REGISTRY (core is below analytics)",
+        "analytics.jobs:1 imports experiments.guardrails.check_guardrails "
+        "(analytics is below experiments)",
+        "experiments.selectors:118 imports chat.models.Message (experiments is below chat)",
+        "chat.apps:2 imports aiproject.middleware (chat is below aiproject)",
+    ]
+    assert "cycle: chat -> experiments -> chat" in found
+
+
+def test_a_cycle_between_parts_of_one_level_is_found(monkeypatch):
+    monkeypatch.setitem(LEVELS, "quotas", 1)  # a sub-app beside analytics
+    graph = {
+        "analytics.services": [(1, "quotas.charge")],
+        "quotas.limits": [(1, "analytics.models.AICall")],
+    }
+    assert violations(graph) == [
+        "cycle: analytics -> quotas -> analytics",
+        "cycle: quotas -> analytics -> quotas",
+    ]
+
+
+def test_function_level_imports_are_read(tmp_path):
+    module = tmp_path / "core" / "late.py"
+    module.parent.mkdir()
+    module.write_text("def f():\n    from chat.models import Message\n    return Message\n")
+    (tmp_path / "core" / "tests").mkdir()
+    (tmp_path / "core" / "tests" / "test_x.py").write_text("import chat\n")
+    graph = import_graph(tmp_path)
+    assert graph == {"core.late": [(2, "chat.models.Message")]}
+    assert violations(graph)[0] == "core.late:2 imports chat.models.Message (core is below chat)"
+
+
+if __name__ == "__main__":
+    problems = violations(import_graph())
+    print("\n".join(problems) or "No upward import, no cycle.")
+    sys.exit(1 if problems else 0)
