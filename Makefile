@@ -36,6 +36,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) core/tests/test_layers.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .
