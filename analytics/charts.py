@@ -1,4 +1,4 @@
-"""Server-rendered SVG charts and number formats for the AI usage dashboard. Pure, no Django.
+"""Server-rendered SVG charts for the AI usage dashboard (number formats: core.formatting). Pure.
 
 Each chart function returns one ``<svg>`` element as a string, ready to inline in a page:
 
@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
 
+# format_compact: the dashboard also passes it to the charts as charts.format_compact.
+from core.formatting import format_compact, format_count, format_percent  # noqa: F401
+
 # Paul Tol's "bright" scheme: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
 OVERLAY_COLOR = "#332288"
@@ -37,57 +40,6 @@ BAR_FILL = 0.72  # share of a day's band the bar takes
 
 type Number = float | int | Decimal
 type Formatter = Callable[[Number], str]
-
-
-# --- Number formats (also used by the dashboard's cards and tables) ---------------------------
-
-
-def format_money(value: Number | None) -> str:
-    """Return ``$0.1234`` under a dollar and ``$1,234.57`` from a dollar on; ``—`` for None."""
-    if value is None:
-        return "—"
-    sign = "-" if value < 0 else ""
-    amount = abs(value)
-    return f"{sign}${amount:,.4f}" if amount < 1 else f"{sign}${amount:,.2f}"
-
-
-def format_percent(value: Number | None, digits: int = 1) -> str:
-    """Return a ratio as a percentage: 0.0456 -> ``4.6%``; ``—`` for None."""
-    if value is None:
-        return "—"
-    return f"{float(value) * 100:.{digits}f}%"
-
-
-def format_change(value: Number | None) -> str:
-    """Return a relative change with its sign: 0.25 -> ``+25%``; ``n/a`` for None."""
-    if value is None:
-        return "n/a"
-    return f"{float(value):+.0%}"
-
-
-def format_ms(value: Number | None) -> str:
-    """Return a duration in milliseconds, in seconds from 10 s on; ``—`` for None."""
-    if value is None:
-        return "—"
-    value = float(value)
-    return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
-
-
-def format_count(value: Number | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}"
-
-
-def format_compact(value: Number | None) -> str:
-    """Return a short count for an axis: 1234 -> ``1.2k``, 2500000 -> ``2.5M``."""
-    if value is None:
-        return "—"
-    value = float(value)
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 # --- Scales -------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from core.formatting import format_change, format_count, format_money, format_ms, format_percent
+
 from . import charts, quotas, selectors
-from .charts import format_change, format_count, format_money, format_ms, format_percent
 from .models import AICall, QuotaEvent, UsageQuota
 from .reports import report_csv
 from .timezones import day_bounds, local_day, month_bounds

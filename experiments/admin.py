@@ -27,7 +27,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from analytics.charts import format_count, format_ms, format_percent
+from core.formatting import format_count, format_ms, format_percent
 
 from . import services
 from .config import SERVING

@@ -1,4 +1,4 @@
-"""The SVG charts and number formats: pure functions, no database."""
+"""The SVG charts: pure functions, no database (number formats: core/tests/test_formatting.py)."""
 
 import re
 import xml.etree.ElementTree as ET
@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from analytics import charts
+from core.formatting import format_money, format_ms, format_percent
 
 SVG = "{http://www.w3.org/2000/svg}"
 LABELS = ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]
@@ -74,7 +75,7 @@ def test_bars_carry_hover_titles_and_a_legend():
             ["2025-01-01"],
             {"gpt-4o": [Decimal("0.5")], "gpt-4o-mini": [Decimal("1.25")]},
             title="Cost",
-            value_format=charts.format_money,
+            value_format=format_money,
         )
     )
     titles = [title_of(b) for b in by_class(root, "rect", "chart-bar")]
@@ -113,7 +114,7 @@ def test_bars_with_a_rate_line_on_a_second_axis():
         {"Succeeded": [9, 8, 0, 10], "Failed": [1, 2, 0, 0]},
         title="Calls",
         line=("Error rate", [0.1, 0.2, None, 0.0]),
-        line_format=charts.format_percent,
+        line_format=format_percent,
     )
     root = parse(markup)
     (path,) = by_class(root, "path", "chart-line")
@@ -156,7 +157,7 @@ def test_lines_leave_gaps_for_missing_values():
         [*LABELS, "2025-01-05"],
         {"p50": [100, 200, None, 300, 400], "p95": [None, None, None, None, 900]},
         title="Latency",
-        value_format=charts.format_ms,
+        value_format=format_ms,
     )
     root = parse(markup)
     p50, p95 = by_class(root, "path", "chart-line")
@@ -224,35 +225,3 @@ def test_every_text_is_escaped():
 )
 def test_nice_ticks(maximum, ticks):
     assert charts.nice_ticks(maximum) == pytest.approx(ticks)
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (Decimal("0"), "$0.0000"),
-        (Decimal("0.012345"), "$0.0123"),
-        (Decimal("0.99994"), "$0.9999"),
-        (Decimal("1"), "$1.00"),
-        (Decimal("1234.567"), "$1,234.57"),
-        (Decimal("-0.5"), "-$0.5000"),
-        (2.5, "$2.50"),
-        (None, "—"),
-    ],
-)
-def test_format_money(value, text):
-    assert charts.format_money(value) == text
-
-
-def test_other_formats():
-    assert charts.format_percent(0.98765) == "98.8%"
-    assert charts.format_percent(None) == "—"
-    assert charts.format_change(0.25) == "+25%"
-    assert charts.format_change(-0.5) == "-50%"
-    assert charts.format_change(None) == "n/a"
-    assert charts.format_ms(1234.4) == "1,234 ms"
-    assert charts.format_ms(30000) == "30.0 s"
-    assert charts.format_ms(None) == "—"
-    assert charts.format_count(1234567) == "1,234,567"
-    assert charts.format_compact(950) == "950"
-    assert charts.format_compact(12_345) == "12.3k"
-    assert charts.format_compact(2_500_000) == "2.5M"

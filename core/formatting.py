@@ -1,0 +1,53 @@
+"""Number formats of the staff pages (dashboard, reports, experiment comparison). Pure."""
+
+from decimal import Decimal
+
+type Number = float | int | Decimal
+
+
+def format_money(value: Number | None) -> str:
+    """Return ``$0.1234`` under a dollar and ``$1,234.57`` from a dollar on; ``—`` for None."""
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    amount = abs(value)
+    return f"{sign}${amount:,.4f}" if amount < 1 else f"{sign}${amount:,.2f}"
+
+
+def format_percent(value: Number | None, digits: int = 1) -> str:
+    """Return a ratio as a percentage: 0.0456 -> ``4.6%``; ``—`` for None."""
+    if value is None:
+        return "—"
+    return f"{float(value) * 100:.{digits}f}%"
+
+
+def format_change(value: Number | None) -> str:
+    """Return a relative change with its sign: 0.25 -> ``+25%``; ``n/a`` for None."""
+    if value is None:
+        return "n/a"
+    return f"{float(value):+.0%}"
+
+
+def format_ms(value: Number | None) -> str:
+    """Return a duration in milliseconds, in seconds from 10 s on; ``—`` for None."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
+
+
+def format_count(value: Number | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}"
+
+
+def format_compact(value: Number | None) -> str:
+    """Return a short count for an axis: 1234 -> ``1.2k``, 2500000 -> ``2.5M``."""
+    if value is None:
+        return "—"
+    value = float(value)
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"

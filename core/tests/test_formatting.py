@@ -1,0 +1,39 @@
+"""Number formats of the staff pages."""
+
+from decimal import Decimal
+
+import pytest
+
+from core import formatting
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("0"), "$0.0000"),
+        (Decimal("0.012345"), "$0.0123"),
+        (Decimal("0.99994"), "$0.9999"),
+        (Decimal("1"), "$1.00"),
+        (Decimal("1234.567"), "$1,234.57"),
+        (Decimal("-0.5"), "-$0.5000"),
+        (2.5, "$2.50"),
+        (None, "—"),
+    ],
+)
+def test_format_money(value, text):
+    assert formatting.format_money(value) == text
+
+
+def test_other_formats():
+    assert formatting.format_percent(0.98765) == "98.8%"
+    assert formatting.format_percent(None) == "—"
+    assert formatting.format_change(0.25) == "+25%"
+    assert formatting.format_change(-0.5) == "-50%"
+    assert formatting.format_change(None) == "n/a"
+    assert formatting.format_ms(1234.4) == "1,234 ms"
+    assert formatting.format_ms(30000) == "30.0 s"
+    assert formatting.format_ms(None) == "—"
+    assert formatting.format_count(1234567) == "1,234,567"
+    assert formatting.format_compact(950) == "950"
+    assert formatting.format_compact(12_345) == "12.3k"
+    assert formatting.format_compact(2_500_000) == "2.5M"
