@@ -93,6 +93,12 @@ def test_the_project_imports_only_downward_without_cycles():
     assert violations(graph) == []
 
 
+def test_every_app_has_a_layer():
+    """A new top-level Django app must be placed in LEVELS, or the rule would not see it."""
+    apps = {path.parent.name for path in ROOT.glob("*/apps.py")}
+    assert apps - LEVELS.keys() == set(), "add the app to LEVELS in core/tests/test_layers.py"
+
+
 def test_an_upward_import_is_found_at_its_line():
     graph = {
         "core.health": [(3, "django.conf.settings"), (9, "analytics.metrics.REGISTRY")],
