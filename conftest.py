@@ -46,7 +46,7 @@ def simulator():
 
     Tests that read ``simulator.requests()`` call ``simulator.clear()`` first.
     """
-    from chat.tests.simulator_process import run_simulator
+    from devtools.simulator_process import run_simulator
 
     with run_simulator("--ttft-ms", "50", "--tps", "200") as running:
         yield running
@@ -55,7 +55,7 @@ def simulator():
 @pytest.fixture(scope="session")
 def app_server(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
     """One daphne process serving the app against the test database and the simulator."""
-    from chat.tests.live import app_env, run_app_server
+    from devtools.live import app_env, run_app_server
 
     with django_db_blocker.unblock():
         env = app_env(simulator)

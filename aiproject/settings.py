@@ -5,6 +5,7 @@ Variables come from the process environment or from the file named by ``ENV_FILE
 documents every variable.
 """
 
+import importlib.util
 import ipaddress
 import os
 from datetime import timedelta
@@ -65,6 +66,10 @@ INSTALLED_APPS = [
     "experiments",
     "chat",
 ]
+# Development tools (the LLM simulator's `llm_simulator` command): installed wherever the package
+# is, i.e. a checkout and the simulator's image; the production image leaves devtools/ out.
+if importlib.util.find_spec("devtools") is not None:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "core.health.HealthCheckMiddleware",

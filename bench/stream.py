@@ -77,9 +77,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from chat.simulator import split_tokens  # noqa: E402
-from chat.tests.live import CSRF_TOKEN, run_app_server  # noqa: E402
-from chat.tests.simulator_process import run_simulator  # noqa: E402
+from devtools.live import CSRF_TOKEN, run_app_server  # noqa: E402
+from devtools.simulator import split_tokens  # noqa: E402
+from devtools.simulator_process import run_simulator  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-bench-simulator-key"
@@ -146,25 +146,6 @@ def listen_overflows() -> int | None:
         if head.startswith("TcpExt:"):
             row = dict(zip(head.split()[1:], values.split()[1:], strict=False))
             return int(row["ListenOverflows"]) if "ListenOverflows" in row else None
-    return None
-
-
-def child_pid(marker: str) -> int | None:
-    """The pid of this process's child whose command line contains ``marker``."""
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rpartition(")")[2].split()[1])
-            if ppid != me:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    return int(entry)
-        except (OSError, ValueError, IndexError):
-            continue
     return None
 
 
@@ -1077,7 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         sim_args = ("--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps))
         sim_args += ("--reply-tokens", str(args.tokens))
         with run_simulator(*sim_args, env=env) as simulator:
-            sim_pid = child_pid("llm_simulator")
+            sim_pid = simulator.pid
             app_env = {**env, "AI_BASE_URL": simulator.base_url}
             with run_app_server(env=app_env, log_dir=tmpdir) as server:
                 pid = server.process.pid

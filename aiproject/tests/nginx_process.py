@@ -7,8 +7,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from chat.tests.processes import answers, managed_process
-from chat.tests.simulator_process import free_port
+from devtools.processes import answers, free_port, managed_process
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "nginx" / "nginx.conf"

@@ -12,8 +12,8 @@ from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory, override_settings
 
-from chat.tests.live import CSRF_TOKEN, app_env, run_app_server
 from core.client_ip import client_ip
+from devtools.live import CSRF_TOKEN, app_env, run_app_server
 
 from .nginx_process import NGINX, nginx_for
 

@@ -6,7 +6,8 @@ import shutil
 import httpx
 import pytest
 
-from chat.tests.live import api_client, read_stream
+from devtools.live import api_client
+from devtools.sse import read_stream
 
 from .nginx_process import CONF, NGINX, REPO, nginx_for, trust_front_proxy
 

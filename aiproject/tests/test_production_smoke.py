@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from chat.tests.live import iter_sse
 from chat.tests.services_process import missing_tools, redis_server
-from chat.tests.simulator_process import free_port
+from devtools.processes import free_port
+from devtools.sse import iter_sse
 
 from .nginx_process import NGINX, REPO, render_conf, run_nginx, trust_front_proxy
 

@@ -17,16 +17,10 @@ import pytest
 from django.conf import settings
 
 from chat.models import Message
-from chat.tests.live import (
-    CSRF_TOKEN,
-    api_client,
-    app_env,
-    iter_sse,
-    login_cookies,
-    run_app_server,
-)
-from chat.tests.simulator_process import free_port
 from chat.tests.test_streaming import start_reply, wait_for
+from devtools.live import CSRF_TOKEN, api_client, app_env, login_cookies, run_app_server
+from devtools.processes import free_port
+from devtools.sse import iter_sse
 
 from .nginx_process import CONF, NGINX, REPO, render_conf, run_nginx
 

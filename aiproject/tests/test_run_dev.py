@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chat.tests.live import iter_sse
-from chat.tests.simulator_process import free_port
+from devtools.processes import free_port
+from devtools.sse import iter_sse
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "run-dev.sh"

@@ -14,8 +14,8 @@ from analytics.models import AICall, JobState
 from analytics.quotas.reconcile import REQUEST
 from analytics.services import CallRecord, record_call
 from chat.tests import services_process
-from chat.tests.live import database_url
 from chat.tests.test_monitor_outage import monitor_process, wait_for
+from devtools.live import database_url
 
 from .factories import make_price, make_user
 

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import httpx
 
-from .live import CSRF_TOKEN, REPO, AppServer, SSEEvent, aiter_sse, app_env, run_app_server
-from .processes import managed_process
+from devtools.live import CSRF_TOKEN, AppServer, app_env, run_app_server
+from devtools.processes import REPO, managed_process
+from devtools.simulator_process import RunningSimulator, run_simulator
+from devtools.sse import SSEEvent, aiter_sse
+
 from .services_process import PostgresServer, RedisServer, postgres_server, redis_server
-from .simulator_process import RunningSimulator, run_simulator
 
 # One INFO line per request of the clients here would bury a failure's report.
 logging.getLogger("httpx").setLevel(logging.WARNING)

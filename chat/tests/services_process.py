@@ -25,8 +25,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from .processes import REPO
-from .simulator_process import free_port
+from devtools.processes import REPO, free_port
 
 START_TIMEOUT_SECONDS = 30.0
 # Test-only speed-ups: the data is thrown away after the run. fsync=off and no full-page writes

@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from chat.models import Conversation, Message
+from devtools.live import api_client, login_cookies
+from devtools.sse import iter_sse, read_stream
 
-from .live import api_client, iter_sse, login_cookies, read_stream
 from .test_streaming import start_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,9 +8,10 @@ import pytest
 
 from analytics.models import UsageQuota
 from chat.models import Conversation, Message
+from devtools.live import api_client
+from devtools.sse import read_stream
 from experiments.models import Feedback
 
-from .live import api_client, read_stream
 from .test_streaming import start_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 
 from chat.models import Message
+from devtools.live import api_client, app_env, run_app_server
+from devtools.sse import read_stream
 
-from .live import api_client, app_env, read_stream, run_app_server
 from .test_streaming import start_reply
 
 pytestmark = [

@@ -6,8 +6,9 @@ import pytest
 
 from analytics.models import AICall
 from chat.models import Message
+from devtools.live import api_client
+from devtools.sse import read_stream
 
-from .live import api_client, read_stream
 from .test_streaming import start_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,8 +11,10 @@ import uuid
 import httpx
 import pytest
 
-from .live import CSRF_TOKEN, app_env, read_stream, run_app_server
-from .processes import REPO
+from devtools.live import CSRF_TOKEN, app_env, run_app_server
+from devtools.processes import REPO
+from devtools.sse import read_stream
+
 from .services_process import missing_tools, postgres_server
 
 pytestmark = [

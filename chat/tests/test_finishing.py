@@ -19,8 +19,9 @@ from chat import finishing, runner, services, streaming
 from chat.models import Conversation, Message
 from core import db_thread, llm
 from core.metrics import REGISTRY
+from devtools.live import api_client
+from devtools.sse import read_stream
 
-from .live import api_client, read_stream
 from .test_streaming import start_reply, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

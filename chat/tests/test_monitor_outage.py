@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from .processes import managed_process
+from devtools.processes import free_port, managed_process
+
 from .services_process import manage, migrate, postgres_server
-from .simulator_process import free_port
 
 pytestmark = pytest.mark.fault
 

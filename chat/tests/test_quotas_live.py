@@ -11,8 +11,9 @@ from django.db.models import Sum
 from analytics import quotas
 from analytics.models import AICall, QuotaEvent, UsageQuota
 from chat.models import Message
+from devtools.live import api_client, app_env, login_cookies, run_app_server
+from devtools.sse import read_stream
 
-from .live import api_client, app_env, login_cookies, read_stream, run_app_server
 from .test_streaming import start_reply, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,9 +16,10 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from chat.models import Message
+from devtools.live import api_client, app_env, login_cookies, run_app_server
+from devtools.sse import read_stream
 
 from . import services_process
-from .live import api_client, app_env, login_cookies, read_stream, run_app_server
 from .test_streaming import start_reply, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ from django.conf import settings
 
 from analytics.models import AICall
 from chat.models import Conversation, Message
-
-from .live import api_client, app_env, read_stream, run_app_server
+from devtools.live import api_client, app_env, run_app_server
+from devtools.sse import read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from chat.tests.live import app_env, run_app_server
+from devtools.live import app_env, run_app_server
 
 
 def test_healthz_and_readyz_answer_with_any_host(app_server):

@@ -9,9 +9,9 @@ import pytest
 
 from aiproject.tests.test_settings import PRODUCTION
 from aiproject.tests.test_settings import manage as manage_check
-from chat.tests.live import CSRF_TOKEN, api_client, app_env, run_app_server
 from chat.tests.services_process import manage, migrate, postgres_server, redis_server
 from core.outages import Breaker, DatabaseUnavailable, Outage
+from devtools.live import CSRF_TOKEN, api_client, app_env, run_app_server
 
 SESSION = """
 from django.contrib.auth import get_user_model

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from chat.simulator import split_tokens
 from core import llm
+from devtools.simulator import split_tokens
 
 pytestmark = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 

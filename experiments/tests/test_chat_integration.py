@@ -7,8 +7,9 @@ import pytest
 
 from analytics.models import AICall
 from chat.models import Message
-from chat.tests.live import api_client, read_stream
 from chat.tests.test_streaming import start_reply
+from devtools.live import api_client
+from devtools.sse import read_stream
 from experiments import services
 from experiments.bucketing import assign
 from experiments.models import Experiment, Feedback, Variant

@@ -14,7 +14,8 @@ import openai
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat.simulator import (
+from devtools.processes import REPO, free_port
+from devtools.simulator import (
     Fault,
     build_app,
     estimate_prompt_tokens,
@@ -25,7 +26,7 @@ from chat.simulator import (
     plan_reply,
     split_tokens,
 )
-from chat.tests.simulator_process import REPO_ROOT, free_port, run_simulator
+from devtools.simulator_process import run_simulator
 
 KEY = "sk-test-simulator"
 MODEL = "gpt-4o-mini"
@@ -187,10 +188,13 @@ def test_build_app_rejects_bad_settings(kwargs, problem):
         build_app(**kwargs)
 
 
-def test_simulator_module_does_not_import_django():
-    probe = "import sys, chat.simulator; print(sorted(m for m in sys.modules if 'django' in m))"
+def test_simulator_package_does_not_import_django():
+    probe = (
+        "import sys, devtools.simulator.cli, devtools.simulator.server; "
+        "print(sorted(m for m in sys.modules if 'django' in m))"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
 
@@ -201,7 +205,12 @@ def test_free_port_can_be_bound():
         sock.bind(("127.0.0.1", port))
 
 
-# --- The management command -----------------------------------------------------------------
+# --- The command line: manage.py llm_simulator, python -m devtools.simulator ---------------
+
+COMMANDS = {
+    "manage.py": ["manage.py", "llm_simulator"],
+    "module": ["-m", "devtools.simulator"],
+}
 
 
 @pytest.mark.parametrize(
@@ -220,19 +229,32 @@ def test_command_rejects_bad_options(args, problem):
         call_command("llm_simulator", *args)
 
 
-def _start_command(*args: str) -> subprocess.Popen:
+def test_module_rejects_bad_options_before_serving():
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.simulator", "--fault", "status=42"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--fault: status must be between 400 and 599" in result.stderr
+
+
+def _start_command(*args: str, command: str = "manage.py") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", "llm_simulator", *args],
-        cwd=REPO_ROOT,
+        [sys.executable, *COMMANDS[command], *args],
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
 
 
+@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_command_announces_its_url_and_stops_cleanly(stop_signal):
-    process = _start_command("--port", "0")
+def test_command_announces_its_url_and_stops_cleanly(stop_signal, command):
+    process = _start_command("--port", "0", command=command)
     try:
         line = process.stdout.readline()
         match = re.fullmatch(r"LLM simulator listening on http://127\.0\.0\.1:(\d+)/v1\n", line)
@@ -250,11 +272,12 @@ def test_command_announces_its_url_and_stops_cleanly(stop_signal):
         process.wait()
 
 
-def test_command_fails_when_the_port_is_taken():
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_fails_when_the_port_is_taken(command):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        process = _start_command("--port", str(taken.getsockname()[1]))
+        process = _start_command("--port", str(taken.getsockname()[1]), command=command)
         output, _ = process.communicate(timeout=30)
     assert process.returncode != 0
     assert "could not listen" in output

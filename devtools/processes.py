@@ -1,5 +1,6 @@
-"""Test support: run a server as a child process until it answers, and stop it afterwards."""
+"""Run a server as a child process until it answers, and stop it afterwards (tests, benches)."""
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the directory holding manage.py
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def answers(url: str) -> Callable[[], bool]:
@@ -36,7 +44,9 @@ def managed_process(
 ):
     """Start ``args``, wait until ``ready()``, yield the process, and always stop it."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(  # noqa: S603 (a server of this repository, or a tool)
+            args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + timeout
         while not ready():
