@@ -232,7 +232,7 @@ def test_open_streams_hold_no_database_connection(simulator, user, tmp_path):
 def test_who_may_open_a_stream_while_the_reply_is_generated(app_server, user, other_user):
     """The posting session opens it without a lookup; another session of the owner after one;
     another user's session, an unknown session and none at all never."""
-    from .live import CSRF_TOKEN
+    from devtools.live import CSRF_TOKEN
 
     with api_client(app_server, user) as client:
         started = start_reply(client, "Slow one [sim:tokens=60,tps=20]")
