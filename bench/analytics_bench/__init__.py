@@ -1,0 +1,1 @@
+"""The modules of bench/analytics.py (run that script; see its docstring)."""
