@@ -7,9 +7,9 @@ nobody else uses::
         --database-url postgres://postgres@127.0.0.1:5432/bench_idle \\
         --redis-url redis://127.0.0.1:6379/3 [--streams 200] [--code-dir DIR]
 
-It starts the simulator and two daphne processes, A and B (from ``--code-dir``, default this
-checkout: point it at an export of another commit to compare), posts one message on A whose reply
-stays silent for a minute (``[sim:ttft=60000]``), then, on B and then on A:
+It starts the simulator (``python -m devtools.simulator``, from this checkout) and two daphne
+processes, A and B (from ``--code-dir``, default this checkout: point it at an export of another
+commit to compare), posts one message on A whose reply stays silent for a minute (``[sim:ttft=60000]``), then, on B and then on A:
 
 1. opens 5 streams of it and closes them (lazy imports and first connections are not counted);
 2. opens N streams of it and holds them (B: N followers of a reply of another process, which wait
@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,13 +37,13 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from devtools.live import CSRF_TOKEN  # noqa: E402
+from devtools.processes import free_port  # noqa: E402
+
 METRICS_TOKEN = "bench-idle-streams"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_up(url: str) -> None:
@@ -176,8 +175,8 @@ def main() -> int:
     env["AI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}/v1"
     logs = Path(tempfile.mkdtemp(prefix="idle-streams-"))
     python = sys.executable
-    manage = [python, "manage.py", "llm_simulator", "--port", str(simulator_port)]
-    children = [subprocess.Popen(manage, cwd=REPO, env=env, stdout=subprocess.DEVNULL)]
+    simulator = [python, "-m", "devtools.simulator", "--port", str(simulator_port)]
+    children = [subprocess.Popen(simulator, cwd=REPO, env=env, stdout=subprocess.DEVNULL)]
     for port in (a_port, b_port):
         daphne = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         with open(logs / f"daphne-{port}.log", "wb") as log:
@@ -195,7 +194,6 @@ def main() -> int:
         for port in (a_port, b_port):
             wait_up(f"http://127.0.0.1:{port}/accounts/login/")
         os.environ.update(env)
-        sys.path.insert(0, str(REPO))
         import django
 
         django.setup()
@@ -206,12 +204,12 @@ def main() -> int:
         user, _ = get_user_model().objects.get_or_create(username="bench-idle-streams")
         login = Client()
         login.force_login(user)
-        cookies = {"sessionid": login.cookies["sessionid"].value, "csrftoken": "t" * 32}
+        cookies = {"sessionid": login.cookies["sessionid"].value, "csrftoken": CSRF_TOKEN}
         connection.close()
         with httpx.Client(
             base_url=f"http://127.0.0.1:{a_port}",
             cookies=cookies,
-            headers={"X-CSRFToken": "t" * 32},
+            headers={"X-CSRFToken": CSRF_TOKEN},
         ) as a:
             conversation = a.post("/api/conversations", json={}).json()["id"]
             posted = a.post(
