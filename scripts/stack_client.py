@@ -4,6 +4,7 @@ and a chat user talking to it over HTTP through nginx, reading replies over SSE.
 # ruff: noqa: S603, S607 (runs docker and docker compose: the tools under test, from PATH)
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,10 @@ import httpx
 
 PASSWORD = "stack-test-password-1"  # noqa: S105 (a throw-away user of a throw-away stack)
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from devtools.sse import SSEEvent, iter_sse  # noqa: E402  (the tests' and benches' SSE client)
 
 
 class CheckFailed(AssertionError):
@@ -89,34 +94,11 @@ def docker(*args: str) -> str:
 
 
 @dataclass
-class Event:
-    name: str
-    id: int | None
-    data: dict
-
-
-def sse_events(response: httpx.Response):
-    """Yield the events of an SSE response as they arrive (comments and retry lines skipped)."""
-    name, event_id, data = "message", None, []
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                yield Event(name, event_id, json.loads("\n".join(data)))
-            name, event_id, data = "message", None, []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("id:"):
-            event_id = int(line[3:].strip())
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-
-
-@dataclass
 class Reading:
     """What one reader got of one reply, over however many connections it took."""
 
     text: str = ""
-    final: Event | None = None
+    final: SSEEvent | None = None
     connections: int = 0
     arrivals: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # a gap, a repeat, no end: the check fails
@@ -179,9 +161,11 @@ class ChatUser:
             if response.status_code != 200:
                 reading.problems.append(f"stream answered {response.status_code}")
                 return False
-            for event in sse_events(response):
-                if event.name == "delta":
-                    start = event.id - len(event.data["text"])
+            for event in iter_sse(response):
+                if isinstance(event, str):
+                    continue  # a comment (heartbeat)
+                if event.event == "delta":
+                    start = int(event.id) - len(event.data["text"])
                     if start != len(reading.text):
                         reading.problems.append(
                             f"delta at {start}, text so far {len(reading.text)}"
@@ -191,7 +175,7 @@ class ChatUser:
                     deltas += 1
                     if max_deltas is not None and deltas >= max_deltas:
                         return False
-                elif event.name in ("done", "error"):
+                elif event.event in ("done", "error"):
                     if event.data.get("code") == "stream_interrupted":
                         return False  # the connection's replica stops: reconnect and resume
                     reading.final = event
@@ -216,8 +200,8 @@ def expect_complete(user: ChatUser, message_id: int, reading: Reading, what: str
     stored = user.message(message_id)
     check(reading.final is not None, f"{what}: no final event ({reading.problems})")
     check(
-        reading.final.name == "done" and reading.final.data["status"] == "completed",
-        f"{what}: ended with {reading.final.name} {reading.final.data} ({reading.problems})",
+        reading.final.event == "done" and reading.final.data["status"] == "completed",
+        f"{what}: ended with {reading.final.event} {reading.final.data} ({reading.problems})",
     )
     check(stored["status"] == "completed", f"{what}: stored status {stored['status']}")
     check(reading.text == stored["content"], f"{what}: text read differs from the stored text")
