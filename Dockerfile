@@ -1,5 +1,7 @@
 # Two targets from one build: `app` (daphne, the default) and `proxy` (nginx with the collected
-# static files and nginx/nginx.conf). No secret is in any layer: settings come at run time.
+# static files and nginx/nginx.conf). `--build-arg INCLUDE_DEVTOOLS=true` makes the app image with
+# the LLM simulator (devtools/) for the demo profile. No secret is in any layer: settings come at
+# run time.
 # Builds with BuildKit and with the legacy builder (DOCKER_BUILDKIT=0) alike, so it has no
 # syntax directive (that would make BuildKit fetch a frontend image from a registry).
 #
@@ -41,11 +43,16 @@ RUN pip install -r requirements.txt \
         rm -rf /opt/venv/lib/python3*/site-packages/django/contrib/"$unused"; \
     done
 COPY . .
+# devtools/ (the LLM simulator, the tests' and benches' helpers) stays out of the production image;
+# INCLUDE_DEVTOOLS=true keeps it, for the simulator image of compose's demo profile (docs/deploy.md).
+ARG INCLUDE_DEVTOOLS=false
+RUN if [ "$INCLUDE_DEVTOOLS" != true ]; then rm -rf devtools; fi
 # collectstatic needs settings to load; these placeholders exist only in this RUN's environment.
 # The files go to the proxy image only: the app never serves them (SERVE_STATIC is off).
 RUN DEBUG=true SECRET_KEY=collectstatic-only AI_API_KEY=collectstatic-only \
     STATIC_ROOT=/staticfiles python manage.py collectstatic --noinput >/dev/null \
-    && python -m compileall -q aiproject chat analytics experiments
+    && python -m compileall -q aiproject chat analytics experiments \
+    && if [ -d devtools ]; then python -m compileall -q devtools; fi
 
 # --- proxy: nginx serving /static/ and proxying the app (SSE unbuffered) --------------------
 FROM ${NGINX_IMAGE} AS proxy

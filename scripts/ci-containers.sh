@@ -107,8 +107,13 @@ build_app_images() {
             --build-arg EXTRA_CA_CERTS --target "$target" \
             -t "${APP_IMAGE}$([ "$target" = proxy ] && echo -proxy):ci-1" . >/dev/null
     done
+    # The demo profile's simulator: the app image with devtools/ (its layers up to the code are
+    # the app's, from the cache).
+    DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE --build-arg NGINX_IMAGE \
+        --build-arg EXTRA_CA_CERTS --build-arg INCLUDE_DEVTOOLS=true --target app \
+        -t "${APP_IMAGE}-devtools:ci-1" . >/dev/null
 }
-timed "app and proxy images (legacy builder)" build_app_images
+timed "app, proxy and simulator images (legacy builder)" build_app_images
 # The deploy's new tag: the same build under another tag, with a label of its own so that it is
 # a different image (nginx's image stays the same, so the deploy does not restart nginx).
 echo "FROM ${APP_IMAGE}:ci-1" | docker build --quiet --label aiproject.ci-tag=ci-2 -t "${APP_IMAGE}:ci-2" - >/dev/null
@@ -147,6 +152,7 @@ EOF
     echo "HTTP_PORT=127.0.0.1:"
     echo "APP_IMAGE=$APP_IMAGE"
     echo "APP_TAG=ci-1"
+    echo "SIMULATOR_TAG=ci-1"
     echo "WEB_REPLICAS=2"
 } > "$srv/.env"
 echo ci-1 > "$srv/.deployed-tag"
