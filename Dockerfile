@@ -51,7 +51,7 @@ RUN if [ "$INCLUDE_DEVTOOLS" != true ]; then rm -rf devtools; fi
 # The files go to the proxy image only: the app never serves them (SERVE_STATIC is off).
 RUN DEBUG=true SECRET_KEY=collectstatic-only AI_API_KEY=collectstatic-only \
     STATIC_ROOT=/staticfiles python manage.py collectstatic --noinput >/dev/null \
-    && python -m compileall -q aiproject chat analytics experiments \
+    && python -m compileall -q aiproject core chat analytics experiments \
     && if [ -d devtools ]; then python -m compileall -q devtools; fi
 
 # --- proxy: nginx serving /static/ and proxying the app (SSE unbuffered) --------------------
