@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from analytics import quotas
-from core.db_thread import db
+from core.db_thread import db, through_cancel
 from core.draining import refuse_while_draining
 from core.errors import AppError, error_json, error_response
 from core.outages import outage_response
@@ -224,7 +224,7 @@ async def _store_and_start(request, user, store, *args) -> JsonResponse:
     behind with its quota held.
     """
     channel = await streaming.control_channel()
-    (posted, prepared), cancelled = await runner.through_cancel(db(store, user, *args, channel))
+    (posted, prepared), cancelled = await through_cancel(db(store, user, *args, channel))
     runner.start(
         posted.reply.pk,
         user_id=user.pk,

@@ -1,5 +1,7 @@
 """Writes that must land: the end of a reply, and the record of each upstream attempt.
 
+``end_reply`` stores a reply's end with its last call and closes its streams with what is stored.
+
 Such a write is retried with back-off (0.25 s doubling to 2 s) while it fails (the database is
 down, or refuses it), for up to ``CHAT_FINISH_RETRY_SECONDS`` [300], kept in memory meanwhile.
 If it still fails then, it is logged at ERROR with its whole record (the reply's fields, the
@@ -27,6 +29,9 @@ from prometheus_client import Counter
 from analytics.services import CallRecord, record_call_once
 from core.db_thread import db
 from core.metrics import REGISTRY
+
+from . import lifecycle, streaming
+from .state import closing_event
 
 logger = logging.getLogger(__name__)
 
@@ -148,23 +153,6 @@ async def record_attempt(call: CallRecord) -> bool:
     return landed
 
 
-async def through_cancel(awaitable):
-    """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
-
-    Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
-    cancel here is the process shutting down or a stop, and the work must not be cut in half).
-    """
-    task = asyncio.ensure_future(awaitable)
-    cancelled = False
-    while True:
-        try:
-            return await asyncio.shield(task), cancelled
-        except asyncio.CancelledError:
-            if task.done():
-                raise  # the awaited work itself was cancelled
-            cancelled = True
-
-
 def pending_writes() -> int:
     """How many writes are being retried (they failed at least once) in this process."""
     return len(_retrying)
@@ -186,3 +174,112 @@ async def flush_pending_writes(grace_seconds: float) -> int:
     not_stored = _given_up - lost_before + len(still)
     logger.info("flushed %s pending write(s): %s not stored", len(retrying), not_stored)
     return not_stored
+
+
+async def end_reply(
+    generation: streaming.Generation,
+    *,
+    status: str,
+    fault,
+    call: CallRecord | None,
+    model: str,
+    latency_ms: int,
+    ttft_ms: int | None,
+) -> str | None:
+    """Store the end of a reply (retried until it lands) with the record of its last attempt
+    (``call``, None if recorded already), and end its streams with the closing event of what is
+    stored. Return the stored status (None if the reply is gone or its end was not stored)."""
+    message_id = generation.message_id
+    error_code = fault.code if fault else ("interrupted" if status == "interrupted" else "")
+    error_message = ""
+    if fault is not None:
+        error_message = fault.message
+    elif status == "interrupted":
+        error_message = lifecycle.INTERRUPTED_MESSAGE
+    text = generation.text
+    end = {
+        "status": status,
+        "text": text,
+        "model": model,
+        "input_tokens": call.input_tokens if call else None,
+        "output_tokens": call.output_tokens if call else None,
+        "tokens_estimated": call.tokens_estimated if call else False,
+        "latency_ms": latency_ms,
+        "ttft_ms": ttft_ms,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+    made: dict = {}  # the stored fields, rendered once (in the database thread)
+    call_stored = False
+
+    def write():
+        if "fields" not in made:
+            made["fields"] = lifecycle.final_fields(**end)
+        return lifecycle.store_final_reply(message_id, fields=made["fields"], call=call)
+
+    def from_memory():
+        # Readers of this process get the end now, as it will be stored; readers elsewhere see
+        # it once stored (the runner keeps the reply's heartbeat and whole text saved meanwhile).
+        fields = made.get("fields") or lifecycle.final_fields(**end)
+        generation.finish(*closing_event(message_id, fields))
+
+    async def between_tries():
+        nonlocal call_stored
+        if call is not None and not call_stored:
+            # The call happened and may be billed: record it even if the reply's own update
+            # keeps failing (once: the final write finds it).
+            await db(record_call_once, call)
+            call_stored = True
+        await db(lifecycle.save_pending_end, message_id, text)
+
+    landed, closing = await write_until_landed(
+        "end",
+        write,
+        message_id=message_id,
+        record=lambda: {
+            "message_id": message_id,
+            **(made.get("fields") or end),
+            "call": call_record(call) if call else None,
+        },
+        on_first_failure=from_memory,
+        between_tries=between_tries,
+    )
+    if generation.end is None:  # stored at the first try
+        if closing is None:  # the conversation was deleted while the reply streamed
+            closing = (
+                "error",
+                {
+                    "message_id": message_id,
+                    "status": status,
+                    "code": "not_found",
+                    "message": "The conversation was deleted.",
+                    "retryable": False,
+                },
+            )
+        generation.finish(*closing)
+    streaming.unregister(generation)
+    await generation.wait_published()
+    return closing[1]["status"] if landed and closing is not None else None
+
+
+async def fail_unstarted(generation: streaming.Generation) -> None:
+    """Store a reply that could not start as failed, and end its streams with what is stored."""
+    message_id = generation.message_id
+
+    def from_memory():  # what will be stored, while the write is retried
+        generation.finish(*closing_event(message_id, lifecycle.UNSTARTED))
+
+    _, closing = await write_until_landed(
+        "end",
+        lifecycle.fail_unstarted_reply,
+        message_id,
+        message_id=message_id,
+        record=lambda: {"message_id": message_id, **lifecycle.UNSTARTED},
+        on_first_failure=from_memory,
+    )
+    if generation.end is None:
+        if closing is not None:
+            generation.finish(*closing)
+        else:  # gone, or not pending (then it is not this runner's to end)
+            from_memory()
+    streaming.unregister(generation)

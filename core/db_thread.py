@@ -1,5 +1,7 @@
-"""The worker threads of the long-lived async code's database work (runners, streams, evals)."""
+"""The worker threads of the long-lived async code's database work (runners, streams, evals),
+and ``through_cancel`` for work that must not be cut in half by a cancel."""
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
@@ -29,3 +31,20 @@ async def db(fn, /, *args, **kwargs):
             connection.close()
 
     return await sync_to_async(call, thread_sensitive=False, executor=_executor)()
+
+
+async def through_cancel(awaitable):
+    """Await ``awaitable`` to its end even if this task is cancelled meanwhile.
+
+    Return ``(result, cancelled)``; the caller ends what it does when ``cancelled`` is true (a
+    cancel here is the process shutting down or a stop, and the work must not be cut in half).
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # the awaited work itself was cancelled
+            cancelled = True

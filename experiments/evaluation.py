@@ -5,17 +5,12 @@ judge model scores the answers side by side. Every upstream request is an AI cal
 import asyncio
 import json
 import re
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
-from analytics import quotas
-from analytics.services import CallRecord, record_call
+from analytics import llm_calls
 from core.db_thread import db
-from core.llm import cached_tokens_of, get_client, translate_fault
 
 from .config import render_prompt
 from .models import EvalResult, EvalRun, Experiment
@@ -55,89 +50,21 @@ def read_prompts(path: Path) -> list[str]:
     return prompts
 
 
-@dataclass
-class _Answer:
-    text: str
-    error: str = ""
-
-
 async def _complete(*, model, messages, temperature, max_tokens, variant="", version_id=None):
     """One evaluation call; the global daily cost cap applies (``analytics.quotas``)."""
-    from core.tokens import estimate_messages_tokens
-
-    try:
-        reservation = await db(
-            quotas.check,
-            None,
-            model=model,
-            input_tokens=estimate_messages_tokens(messages),
-            max_tokens=max_tokens,
-            reserve=True,
-        )
-    except quotas.QuotaExceeded as exc:
-        await db(quotas.record_refusal, exc, user_id=None, stage="evaluation")
-        return _Answer("", exc.code)
-    try:
-        return await _call(
-            model=model,
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            variant=variant,
-            version_id=version_id,
-        )
-    finally:
-        if reservation is not None:
-            await asyncio.shield(db(reservation.release))
-
-
-async def _call(*, model, messages, temperature, max_tokens, variant, version_id):
-    started, started_at = time.monotonic(), timezone.now()
-    text, status, error_code = "", "ok", ""
-    input_tokens = output_tokens = cached = 0
-    estimated = False
-    try:
-        response = await get_client().chat.completions.create(
-            model=model,
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            timeout=settings.AI_REQUEST_TIMEOUT_SECONDS,
-        )
-        text = (response.choices[0].message.content or "") if response.choices else ""
-        if response.usage is not None:
-            input_tokens = response.usage.prompt_tokens
-            output_tokens = response.usage.completion_tokens
-            cached = cached_tokens_of(response.usage)
-        else:
-            from core.tokens import estimate_messages_tokens, estimate_text_tokens
-
-            estimated = True
-            input_tokens = estimate_messages_tokens(messages)
-            output_tokens = estimate_text_tokens(text)
-    except Exception as exc:
-        fault = translate_fault(exc, text_started=False)
-        status, error_code = fault.call_status, fault.code
-    await db(
-        record_call,
-        CallRecord(
-            task_type="eval",
-            model=model,
-            base_url=settings.AI_BASE_URL,
-            status=status,
-            error_code=error_code,
-            streamed=False,
-            input_tokens=input_tokens,
-            cached_input_tokens=cached,
-            output_tokens=output_tokens,
-            tokens_estimated=estimated,
-            latency_ms=int((time.monotonic() - started) * 1000),
-            started_at=started_at,
-            variant=variant,
-            prompt_version_id=version_id,
-        ),
+    answer = await llm_calls.complete(
+        task_type="eval",
+        model=model,
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        refusal_stage="evaluation",
+        variant=variant,
+        version_id=version_id,
     )
-    return _Answer(text, error_code)
+    if answer.cancelled:  # the run is being stopped (its call is recorded)
+        raise asyncio.CancelledError
+    return answer
 
 
 def parse_judgement(text: str, labels: list[str]) -> tuple[dict[str, int], str]:
@@ -162,7 +89,7 @@ async def _evaluate(experiment: Experiment, prompts: list[str], judge_model: str
     )
     labels = [chr(ord("A") + i) for i in range(len(variants))]
     for index, prompt in enumerate(prompts):
-        answers: dict[str, _Answer] = {}
+        answers: dict[str, llm_calls.Completion] = {}
         for variant in variants:
             version = variant.prompt_version
             answers[variant.key] = await _complete(
@@ -185,9 +112,9 @@ async def _evaluate(experiment: Experiment, prompts: list[str], judge_model: str
             prompt=prompt,
             answers={k: a.text for k, a in answers.items()},
         )
-        failed = [k for k, a in answers.items() if a.error]
+        failed = [k for k, a in answers.items() if a.error_code]
         if failed:
-            result.error = f"no answer from {', '.join(failed)} ({answers[failed[0]].error})"
+            result.error = f"no answer from {', '.join(failed)} ({answers[failed[0]].error_code})"
         else:
             question = f"Question:\n{prompt}\n\n" + "\n\n".join(
                 f"Answer {label}:\n{answers[v.key].text}" for label, v in by_label.items()
@@ -202,8 +129,8 @@ async def _evaluate(experiment: Experiment, prompts: list[str], judge_model: str
                 max_tokens=300,
             )
             try:
-                if judged.error:
-                    raise ValueError(f"judge call failed ({judged.error})")
+                if judged.error_code:
+                    raise ValueError(f"judge call failed ({judged.error_code})")
                 scores, reason = parse_judgement(judged.text, labels)
                 result.scores = {by_label[label].key: s for label, s in scores.items()}
                 result.judge_reason = reason
