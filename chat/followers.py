@@ -7,18 +7,18 @@ process was killed between two saves) keeps its offset, and is never sent text i
 """
 
 import asyncio
-import contextlib
+import enum
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from analytics.metrics import STREAM_STATE_READS
 from core.db_thread import db
 
 from . import services, streaming
+from .feeds import Feed
 from .sse import sse_comment, sse_event
 from .state import ReplyState, final_event
 
@@ -28,30 +28,9 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 # A state read started this recently is shared by the process's followers of the same reply.
 SHARE_SECONDS = 1.0
-# How long joining the group or asking for a watch may take before Redis counts as away (a hung
-# Redis would otherwise hold them for the socket timeout), and how often to try joining again.
-# A state read that takes longer than STATE_READ_TIMEOUT (a lock, a database that stopped
-# answering without closing its connections) ends the stream with stream_interrupted; pings go
-# on while it waits.
-REDIS_CALL_TIMEOUT = 2.0
-REJOIN_SECONDS = 2.0
+# A state read that takes longer than this (a lock, a database that stopped answering without
+# closing its connections) ends the stream with stream_interrupted; pings go on while it waits.
 STATE_READ_TIMEOUT = 10.0
-# Followers' own Redis calls (join, watch request, leave) in flight at once in this process (a
-# call that waits for its turn longer than REDIS_CALL_TIMEOUT counts as Redis being away). Each
-# call in flight takes a connection of the layer's pool, and the pool keeps what it opened: 200
-# followers opening at once held 200 connections (about 50 KiB of the process's memory each)
-# for as long as the process lived. Receives are not counted: channels_redis makes one at a time.
-REDIS_CALLS_AT_ONCE = 8
-
-_redis_calls: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-
-
-def _redis_slot() -> asyncio.Semaphore:
-    global _redis_calls
-    loop = asyncio.get_running_loop()
-    if _redis_calls is None or _redis_calls[0] is not loop:
-        _redis_calls = (loop, asyncio.Semaphore(REDIS_CALLS_AT_ONCE))
-    return _redis_calls[1]
 
 
 def delta(text: str, end: int) -> bytes:
@@ -155,129 +134,6 @@ def _fresh_state(message_id: int) -> ReplyState | None:
     return services.reply_state(message_id)
 
 
-_last_away_warning = float("-inf")
-
-
-class _Feed:
-    """A follower's membership of the reply's channel group, kept across Redis outages.
-
-    While Redis is away (a join, receive or send failed), ``next`` returns nothing and the
-    follower reads the saved text instead; the feed tries to join again every
-    ``REJOIN_SECONDS`` and says so with ``rejoined``, so that the follower reads the database
-    once more (what was said while away is lost) and asks the runner for the deltas again.
-    """
-
-    def __init__(self, message_id: int):
-        self.message_id = message_id
-        self.layer = get_channel_layer() if streaming.cross_process() else None
-        self.group = streaming.group_name(message_id)
-        self.channel = ""
-        self.joined = False
-        self.rejoined = False
-        self._receiver: asyncio.Future | None = None
-        self._joining: asyncio.Future | None = None
-        self._next_join = 0.0
-        self._warned = False
-
-    async def start(self) -> None:
-        if self.layer is None:
-            return
-        try:
-            self.channel = await streaming.new_channel(self.layer)
-        except Exception:
-            self._away("could not name a channel")
-            return
-        await self._join()
-
-    async def _join(self) -> None:
-        try:
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
-                await self.layer.group_add(self.group, self.channel)
-        except Exception:
-            self._away("could not join the group")
-            return
-        if self._warned:
-            logger.info("stream of reply %s: Redis is back, following live", self.message_id)
-            self._warned = False
-        self.joined = self.rejoined = True
-
-    def _away(self, what: str) -> None:
-        global _last_away_warning
-        if not self._warned:
-            # One warning per process every 10 s: 200 followers losing Redis at once are one
-            # event, not 200 (each still logs at INFO).
-            now = time.monotonic()
-            loud = now - _last_away_warning >= 10
-            if loud:
-                _last_away_warning = now
-            logger.log(
-                logging.WARNING if loud else logging.INFO,
-                "stream of reply %s: %s; reading the saved text until Redis is back",
-                self.message_id,
-                what,
-                exc_info=loud,
-            )
-            self._warned = True
-        self.joined = False
-        self._next_join = time.monotonic() + REJOIN_SECONDS
-        if self._receiver is not None:
-            self._receiver.cancel()
-            self._receiver = None
-
-    async def next(self, wait: float) -> dict | None:
-        """The next channel message, or None after ``wait`` seconds (or sooner if Redis is away)."""
-        if self.layer is None or not self.channel:
-            await asyncio.sleep(wait)
-            return None
-        if not self.joined:
-            if self._joining is None and time.monotonic() >= self._next_join:
-                self._joining = asyncio.ensure_future(self._join())
-            if self._joining is None:
-                await asyncio.sleep(max(0.0, min(wait, self._next_join - time.monotonic())))
-                return None
-            done, _ = await asyncio.wait({self._joining}, timeout=wait)
-            if done:
-                self._joining = None
-            return None
-        if self._receiver is None:
-            self._receiver = asyncio.ensure_future(self.layer.receive(self.channel))
-        done, _ = await asyncio.wait({self._receiver}, timeout=wait)
-        if not done:
-            return None
-        receiver, self._receiver = self._receiver, None
-        try:
-            return receiver.result()
-        except Exception:
-            self._away("the channel receive failed")
-            return None
-
-    async def ask_watch(self, runner_channel: str, position: int) -> None:
-        """Ask the runner for its deltas after ``position`` (again after each silent check, in
-        case the request was lost or the runner had not started yet)."""
-        try:
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
-                await streaming.send_watch(runner_channel, self.message_id, position)
-        except Exception:
-            self._away("could not ask the runner for its deltas")
-
-    async def close(self) -> None:
-        for task in (self._receiver, self._joining):
-            if task is not None and not task.done():
-                task.cancel()
-        if self.layer is None or not self.channel:
-            return
-        # Leave the group before giving up the channel, then drop what channels_redis buffered
-        # for it: the process's other receivers share its Redis list and would keep a buffer
-        # for a channel nobody reads. A message already in flight may still land there; it is
-        # dropped too, a few seconds later.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
-                await asyncio.shield(self.layer.group_discard(self.group, self.channel))
-        buffers = getattr(self.layer, "receive_buffer", None)
-        if buffers is not None:
-            asyncio.get_running_loop().call_later(5, buffers.pop, self.channel, None)
-
-
 async def _wait_for_read(read: asyncio.Future) -> AsyncIterator[bytes]:
     """Wait for a state read, yielding a ping every ``SSE_PING_SECONDS`` meanwhile; raise
     TimeoutError after ``STATE_READ_TIMEOUT``. The read itself is never cancelled (others may
@@ -303,7 +159,129 @@ def _deleted(message_id: int) -> dict:
     }
 
 
-async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
+class _Phase(enum.Enum):
+    READ = "read"  # wait for the reply's saved state (shared, see shared_state)
+    CATCH_UP = "catch up"  # send what the saved state has beyond our position, or its end
+    LISTEN = "listen"  # live deltas, until a gap, silence or Redis coming back
+    ENDED = "ended"
+
+
+class _Elsewhere:
+    """One reader of a reply generated by another process, moving between the phases above.
+
+    ``position``: the offset of the text this reader has. ``pending``: live deltas that came
+    ahead of it (by start offset), sent once the gap before them is filled.
+    """
+
+    def __init__(self, state: ReplyState, offset: int):
+        self.message_id = state.id
+        self.feed = Feed(state.id)
+        self.state: ReplyState | None = state
+        self.phase = _Phase.READ
+        self.position = offset
+        self.pending: dict[int, streaming.Delta] = {}
+        self.live_since_watch = False
+        self.last_progress = self.last_output = self.last_check = time.monotonic()
+
+    async def events(self) -> AsyncIterator[bytes]:
+        steps = {
+            _Phase.READ: self._read,
+            _Phase.CATCH_UP: self._catch_up,
+            _Phase.LISTEN: self._listen,
+        }
+        try:
+            await self.feed.start()
+            # The saved text, read after joining or shared with a follower that read it less
+            # than SHARE_SECONDS ago: what was written after that read comes in the runner's
+            # answer to the watch request (the text after our offset, then every delta).
+            async for ping in self._read():
+                yield ping
+            self.last_progress = self.last_output = self.last_check
+            while self.phase is not _Phase.ENDED:
+                async for event in steps[self.phase]():
+                    yield event
+        finally:
+            await self.feed.close()
+
+    async def _read(self) -> AsyncIterator[bytes]:
+        read = shared_state(self.message_id, not_before=time.monotonic() - SHARE_SECONDS)
+        async for ping in _wait_for_read(read):
+            yield ping
+            self.last_output = time.monotonic()
+        self.state = read.result()
+        self.last_check = time.monotonic()
+        self.phase = _Phase.CATCH_UP
+
+    async def _catch_up(self) -> AsyncIterator[bytes]:
+        state, self.phase = self.state, _Phase.ENDED
+        if state is None:
+            yield final("error", _deleted(self.message_id), self.position, self.position)
+            return
+        if len(state.content) > self.position:
+            yield delta(state.content[self.position :], len(state.content))
+            self.position = len(state.content)
+            self.last_progress = self.last_output = time.monotonic()
+        if not state.in_progress:
+            event, data = final_event(state)
+            yield final(event, data, len(state.content), self.position)
+            return
+        feed = self.feed
+        if feed.joined and (feed.rejoined or not self.live_since_watch):
+            feed.rejoined = False
+            await feed.ask_watch(state.runner_channel, self.position)
+        self.live_since_watch = False
+        self.phase = _Phase.LISTEN
+
+    def _in_order(self) -> Iterator[bytes]:
+        """Send the pending deltas that continue our text."""
+        for start in sorted(self.pending):
+            piece = self.pending[start]
+            if piece.start > self.position:
+                break
+            del self.pending[start]
+            if piece.end > self.position:
+                yield delta(piece.text[self.position - piece.start :], piece.end)
+                self.position = piece.end
+                self.last_progress = self.last_output = time.monotonic()
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        self.phase = _Phase.READ  # unless the end comes live
+        gap_check_every = settings.CHAT_PERSIST_INTERVAL_SECONDS
+        while True:
+            for event in self._in_order():
+                yield event
+            now = time.monotonic()
+            if self.pending and now - self.last_check >= gap_check_every:
+                # A gap (deltas sent before we subscribed, or dropped by the layer): fill it
+                # from the saved text, at most once per save interval.
+                return
+            silent_for = settings.CHAT_FOLLOWER_CHECK_SECONDS if self.feed.joined else POLL_SECONDS
+            check_at = max(self.last_progress, self.last_check) + silent_for
+            if self.pending:
+                check_at = min(check_at, self.last_check + gap_check_every)
+            ping_at = self.last_output + settings.SSE_PING_SECONDS
+            message = await self.feed.next(max(0.01, min(check_at, ping_at) - now))
+            kind = message.get("type") if message is not None else None
+            if kind == "chat.delta":
+                piece = streaming.Delta(message["start"], message["text"])
+                self.live_since_watch = True
+                if piece.end > self.position:
+                    self.pending[piece.start] = piece
+                continue
+            if kind == "chat.end":
+                if message["length"] <= self.position:
+                    yield final(message["event"], message["data"], message["length"], self.position)
+                    self.phase = _Phase.ENDED
+                return  # else: the end is saved before it is published
+            now = time.monotonic()
+            if now - self.last_output >= settings.SSE_PING_SECONDS:
+                yield sse_comment("ping")
+                self.last_output = now
+            if self.feed.rejoined or now >= check_at:
+                return
+
+
+def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[bytes]:
     """Follow a reply generated by another process (or by none: then it is swept as stale).
 
     Live deltas come through the channel layer; the saved text fills gaps and carries the
@@ -311,84 +289,4 @@ async def follow_elsewhere(state: ReplyState, offset: int) -> AsyncIterator[byte
     ``CHAT_FOLLOWER_CHECK_SECONDS`` per follower (``POLL_SECONDS`` while Redis is away), shared
     by the process's followers of the reply (``shared_state``).
     """
-    message_id = state.id
-    feed = _Feed(message_id)
-    try:
-        await feed.start()
-        # The saved text, read after joining or shared with a follower that read it less than
-        # SHARE_SECONDS ago: what was written after that read comes in the runner's answer to
-        # the watch request below (the text after our offset, then every delta).
-        read = shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
-        async for ping in _wait_for_read(read):
-            yield ping
-        state = read.result()
-        position = offset
-        pending: dict[int, streaming.Delta] = {}
-        live_since_watch = False
-        now = time.monotonic()
-        last_progress = last_output = last_check = now
-        gap_check_every = settings.CHAT_PERSIST_INTERVAL_SECONDS
-        while True:
-            if state is None:
-                yield final("error", _deleted(message_id), position, position)
-                return
-            # What the database has beyond our position (saved text, or the final reply).
-            if len(state.content) > position:
-                yield delta(state.content[position:], len(state.content))
-                position = len(state.content)
-                last_progress = last_output = time.monotonic()
-            if not state.in_progress:
-                event, data = final_event(state)
-                yield final(event, data, len(state.content), position)
-                return
-            if feed.joined and (feed.rejoined or not live_since_watch):
-                feed.rejoined = False
-                await feed.ask_watch(state.runner_channel, position)
-            live_since_watch = False
-            # Live deltas, until a gap, silence or Redis coming back sends us to the database.
-            while True:
-                for start in sorted(pending):
-                    piece = pending[start]
-                    if piece.start > position:
-                        break
-                    del pending[start]
-                    if piece.end > position:
-                        yield delta(piece.text[position - piece.start :], piece.end)
-                        position = piece.end
-                        last_progress = last_output = time.monotonic()
-                now = time.monotonic()
-                if pending and now - last_check >= gap_check_every:
-                    # A gap (deltas sent before we subscribed, or dropped by the layer): fill it
-                    # from the saved text, at most once per save interval.
-                    break
-                silent_for = settings.CHAT_FOLLOWER_CHECK_SECONDS if feed.joined else POLL_SECONDS
-                check_at = max(last_progress, last_check) + silent_for
-                if pending:
-                    check_at = min(check_at, last_check + gap_check_every)
-                ping_at = last_output + settings.SSE_PING_SECONDS
-                message = await feed.next(max(0.01, min(check_at, ping_at) - now))
-                if message is not None and message.get("type") == "chat.delta":
-                    piece = streaming.Delta(message["start"], message["text"])
-                    live_since_watch = True
-                    if piece.end > position:
-                        pending[piece.start] = piece
-                    continue
-                if message is not None and message.get("type") == "chat.end":
-                    if message["length"] <= position:
-                        yield final(message["event"], message["data"], message["length"], position)
-                        return
-                    break  # the end is saved before it is published
-                now = time.monotonic()
-                if now - last_output >= settings.SSE_PING_SECONDS:
-                    yield sse_comment("ping")
-                    last_output = now
-                if feed.rejoined or now >= check_at:
-                    break
-            read = shared_state(message_id, not_before=time.monotonic() - SHARE_SECONDS)
-            async for ping in _wait_for_read(read):
-                yield ping
-                last_output = time.monotonic()
-            state = read.result()
-            last_check = time.monotonic()
-    finally:
-        await feed.close()
+    return _Elsewhere(state, offset).events()
