@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from analytics.services import CallRecord, record_call_once
 from core.db_thread import db
+from core.llm import UpstreamFault
 from core.metrics import REGISTRY
 
 from . import lifecycle, streaming
@@ -180,7 +181,7 @@ async def end_reply(
     generation: streaming.Generation,
     *,
     status: str,
-    fault,
+    fault: UpstreamFault | None,
     call: CallRecord | None,
     model: str,
     latency_ms: int,
