@@ -28,6 +28,7 @@ from core.llm import (
     strip_nul,
     translate_fault,
 )
+from core.task_types import TaskType
 from core.tokens import estimate_messages_tokens, estimate_text_tokens
 
 from . import quotas
@@ -68,7 +69,7 @@ def usage_of(
 
 def attempt_record(
     *,
-    task_type: str,
+    task_type: TaskType,
     model: str,
     status: str,
     error_code: str = "",
@@ -169,7 +170,7 @@ async def _store(call: CallRecord) -> None:
 
 async def complete(
     *,
-    task_type: str,
+    task_type: TaskType,
     model: str,
     messages: list[dict],
     temperature: float | None,

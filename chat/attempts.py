@@ -27,6 +27,7 @@ from core.llm import (
     strip_nul,
     translate_fault,
 )
+from core.task_types import TaskType
 
 from . import finishing, services, streaming
 from .models import Message
@@ -96,7 +97,7 @@ class ReplyAttempts:
             sent=attempt.opened,
         )
         return attempt_record(
-            task_type="chat",
+            task_type=TaskType.CHAT,
             model=self.plan.config.model,
             status=status,
             error_code=error_code,

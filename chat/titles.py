@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 
 from analytics import llm_calls
 from core.db_thread import db
+from core.task_types import TaskType
 from experiments.config import resolve_config
 
 from . import finishing, services
@@ -35,7 +36,7 @@ async def name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
     try:
         config, messages = await db(_title_request, plan.user_id, plan.first_user_text)
         answer = await llm_calls.complete(
-            task_type="title",
+            task_type=TaskType.TITLE,
             model=config.model,
             messages=messages,
             temperature=config.temperature,

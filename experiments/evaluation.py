@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from analytics import llm_calls
 from core.db_thread import db
+from core.task_types import TaskType
 
 from .config import render_prompt
 from .models import EvalResult, EvalRun, Experiment
@@ -53,7 +54,7 @@ def read_prompts(path: Path) -> list[str]:
 async def _complete(*, model, messages, temperature, max_tokens, variant="", version_id=None):
     """One evaluation call; the global daily cost cap applies (``analytics.quotas``)."""
     answer = await llm_calls.complete(
-        task_type="eval",
+        task_type=TaskType.EVAL,
         model=model,
         messages=messages,
         temperature=temperature,
