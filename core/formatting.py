@@ -1,5 +1,6 @@
 """Number formats of the staff pages (dashboard, reports, experiment comparison). Pure."""
 
+import math
 from decimal import Decimal
 
 type Number = float | int | Decimal
@@ -51,3 +52,18 @@ def format_compact(value: Number | None) -> str:
         if abs(value) >= limit:
             return f"{value / limit:.3g}{suffix}"
     return f"{value:.3g}"
+
+
+def format_usd(value: Number | None, *, signed: bool = False) -> str:
+    """Dollars, with enough digits for a per-call cost: $0.000123, $0.0456, $12.30."""
+    if value is None:
+        return "—"
+    value = float(value)
+    sign = ("+" if value > 0 else "-" if value < 0 else "") if signed else "-" * (value < 0)
+    amount = abs(value)
+    if amount == 0:
+        return "$0"
+    if amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    digits = max(4, 2 - math.floor(math.log10(amount)))
+    return f"{sign}${amount:.{digits}f}"
