@@ -17,7 +17,7 @@ from analytics.rollups import merge_histograms
 from core.task_types import TaskType
 
 from . import stats
-from .models import Experiment, Exposure, Feedback, Variant
+from .models import EvalRun, Experiment, Exposure, Feedback, PromptVersion, Variant
 
 ERROR_STATUSES = ("error", "timeout", "rate_limited")
 
@@ -232,3 +232,54 @@ def compare(experiment: Experiment) -> Comparison:
         else None
     )
     return Comparison(experiment, per_variant, differences, srm, minimum)
+
+
+# --- Reads for the admin pages --------------------------------------------------------------------
+
+
+def experiments_using(version: PromptVersion) -> list[str]:
+    """Return the keys of the experiments with a variant on ``version``, sorted."""
+    keys = Variant.objects.filter(prompt_version=version).values_list("experiment__key", flat=True)
+    return sorted(set(keys))
+
+
+def previous_version(version: PromptVersion) -> PromptVersion | None:
+    return (
+        PromptVersion.objects.filter(name=version.name, version__lt=version.version)
+        .order_by("-version")
+        .first()
+    )
+
+
+def live_version(name: str) -> PromptVersion | None:
+    return PromptVersion.objects.filter(name=name, is_live=True).first()
+
+
+def experiment_variants(experiment: Experiment) -> list[Variant]:
+    """Return the experiment's variants with their prompt versions."""
+    return list(experiment.variants.select_related("prompt_version"))
+
+
+def variant_version(experiment: Experiment, key: str) -> PromptVersion:
+    return experiment.variants.select_related("prompt_version").get(key=key).prompt_version
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    run: EvalRun
+    rows: list[dict]
+    unjudged: int
+    total: int
+
+
+def latest_eval(experiment: Experiment) -> EvalSummary | None:
+    """Return the newest finished eval run of ``experiment``, with its per-variant lines."""
+    run = experiment.eval_runs.filter(finished_at__isnull=False).first()
+    if run is None:
+        return None
+    return EvalSummary(
+        run=run,
+        rows=[{"key": key, **line} for key, line in sorted(run.summary.items())],
+        unjudged=run.results.exclude(error="").count(),
+        total=run.results.count(),
+    )

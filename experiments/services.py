@@ -82,6 +82,17 @@ def new_prompt_version(
     )
 
 
+def edit_unserved_version(*, version: PromptVersion, fields: dict[str, object]) -> bool:
+    """Change ``version`` in place if it has not served a call yet; return whether it did.
+
+    Conditional, so a version that served a call since the form was read is never touched.
+    """
+    if PromptVersion.objects.filter(pk=version.pk, first_served_at__isnull=True).update(**fields):
+        SERVING.changed()
+        return True
+    return False
+
+
 @transaction.atomic
 def make_live(version: PromptVersion) -> None:
     """Make ``version`` the live version of its prompt (the previous one stops being live)."""

@@ -209,16 +209,14 @@ def test_editing_an_unserved_version_edits_it_in_place(admin_client):
 
 def test_a_version_served_while_its_form_was_open_is_not_overwritten(admin_client, monkeypatch):
     """The in-place update is conditional: serving wins over an edit that started before it."""
-    from experiments import admin as experiments_admin
-
     draft = version("Draft text.")
-    real_update = experiments_admin.PromptVersion.objects.filter
+    real_update = PromptVersion.objects.filter
 
     def served_meanwhile(*args, **kwargs):
         PromptVersion.objects.all().update(first_served_at=timezone.now())
         return real_update(*args, **kwargs)
 
-    monkeypatch.setattr(experiments_admin.PromptVersion.objects, "filter", served_meanwhile)
+    monkeypatch.setattr(PromptVersion.objects, "filter", served_meanwhile)
     admin_client.post(change_url(draft), form_data(draft, system_prompt="Late edit."))
     monkeypatch.undo()
     draft.refresh_from_db()
