@@ -11,18 +11,20 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import views
+from core.admin_mixins import ReadOnlyAdminMixin
+
+from . import presenters, selectors, views
 from .models import (
     AICall,
     AlertEvent,
     AlertRule,
-    CallRollup,
     ModelPrice,
     NotificationChannel,
     QuotaEvent,
     UsageQuota,
 )
 from .notify import dashboard_url, redacted
+from .quotas import views as quota_views
 
 
 @admin.register(ModelPrice)
@@ -76,21 +78,19 @@ class RollupValuesFilter(admin.SimpleListFilter):
     field = ""
 
     def lookups(self, request, model_admin):
-        values = (
-            CallRollup.objects.filter(period=CallRollup.Period.DAY)
-            .order_by(self.field)
-            .values_list(self.field, flat=True)
-            .distinct()
-        )
+        values = selectors.rollup_values(self.field)
         return [
-            (value or views.EMPTY_FILTER_VALUE, value or views.NO_VALUE_LABEL) for value in values
+            (value or presenters.EMPTY_FILTER_VALUE, value or presenters.NO_VALUE_LABEL)
+            for value in values
         ]
 
     def queryset(self, request, queryset):
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(**{self.field: "" if value == views.EMPTY_FILTER_VALUE else value})
+        return queryset.filter(
+            **{self.field: "" if value == presenters.EMPTY_FILTER_VALUE else value}
+        )
 
 
 class ModelFilter(RollupValuesFilter):
@@ -109,7 +109,7 @@ class VariantFilter(RollupValuesFilter):
 
 
 @admin.register(AICall)
-class AICallAdmin(admin.ModelAdmin):
+class AICallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Raw calls, read-only: they are the record the costs and rollups are computed from."""
 
     list_display = (
@@ -168,15 +168,6 @@ class AICallAdmin(admin.ModelAdmin):
     @admin.display(description="cost (USD)", ordering="cost_usd")
     def cost(self, obj):
         return "unpriced" if obj.cost_usd is None else obj.cost_usd
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Alerts ----------------------------------------------------------------------------------
@@ -352,7 +343,7 @@ class UsageQuotaAdmin(admin.ModelAdmin):
         ]
 
     def overview_view(self, request):
-        return views.quotas_overview(request, self.admin_site)
+        return quota_views.quotas_overview(request, self.admin_site)
 
     @admin.display(description="user or group")
     def target(self, obj):
@@ -360,16 +351,11 @@ class UsageQuotaAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuotaEvent)
-class QuotaEventAdmin(admin.ModelAdmin):
+class QuotaEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "user", "limit", "stage", "used", "requested", "allowed")
     list_filter = ("limit", "stage")
     date_hierarchy = "created_at"
     search_fields = ("user__username", "user__email")
     list_select_related = ("user",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    deletable = True

@@ -5,6 +5,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils import timezone
 
 
 @cache
@@ -30,3 +31,8 @@ def month_bounds(day: date) -> tuple[datetime, datetime]:
 
 def local_day(moment: datetime) -> date:
     return moment.astimezone(reporting_zone()).date()
+
+
+def today() -> date:
+    """Return today's date in the reporting zone."""
+    return local_day(timezone.now())

@@ -89,7 +89,7 @@ def test_bad_date_from_the_command_line_exits_2():
         timeout=60,
     )
     assert result.returncode == 2
-    assert "'2026-02-30' is not a date in the form YYYY-MM-DD" in result.stderr
+    assert "--date “2026-02-30” is not a date of the form YYYY-MM-DD." in result.stderr
 
 
 def test_email_goes_to_staff_with_the_permission(yesterday):

@@ -13,7 +13,7 @@ from bench.common import percentile, summary
 
 REPETITIONS = 15
 FINISH_ITERATIONS = 500
-RANGE_DAYS = 30  # the dashboard's default range (analytics.views.DEFAULT_RANGE_DAYS)
+RANGE_DAYS = 30  # the dashboard's default range (analytics.forms.DEFAULT_RANGE_DAYS)
 TOP_USERS = 20
 PERCENTILES = (50, 95, 99)
 

@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from analytics.formatting import format_count, format_ms, format_percent, format_usd
+from core.formatting import format_count, format_ms, format_percent, format_usd
 
 # How each metric of ``selectors.compare`` reads: its unit, and which way is better.
 METRICS = {

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from analytics.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import ReadOnlyAdminMixin
 
 from ..models import EvalResult, EvalRun
 

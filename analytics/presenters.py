@@ -1,0 +1,316 @@
+"""What the dashboard and the daily report show: rows of formatted values, charts as SVG."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+
+from core.formatting import (
+    format_change,
+    format_compact,
+    format_count,
+    format_money,
+    format_ms,
+    format_percent,
+)
+
+from . import charts, selectors
+
+TOP_USERS = 20
+CHART_MODELS = 6  # models with a colour of their own in the cost chart; the rest are "Other"
+NO_VALUE_LABEL = "(none)"
+# The value of the changelist's model/task type/variant filters that selects the empty string.
+EMPTY_FILTER_VALUE = "__none__"
+QUICK_RANGES = (7, 30, 90, 365)
+
+BREAKDOWNS = (
+    ("model", "By model", "Model"),
+    ("task_type", "By task type", "Task type"),
+    ("variant", "By variant", "Variant"),
+)
+REPORT_SECTIONS = (
+    ("model", "By model", "Model", "by_model"),
+    ("task_type", "By task type", "Task type", "by_task_type"),
+    ("variant", "By variant", "Variant", "by_variant"),
+    ("user", f"By user (top {TOP_USERS} by cost)", "User", "by_user"),
+)
+
+
+def format_cost(cost: Decimal, calls: int, unpriced: int) -> str:
+    """Return the cost of the priced calls; ``n/a`` when every call was unpriced.
+
+    Unpriced calls (models without a price) are never counted as free: the pages show how many
+    there are next to the cost.
+    """
+    if calls and unpriced >= calls:
+        return "n/a"
+    return format_money(cost)
+
+
+def unpriced_note(unpriced: int) -> str:
+    return f"{unpriced:,} unpriced" if unpriced else ""
+
+
+def _label(key: str) -> str:
+    return key or NO_VALUE_LABEL
+
+
+def cost_per_priced_call(t: selectors.Totals) -> str:
+    priced = t.calls - t.unpriced_calls
+    return format_money(t.cost_usd / priced) if priced > 0 else "—"
+
+
+def relative_change(value: float, average: float) -> float | None:
+    return (value - average) / average if average else None
+
+
+def changelist_url(**filters) -> str:
+    url = reverse("admin:analytics_aicall_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+def _svg(markup: str):
+    # The chart functions escape every text they put in (see charts.py and its tests).
+    return mark_safe(markup)  # noqa: S308
+
+
+# --- The dashboard ---------------------------------------------------------------------------
+
+
+def cards(today: selectors.Totals, yesterday: selectors.Totals) -> list[dict]:
+    rows = [
+        ("calls", "Calls", lambda t: format_count(t.calls)),
+        ("success_rate", "Success rate", lambda t: format_percent(t.success_rate)),
+        ("avg_latency", "Average latency", lambda t: format_ms(t.avg_latency_ms)),
+        ("p95_latency", "p95 latency", lambda t: format_ms(t.p95_latency_ms)),
+        ("avg_ttft", "Average time to first token", lambda t: format_ms(t.avg_ttft_ms)),
+        ("tokens", "Tokens", lambda t: format_count(t.tokens)),
+        ("cost", "Cost", lambda t: format_cost(t.cost_usd, t.calls, t.unpriced_calls)),
+    ]
+    cards = []
+    for key, label, show in rows:
+        card = {"key": key, "label": label, "today": show(today), "yesterday": show(yesterday)}
+        if key == "cost":
+            card["today_note"] = unpriced_note(today.unpriced_calls)
+            card["yesterday_note"] = unpriced_note(yesterday.unpriced_calls)
+        cards.append(card)
+    return cards
+
+
+def breakdown_rows(dimension: str, groups: list[tuple[str, selectors.Totals]]) -> list[dict]:
+    return [
+        {
+            "key": key,
+            "label": _label(key),
+            "url": changelist_url(**{dimension: key or EMPTY_FILTER_VALUE}),
+            "calls": format_count(t.calls),
+            "error_rate": format_percent(t.error_rate),
+            "tokens": format_count(t.tokens),
+            "cost": format_cost(t.cost_usd, t.calls, t.unpriced_calls),
+            "unpriced": unpriced_note(t.unpriced_calls),
+            "cost_per_call": cost_per_priced_call(t),
+            "avg_latency": format_ms(t.avg_latency_ms),
+            "p95_latency": format_ms(t.p95_latency_ms),
+        }
+        for key, t in groups
+    ]
+
+
+def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -> list[dict]:
+    labels = [day.isoformat() for day, _, _ in days]
+
+    model_costs: dict[str, Decimal] = {}
+    for _, _, costs in days:
+        for model, cost in costs.items():
+            model_costs[model] = model_costs.get(model, Decimal(0)) + cost
+    ranked = sorted(
+        (m for m, c in model_costs.items() if c > 0), key=lambda m: (-model_costs[m], m)
+    )
+    shown, others = ranked[:CHART_MODELS], set(ranked[CHART_MODELS:])
+    cost_series = {m: [costs.get(m, Decimal(0)) for _, _, costs in days] for m in shown}
+    if others:
+        cost_series["Other models"] = [
+            sum((c for m, c in costs.items() if m in others), Decimal(0)) for _, _, costs in days
+        ]
+
+    return [
+        {
+            "key": "cost",
+            "title": "Cost per day, by model",
+            "svg": _svg(
+                charts.stacked_bars(
+                    labels, cost_series, title="Cost per day by model", value_format=format_money
+                )
+            ),
+            "note": (
+                f"Leaves out {unpriced:,} unpriced calls (models without a price)."
+                if unpriced
+                else ""
+            ),
+        },
+        {
+            "key": "calls",
+            "title": "Calls per day, and the error rate",
+            "svg": _svg(
+                charts.stacked_bars(
+                    labels,
+                    {
+                        "Succeeded": [t.calls - t.errors for _, t, _ in days],
+                        "Failed": [t.errors for _, t, _ in days],
+                    },
+                    title="Calls per day with the error rate",
+                    value_format=format_count,
+                    line=("Error rate", [t.error_rate for _, t, _ in days]),
+                    line_format=format_percent,
+                )
+            ),
+            "note": "Failed: errors, timeouts and rate limits (cancelled calls are not failures).",
+        },
+        {
+            "key": "latency",
+            "title": "Latency per day (p50 and p95)",
+            "svg": _svg(
+                charts.lines(
+                    labels,
+                    {
+                        "p50": [t.p50_latency_ms for _, t, _ in days],
+                        "p95": [t.p95_latency_ms for _, t, _ in days],
+                    },
+                    title="Latency per day, p50 and p95",
+                    value_format=format_ms,
+                )
+            ),
+            "note": "Percentiles come from bucketed histograms: exact to the bucket.",
+        },
+        {
+            "key": "tokens",
+            "title": "Tokens per day",
+            "svg": _svg(
+                charts.stacked_bars(
+                    labels,
+                    {
+                        "Input": [t.input_tokens for _, t, _ in days],
+                        "Output": [t.output_tokens for _, t, _ in days],
+                    },
+                    title="Tokens per day, input and output",
+                    value_format=format_compact,
+                )
+            ),
+            "note": "",
+        },
+    ]
+
+
+def quick_ranges(today: date) -> list[dict]:
+    return [
+        {
+            "label": f"Last {n} days",
+            "query": urlencode(
+                {"start": (today - timedelta(days=n - 1)).isoformat(), "end": today}
+            ),
+        }
+        for n in QUICK_RANGES
+    ]
+
+
+def range_summary(t: selectors.Totals) -> dict:
+    return {
+        "calls": format_count(t.calls),
+        "error_rate": format_percent(t.error_rate),
+        "tokens": format_count(t.tokens),
+        "cost": format_cost(t.cost_usd, t.calls, t.unpriced_calls),
+        "unpriced": unpriced_note(t.unpriced_calls),
+    }
+
+
+def breakdowns(summary: selectors.RangeSummary) -> list[dict]:
+    return [
+        {
+            "dimension": dimension,
+            "title": title,
+            "column": column,
+            "rows": breakdown_rows(dimension, summary.breakdowns[dimension]),
+        }
+        for dimension, title, column in BREAKDOWNS
+    ]
+
+
+def top_user_rows(users: list[selectors.UserUsage]) -> list[dict]:
+    return [
+        {
+            "rank": rank,
+            "username": u.username,
+            "url": changelist_url(user__id__exact=u.user_id),
+            "calls": format_count(u.calls),
+            "tokens": format_count(u.tokens),
+            "cost": format_money(u.cost_usd),
+        }
+        for rank, u in enumerate(users, start=1)
+    ]
+
+
+# --- The daily cost report ---------------------------------------------------------------------
+
+
+def _report_line(line: selectors.ReportLine) -> dict:
+    return {
+        "key": line.key,
+        "label": _label(line.key),
+        "calls": format_count(line.calls),
+        "avg_calls": f"{line.avg_calls:,.1f}",
+        "tokens": format_count(line.tokens),
+        "avg_tokens": f"{line.avg_tokens:,.0f}",
+        "cost": format_cost(line.cost_usd, line.calls, line.unpriced_calls),
+        "unpriced": unpriced_note(line.unpriced_calls),
+        "avg_cost": format_money(line.avg_cost_usd),
+        "change": _cost_change(line),
+    }
+
+
+def _cost_change(line: selectors.ReportLine) -> str:
+    if line.cost_change is not None:
+        return format_change(line.cost_change)
+    return "new" if line.cost_usd > 0 else "n/a"
+
+
+def report_totals(total: selectors.ReportLine) -> list[dict]:
+    return [
+        {
+            "key": "calls",
+            "label": "Calls",
+            "day": format_count(total.calls),
+            "avg": f"{total.avg_calls:,.1f}",
+            "change": format_change(relative_change(total.calls, total.avg_calls)),
+            "note": "",
+        },
+        {
+            "key": "tokens",
+            "label": "Tokens",
+            "day": format_count(total.tokens),
+            "avg": f"{total.avg_tokens:,.0f}",
+            "change": format_change(relative_change(total.tokens, total.avg_tokens)),
+            "note": "",
+        },
+        {
+            "key": "cost",
+            "label": "Cost",
+            "day": format_cost(total.cost_usd, total.calls, total.unpriced_calls),
+            "avg": format_money(total.avg_cost_usd),
+            "change": _cost_change(total),
+            "note": unpriced_note(total.unpriced_calls),
+        },
+    ]
+
+
+def report_sections(daily: selectors.DailyReport) -> list[dict]:
+    return [
+        {
+            "key": key,
+            "title": title,
+            "column": column,
+            "rows": [_report_line(line) for line in getattr(daily, attribute)],
+        }
+        for key, title, column, attribute in REPORT_SECTIONS
+    ]
