@@ -20,7 +20,7 @@ from core.request_id import current_request_id
 from experiments.models import Feedback
 from experiments.services import rate_reply
 
-from . import runner, services, streaming
+from . import runner, selectors, services, streaming
 from .models import Conversation, Message
 from .state import NOT_RETRYABLE
 
@@ -204,17 +204,17 @@ def _accepted(user_message: Message, reply: Message) -> JsonResponse:
 def _post_message(user, conversation_id: int, content, channel: str):
     # One statement finds the conversation and whether a reply is in progress in it.
     conversation = _own_conversation(
-        user, conversation_id, services.with_reply_in_progress(Conversation.objects)
+        user, conversation_id, selectors.with_reply_in_progress(Conversation.objects)
     )
     posted = services.post_message(
         conversation=conversation, content=content, runner_channel=channel
     )
-    return posted, services.prepare_reply(posted)
+    return posted, services.prepare_reply(posted=posted)
 
 
 def _regenerate(user, message_id: int, channel: str):
     posted = services.regenerate_reply(reply=_own_reply(user, message_id), runner_channel=channel)
-    return posted, services.prepare_reply(posted)
+    return posted, services.prepare_reply(posted=posted)
 
 
 async def _store_and_start(request, user, store, *args) -> JsonResponse:

@@ -17,7 +17,7 @@ from django.conf import settings
 from analytics.metrics import STREAM_STATE_READS
 from core.db_thread import db
 
-from . import services, streaming
+from . import selectors, services, streaming
 from .feeds import Feed
 from .sse import sse_comment, sse_event
 from .state import ReplyState, final_event
@@ -131,7 +131,7 @@ def shared_state(message_id: int, *, not_before: float) -> asyncio.Future:
 def _fresh_state(message_id: int) -> ReplyState | None:
     """Return the saved state, first marking the reply interrupted if its runner went silent."""
     services.sweep_stale_replies(message_id=message_id)
-    return services.reply_state(message_id)
+    return selectors.reply_state(message_id)
 
 
 async def _wait_for_read(read: asyncio.Future) -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""Writes of the chat app. Plain synchronous functions; async callers wrap them with ``db()``."""
+"""Writes of the chat app (reads are in ``selectors``). Plain synchronous functions; async
+callers wrap them with ``db()``."""
 
 import re
 from dataclasses import dataclass
@@ -6,7 +7,6 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from analytics import quotas
@@ -23,7 +23,7 @@ from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers imp
     sweep_stale_replies,
 )
 from .models import Conversation, Message
-from .state import ReplyState
+from .selectors import visible_messages
 
 
 class ChatError(AppError):
@@ -137,7 +137,7 @@ class Admission:
     limits: quotas.Limits
 
 
-def admit_request(user, content: str) -> Admission:
+def admit_request(*, user, content: str) -> Admission:
     """Refuse (QuotaExceeded) a message the user's limits cannot take, before anything is stored.
 
     The check uses the new message and the system prompt (the history is added when the
@@ -167,13 +167,6 @@ class Posted(NamedTuple):
     admission: Admission
 
 
-def with_reply_in_progress(conversations):
-    """Annotate each conversation with ``reply_in_progress``, which ``post_message`` uses
-    rather than asking the database again."""
-    busy = Message.objects.in_progress().filter(conversation=OuterRef("pk"))
-    return conversations.annotate(reply_in_progress=Exists(busy))
-
-
 def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
     """Store the user's message and a pending reply to it; raise if a reply is in progress.
 
@@ -188,7 +181,7 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
         busy = conversation.messages.in_progress().exists()
     if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
-    admission = admit_request(conversation.user, content)
+    admission = admit_request(user=conversation.user, content=content)
     with transaction.atomic():
         user_message = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=content
@@ -214,7 +207,7 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "") -> Posted:
         raise ChatError(
             "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
         )
-    admission = admit_request(conversation.user, reply.reply_to.content)
+    admission = admit_request(user=conversation.user, content=reply.reply_to.content)
     new_reply = _start_reply(
         conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
     )
@@ -228,21 +221,6 @@ def request_stop(*, reply: Message) -> None:
     )
     if not updated:
         raise NotInProgress(f"The reply is not in progress (it is {reply.status}).")
-
-
-def visible_messages(conversation: Conversation) -> list[Message]:
-    """Return the user messages, each followed by its latest reply (older regenerations hidden)."""
-    messages = list(conversation.messages.select_related("feedback"))
-    for message in messages:
-        feedback = getattr(message, "feedback", None)
-        message.feedback_rating = ("up" if feedback.rating > 0 else "down") if feedback else ""
-    latest_reply: dict[int, Message] = {}
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT:
-            latest_reply[message.reply_to_id] = message
-    return [
-        m for m in messages if m.role == Message.Role.USER or latest_reply.get(m.reply_to_id) is m
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +239,7 @@ class ReplyPlan:
     limits: quotas.Limits | None = None  # the user's, as admitted (None: read them when needed)
 
 
-def start_generation(message: Message, admission: Admission | None = None) -> ReplyPlan | None:
+def start_generation(*, message: Message, admission: Admission | None = None) -> ReplyPlan | None:
     """Mark the reply streaming and return its plan, or None when it is gone or not pending.
 
     ``message``: the pending reply, with its conversation and the conversation's user loaded
@@ -347,7 +325,7 @@ class Prepared:
     error: Exception | None = None
 
 
-def prepare_reply(posted: Posted) -> Prepared:
+def prepare_reply(*, posted: Posted) -> Prepared:
     """Start the generation of a reply just posted, in the posting request's own database call.
 
     The runner then calls the upstream at once: under load, a separate start waited in the
@@ -355,7 +333,7 @@ def prepare_reply(posted: Posted) -> Prepared:
     (QuotaExceeded) or a fault is handed to the runner, which ends the reply with it.
     """
     try:
-        return Prepared(plan=start_generation(posted.reply, posted.admission))
+        return Prepared(plan=start_generation(message=posted.reply, admission=posted.admission))
     except Exception as exc:
         return Prepared(error=exc)
 
@@ -393,13 +371,3 @@ def set_generated_title(conversation_id: int, *, title: str, fallback: str) -> b
             pk=conversation_id, title=fallback, title_generated=False
         ).update(title=title[:80], title_generated=True)
     )
-
-
-def reply_state(message_id: int, *, user_id: int | None = None) -> ReplyState | None:
-    query = Message.objects.select_related("conversation").filter(
-        pk=message_id, role=Message.Role.ASSISTANT
-    )
-    if user_id is not None:
-        query = query.filter(conversation__user_id=user_id)
-    message = query.first()
-    return ReplyState.from_message(message, now=timezone.now()) if message else None

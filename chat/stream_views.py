@@ -22,7 +22,7 @@ from core import draining
 from core.db_thread import db
 from core.metrics import SSE_STREAM_ENDS, SSE_STREAMS_OPEN
 
-from . import followers, services, streaming
+from . import followers, selectors, streaming
 from .api import api_view, json_error
 from .sse import sse_comment, sse_event, sse_retry
 from .state import ReplyState
@@ -72,7 +72,7 @@ async def _checked_stream(request, user, message_id: int):
     if generation is not None and generation.user_id == user.pk:
         # The reply runs in this process: its fan-out has everything.
         return _sse(message_id, generation.user_id, followers.follow_local(generation, offset))
-    state = await db(services.reply_state, message_id, user_id=user.pk)
+    state = await db(selectors.reply_state, message_id, user_id=user.pk)
     if state is None:
         return json_error(404, "not_found", "No such reply.")
     return _sse(message_id, user.pk, _from_state(state, offset))

@@ -11,7 +11,7 @@ from django.views.csrf import csrf_failure as default_csrf_failure
 from analytics import quotas
 from core.errors import error_json
 
-from . import services
+from . import selectors
 from .models import Conversation, Message
 
 
@@ -27,7 +27,7 @@ def conversation_page(request, conversation_id: int):
 
 
 def _chat_page(request, *, conversation):
-    messages = services.visible_messages(conversation) if conversation else []
+    messages = selectors.visible_messages(conversation) if conversation else []
     streaming_id = next(
         (
             m.pk

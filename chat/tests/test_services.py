@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat import services
+from chat import selectors, services
 from chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -67,11 +67,11 @@ def test_a_post_refused_for_a_reply_in_progress_takes_no_rate_limit_slot(convers
 
     settings.QUOTA_REQUESTS_PER_MINUTE = 2
     services.post_message(conversation=conversation, content="first")  # slot 1
-    busy = services.with_reply_in_progress(Conversation.objects).get(pk=conversation.pk)
+    busy = selectors.with_reply_in_progress(Conversation.objects).get(pk=conversation.pk)
     assert busy.reply_in_progress
     with pytest.raises(services.ReplyInProgress):
         services.post_message(conversation=busy, content="second")
-    other = services.with_reply_in_progress(Conversation.objects).get(
+    other = selectors.with_reply_in_progress(Conversation.objects).get(
         pk=Conversation.objects.create(user=conversation.user).pk
     )
     assert not other.reply_in_progress
@@ -100,7 +100,7 @@ def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, setting
             conversation=conversation, role="assistant", reply_to=q, content=f"a{i} " * 100
         )
     reply = services.post_message(conversation=conversation, content="latest question").reply
-    plan = services.start_generation(reply)
+    plan = services.start_generation(message=reply)
     assert plan.messages[0]["role"] == "system"
     assert plan.messages[-1] == {"role": "user", "content": "latest question"}
     assert len(plan.messages) < 12  # trimmed from the oldest
