@@ -1,17 +1,8 @@
 """Server-rendered SVG charts for the AI usage dashboard (number formats: core.formatting). Pure.
 
-Each chart function returns one ``<svg>`` element as a string, ready to inline in a page:
-
-- no script, no ``style`` attribute and no ``<style>`` element, so the site's
-  Content-Security-Policy (``script-src 'self'; style-src 'self'``) holds; colours are SVG
-  presentation attributes, and the page's stylesheet may restyle the ``chart-*`` classes
-  (the admin's dark theme does);
-- every piece of text that goes in (labels, series names, formatted values, the title) is
-  escaped with :func:`html.escape`, so a model called ``<script>`` stays text;
-- ``role="img"`` with an ``aria-label``, and a ``<title>`` on every bar, point and day column,
-  which browsers show on hover.
-
-Values are plotted from zero; a ``None`` value is a gap (lines) or nothing (bars).
+Each function returns one ``<svg>`` string: no script or style (the site's CSP holds; colours are
+presentation attributes), every text escaped, ``role="img"`` with a ``<title>`` per bar or point.
+Values are plotted from zero; ``None`` is a gap (lines) or nothing (bars).
 """
 
 import math
