@@ -12,6 +12,8 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from django.apps import apps
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
@@ -640,6 +642,18 @@ def test_calls_cannot_be_added_changed_or_deleted(admin_client, seeded):
     assert response.status_code in (200, 302)
     some.refresh_from_db()
     assert some.model != "changed"
+
+
+@pytest.mark.parametrize("model", ["analytics_quotaevent", "experiments_evalrun"])
+def test_records_made_by_code_cannot_be_added_but_can_be_deleted(
+    admin_client, admin_user, model, rf
+):
+    assert admin_client.get(reverse(f"admin:{model}_add")).status_code == 403
+    model_admin = admin.site.get_model_admin(apps.get_model(model.replace("_", ".", 1)))
+    request = rf.get("/")
+    request.user = admin_user
+    assert not model_admin.has_change_permission(request)
+    assert model_admin.has_delete_permission(request)
 
 
 def test_model_prices_are_editable(admin_client):
