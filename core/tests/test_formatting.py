@@ -37,3 +37,19 @@ def test_other_formats():
     assert formatting.format_compact(950) == "950"
     assert formatting.format_compact(12_345) == "12.3k"
     assert formatting.format_compact(2_500_000) == "2.5M"
+
+
+@pytest.mark.parametrize(
+    ("value", "signed", "text"),
+    [
+        (None, False, "—"),
+        (0, True, "$0"),
+        (Decimal("0.000123"), False, "$0.000123"),
+        (0.0456, False, "$0.0456"),
+        (12.3, False, "$12.30"),
+        (-0.5, True, "-$0.5000"),
+        (0.25, True, "+$0.2500"),
+    ],
+)
+def test_usd_keeps_the_digits_a_per_call_cost_needs(value, signed, text):
+    assert formatting.format_usd(value, signed=signed) == text
