@@ -433,7 +433,8 @@ class QuotaCounter(models.Model):
     """The database backend's counters (Redis holds them when ``REDIS_URL`` is set).
 
     ``value`` is recorded usage plus open reservations in tokens or micro-dollars; ``hits`` is the
-    sliding log of a rate limit (epoch seconds).
+    sliding log of a rate limit, ``[epoch seconds, member]`` pairs (a member is one request's
+    slot, so that a refused request gives back its own).
     """
 
     key = models.CharField(max_length=200, unique=True)

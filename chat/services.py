@@ -2,6 +2,7 @@
 callers wrap them with ``db()``."""
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -126,7 +127,8 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What admitted a message: the configuration and the limits in force when it was posted.
+    """What admitted a message: the configuration and the limits in force when it was posted,
+    and the rate-limit slot it took (given back if the message is then not stored).
 
     The runner of the reply (started by the same request, in the same process) uses both
     rather than reading them again: the reply is generated with the configuration its
@@ -135,6 +137,19 @@ class Admission:
 
     config: ChatConfig
     limits: quotas.Limits
+    slot: quotas.RequestSlot | None = None
+
+
+@contextmanager
+def _slot_given_back_on_failure(admission: Admission):
+    """Give the request's rate-limit slot back if storing its message fails (the loser of two
+    posts racing into one conversation, a database error): only a stored message counts."""
+    try:
+        yield
+    except Exception:
+        if admission.slot is not None:
+            admission.slot.give_back()
+        raise
 
 
 def admit_request(*, user, content: str) -> Admission:
@@ -142,7 +157,7 @@ def admit_request(*, user, content: str) -> Admission:
 
     The check uses the new message and the system prompt (the history is added when the
     generation starts, where the full worst case is reserved); the rate limit takes its slot last,
-    so a request refused for another reason costs no slot.
+    so a request refused for another reason costs no slot (and one refused later gives it back).
     """
     config = resolve_config(user, "chat")
     messages = [{"role": "user", "content": content}]
@@ -157,8 +172,8 @@ def admit_request(*, user, content: str) -> Admission:
         reserve=False,
         limits=limits,
     )
-    quotas.take_request(user, limits)
-    return Admission(config, limits)
+    slot = quotas.take_request(user, limits)
+    return Admission(config, limits, slot)
 
 
 class Posted(NamedTuple):
@@ -173,7 +188,8 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     The quota check runs before the transaction that stores: its own database work (the rate
     limit's row, expired reservations) must not hold locks for the rest of this request. The
     check for a reply in progress comes first, so that a refused post costs no rate-limit slot;
-    the partial unique index settles a race with another post (ReplyInProgress as well).
+    the partial unique index settles a race with another post (ReplyInProgress as well, and the
+    loser gives its slot back).
     """
     content = clean_content(content)
     busy = getattr(conversation, "reply_in_progress", None)
@@ -182,7 +198,8 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
     admission = admit_request(user=conversation.user, content=content)
-    with transaction.atomic():
+    # The slot is given back after the rollback, outside the transaction.
+    with _slot_given_back_on_failure(admission), transaction.atomic():
         user_message = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=content
         )
@@ -208,9 +225,10 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "") -> Posted:
             "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
         )
     admission = admit_request(user=conversation.user, content=reply.reply_to.content)
-    new_reply = _start_reply(
-        conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
-    )
+    with _slot_given_back_on_failure(admission), transaction.atomic():
+        new_reply = _start_reply(
+            conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
+        )
     return Posted(reply.reply_to, new_reply, admission)
 
 

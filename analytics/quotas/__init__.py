@@ -14,11 +14,12 @@ How a limit holds:
   ``QUOTA_RESERVATION_TTL_SECONDS`` (the runner renews it while it streams).
 * A counter that does not exist yet (a new day, a flushed Redis) is seeded from the recorded calls
   of its period before it is used, so a restart never hands out a fresh quota.
-* Requests per minute is a sliding log, taken when a message is posted.
+* Requests per minute is a sliding log of unique members, one taken when a message is posted;
+  a post refused after it took one gives that member back (``RequestSlot.give_back``).
 """
 
 from .backends import DatabaseBackend, RedisBackend, backend
-from .checks import Reservation, charge, check, take_request, worst_case
+from .checks import RequestSlot, Reservation, charge, check, take_request, worst_case
 from .limits import EXEMPT, LIMITS, NO_LIMITS, Limits, default_limits, limits_for, limits_for_many
 from .meters import RATE_WINDOW_SECONDS, Limit, Meter, global_meter, user_meters
 from .reconcile import reconcile_counters, reconcile_if_requested
@@ -37,6 +38,7 @@ __all__ = [
     "MeterState",
     "QuotaExceeded",
     "RedisBackend",
+    "RequestSlot",
     "Reservation",
     "backend",
     "charge",

@@ -1,7 +1,6 @@
 """Where the counters live: Redis (Lua scripts) or the database (rows locked in key order)."""
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -77,12 +76,17 @@ class RedisBackend:
         if not self.client.set(meter.key, seeded, nx=True, ex=meter.ttl):
             self.client.incrby(meter.key, amount)
 
-    def hit(self, key: str, limit: int) -> float | None:
+    def hit(self, key: str, limit: int, member: str) -> float | None:
+        """Log ``member`` in the sliding window unless it is full; return None or the wait."""
         now_ms = int(time.time() * 1000)
         allowed, wait_ms = self._rate(
-            keys=[key], args=[now_ms, RATE_WINDOW_SECONDS * 1000, limit, uuid.uuid4().hex]
+            keys=[key], args=[now_ms, RATE_WINDOW_SECONDS * 1000, limit, member]
         )
         return None if allowed else max(int(wait_ms), 0) / 1000
+
+    def give_back(self, key: str, member: str) -> bool:
+        """Take ``member`` out of the log (one atomic ZREM); False if it is no longer there."""
+        return bool(self.client.zrem(key, member))
 
     def value(self, meter: Meter) -> int:
         """The meter's usage with its open reservations (expired ones given back first)."""
@@ -206,7 +210,8 @@ class DatabaseBackend:
         if not created:
             QuotaCounter.objects.filter(key=meter.key).update(value=F("value") + amount)
 
-    def hit(self, key: str, limit: int) -> float | None:
+    def hit(self, key: str, limit: int, member: str) -> float | None:
+        """As RedisBackend.hit: the log is the row's ``hits``, ``[epoch seconds, member]`` pairs."""
         now = time.time()
         with transaction.atomic():
             QuotaCounter.objects.bulk_create(
@@ -218,14 +223,27 @@ class DatabaseBackend:
                 ignore_conflicts=True,
             )
             row = QuotaCounter.objects.select_for_update().get(key=key)
-            hits = [t for t in row.hits if t > now - RATE_WINDOW_SECONDS]
+            hits = [hit for hit in map(_logged, row.hits) if hit[0] > now - RATE_WINDOW_SECONDS]
             if len(hits) >= limit:
-                return max(min(hits) + RATE_WINDOW_SECONDS - now, 0)
-            hits.append(now)
+                return max(min(t for t, _ in hits) + RATE_WINDOW_SECONDS - now, 0)
+            hits.append([now, member])
             row.hits = hits
             row.expires_at = timezone.now() + timedelta(seconds=RATE_WINDOW_SECONDS)
             row.save(update_fields=["hits", "expires_at"])
         return None
+
+    def give_back(self, key: str, member: str) -> bool:
+        """As RedisBackend.give_back, under the row's lock."""
+        with transaction.atomic():
+            row = QuotaCounter.objects.select_for_update().filter(key=key).first()
+            if row is None:
+                return False
+            kept = [hit for hit in map(_logged, row.hits) if hit[1] != member]
+            if len(kept) == len(row.hits):
+                return False
+            row.hits = kept
+            row.save(update_fields=["hits"])
+        return True
 
     def value(self, meter: Meter) -> int:
         """The meter's usage with its open reservations (expired ones given back first)."""
@@ -247,6 +265,12 @@ class DatabaseBackend:
         DatabaseBackend._sweep(timezone.now())
         deleted, _ = QuotaCounter.objects.filter(expires_at__lt=timezone.now()).delete()
         return deleted
+
+
+def _logged(hit) -> list:
+    """A rate log entry as [epoch seconds, member]; a bare number is one logged before members
+    were (it can never be given back, and leaves the window within a minute)."""
+    return [hit, None] if isinstance(hit, int | float) else hit
 
 
 @cache

@@ -1,4 +1,5 @@
-"""What callers use: reserve before a call, count a request, charge a recorded call."""
+"""What callers use: reserve before a call, count a request (or give its slot back), charge a
+recorded call."""
 
 import logging
 import time
@@ -106,12 +107,41 @@ def check(
     return Reservation(reservation_id, user.pk if user is not None else None, tokens, micro)
 
 
-def take_request(user, limits: Limits | None = None) -> None:
-    """Count one request against the user's rate limit; raise QuotaExceeded(rate_limited)."""
+@dataclass(slots=True)
+class RequestSlot:
+    """The slot of the rate limit that one request took (a unique member of the user's log)."""
+
+    key: str
+    member: str
+    given_back: bool = field(default=False)
+
+    def give_back(self) -> bool:
+        """Free this request's slot, once: a post refused after it took the slot does not count.
+
+        Only this slot is freed: after the window rolled over past it there is nothing left
+        to free, and another request's slot is never touched. Return whether it was freed; a
+        backend that cannot be reached is logged and leaves the slot to expire with its window.
+        """
+        if self.given_back:
+            return False
+        self.given_back = True
+        try:
+            freed = backend().give_back(self.key, self.member)
+        except Exception:
+            logger.warning("could not give a rate-limit slot back", exc_info=True)
+            return False
+        _answered()
+        return freed
+
+
+def take_request(user, limits: Limits | None = None) -> RequestSlot | None:
+    """Count one request against the user's rate limit and return its slot (None when no
+    rate limit applies); raise QuotaExceeded(rate_limited) when the window is full."""
     limits = limits or limits_for(user)
     if limits.exempt or limits.requests_per_minute is None:
-        return
-    wait = backend().hit(_rate_key(user.pk), limits.requests_per_minute)
+        return None
+    slot = RequestSlot(_rate_key(user.pk), uuid.uuid4().hex)
+    wait = backend().hit(slot.key, limits.requests_per_minute, slot.member)
     _answered()
     if wait is not None:
         raise QuotaExceeded(
@@ -121,6 +151,7 @@ def take_request(user, limits: Limits | None = None) -> None:
             allowed=limits.requests_per_minute,
             resets_at=timezone.now() + timedelta(seconds=wait),
         )
+    return slot
 
 
 def charge(

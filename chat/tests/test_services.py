@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError
 from django.utils import timezone
 
 from chat import selectors, services
@@ -78,6 +79,56 @@ def test_a_post_refused_for_a_reply_in_progress_takes_no_rate_limit_slot(convers
     services.post_message(conversation=other, content="third")  # slot 2 was still free
     with pytest.raises(quotas.QuotaExceeded):
         quotas.take_request(conversation.user)
+
+
+@pytest.fixture
+def rate_limit(settings):
+    """Two requests per minute, on the configured quota backend, from empty counters."""
+    from analytics import quotas
+
+    settings.QUOTA_REQUESTS_PER_MINUTE = 2
+    quotas.backend().clear()
+    yield 2
+    quotas.backend().clear()
+
+
+def rate_limited(user) -> bool:
+    from analytics import quotas
+
+    try:
+        quotas.take_request(user)
+    except quotas.QuotaExceeded:
+        return True
+    return False
+
+
+def test_the_loser_of_a_race_into_one_conversation_gives_its_slot_back(conversation, rate_limit):
+    """The loser looked before the winner stored its reply (its flag says no reply in
+    progress), so it takes a slot; the partial unique index refuses it, and it gives the slot
+    back: two requests a minute still means two stored messages."""
+    stale = selectors.with_reply_in_progress(Conversation.objects).get(pk=conversation.pk)
+    services.post_message(conversation=conversation, content="winner")  # slot 1
+    assert stale.reply_in_progress is False
+    with pytest.raises(services.ReplyInProgress):
+        services.post_message(conversation=stale, content="loser")
+    assert conversation.messages.filter(role="user").count() == 1
+    other = Conversation.objects.create(user=conversation.user)
+    services.post_message(conversation=other, content="third")  # slot 2
+    assert rate_limited(conversation.user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_post_whose_store_fails_gives_its_slot_back(conversation, rate_limit):
+    """The conversation is deleted (another tab) between the lookup and the store: the commit
+    fails on the foreign key after the slot was taken."""
+    Conversation.objects.filter(pk=conversation.pk).delete()
+    with pytest.raises(IntegrityError):
+        services.post_message(conversation=conversation, content="into the void")
+    assert not Message.objects.exists()
+    for content in ("one", "two"):
+        fresh = Conversation.objects.create(user=conversation.user)
+        services.post_message(conversation=fresh, content=content)
+    assert rate_limited(conversation.user)
 
 
 def test_generated_title_never_replaces_a_persons_title(conversation):
