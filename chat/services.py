@@ -52,6 +52,11 @@ class ReplyInProgress(ChatError):
     code = "reply_in_progress"
 
 
+class ConversationGone(ChatError):
+    status = 404
+    code = "not_found"
+
+
 class NotInProgress(ChatError):
     status = 409
     code = "not_in_progress"
@@ -199,16 +204,19 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
         raise ReplyInProgress("A reply is already being written in this conversation.")
     admission = admit_request(user=conversation.user, content=content)
     # The slot is given back after the rollback, outside the transaction.
-    with _slot_given_back_on_failure(admission), transaction.atomic():
-        user_message = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=content
-        )
-        if not conversation.title:
-            conversation.title = fallback_title(content)
-            conversation.save(update_fields=["title"])
-        reply = _start_reply(
-            conversation=conversation, user_message=user_message, runner_channel=runner_channel
-        )
+    try:
+        with _slot_given_back_on_failure(admission), transaction.atomic():
+            user_message = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content=content
+            )
+            if not conversation.title:
+                conversation.title = fallback_title(content)
+                conversation.save(update_fields=["title"])
+            reply = _start_reply(
+                conversation=conversation, user_message=user_message, runner_channel=runner_channel
+            )
+    except IntegrityError as exc:  # its foreign key, at commit: deleted meanwhile (another tab)
+        raise ConversationGone("The conversation was deleted.") from exc
     return Posted(user_message, reply, admission)
 
 

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError
 from django.utils import timezone
 
 from chat import selectors, services
@@ -122,8 +121,9 @@ def test_a_post_whose_store_fails_gives_its_slot_back(conversation, rate_limit):
     """The conversation is deleted (another tab) between the lookup and the store: the commit
     fails on the foreign key after the slot was taken."""
     Conversation.objects.filter(pk=conversation.pk).delete()
-    with pytest.raises(IntegrityError):
+    with pytest.raises(services.ConversationGone) as refused:
         services.post_message(conversation=conversation, content="into the void")
+    assert (refused.value.status, refused.value.code) == (404, "not_found")
     assert not Message.objects.exists()
     for content in ("one", "two"):
         fresh = Conversation.objects.create(user=conversation.user)
