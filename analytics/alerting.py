@@ -126,6 +126,7 @@ def evaluate_rule(rule: AlertRule, now: datetime) -> Outcome:
     open_event = AlertEvent.objects.filter(rule=rule, state=AlertEvent.State.FIRING).first()
 
     if breached and open_event is None:
+        assert m.value is not None  # breached implies a value
         try:
             with transaction.atomic():
                 event = AlertEvent.objects.create(
@@ -144,6 +145,7 @@ def evaluate_rule(rule: AlertRule, now: datetime) -> Outcome:
         return Outcome(rule.name, "fired", m.value)
 
     if breached:
+        assert open_event is not None  # the branch above returned otherwise
         AlertEvent.objects.filter(pk=open_event.pk).update(
             value=m.value, samples=m.samples, window_start=m.window_start, window_end=m.window_end
         )

@@ -30,7 +30,7 @@ MAX_X_LABELS = 6
 BAR_FILL = 0.72  # share of a day's band the bar takes
 
 type Number = float | int | Decimal
-type Formatter = Callable[[Number], str]
+type Formatter = Callable[[Number | None], str]
 
 
 # --- Scales -------------------------------------------------------------------------------------
@@ -88,7 +88,8 @@ def _f(value: float) -> str:
 def _legend(entries: Sequence[tuple[str, str, str]]) -> tuple[list[str], int]:
     """Lay out (name, colour, kind) entries in rows; kind is ``box`` or ``line``."""
     parts: list[str] = []
-    x, row = MARGIN_LEFT, 0
+    x: float = MARGIN_LEFT
+    row = 0
     for name, color, kind in entries:
         width = 16 + len(name) * CHAR_WIDTH + 14
         if x + width > WIDTH - MARGIN_RIGHT and x > MARGIN_LEFT:

@@ -40,6 +40,7 @@ class _DayField(forms.CharField):
         if not text:
             return None
         try:
+            assert self.today is not None, "the form sets today on its fields"
             return parse_day(text, today=self.today, what=self.what)
         except BadDay as exc:
             raise ValidationError(str(exc), code="bad_day") from None
@@ -50,7 +51,8 @@ class _TodayForm(forms.Form):
         super().__init__(data)
         self.today = today
         for field in self.fields.values():
-            field.today = today
+            if isinstance(field, _DayField):
+                field.today = today
 
 
 class DateRangeForm(_TodayForm):
@@ -61,7 +63,7 @@ class DateRangeForm(_TodayForm):
     end = _DayField(what="The end date")
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if "start" not in data or "end" not in data:
             return data  # a field's own error says why
         end = data["end"] or self.today

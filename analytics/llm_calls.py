@@ -224,7 +224,7 @@ async def complete(
             # Recorded while the back-off runs, not before it (it starts from the fault).
             records.append(asyncio.ensure_future(record(call)))
             delay = None if fault is None else next_retry(number, fault, retries=retries)
-            if cancelled or delay is None:
+            if fault is None or cancelled or delay is None:
                 return Completion(text, fault, cancelled=cancelled, attempts=number)
             logger.info("retrying the %s call after %s (attempt %s)", task_type, fault.code, number)
             await asyncio.sleep(delay)

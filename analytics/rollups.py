@@ -6,7 +6,7 @@ are deleted only after their buckets were rolled up, and buckets are never rebui
 whose raw calls are already gone.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -31,7 +31,7 @@ def _bucket_case(field: str):
 
 
 def floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def raw_horizon() -> datetime:
@@ -41,7 +41,7 @@ def raw_horizon() -> datetime:
 
 def _rollup_rows(period: str, start: datetime, end: datetime) -> list[CallRollup]:
     trunc = (
-        TruncHour("created_at", tzinfo=timezone.UTC)
+        TruncHour("created_at", tzinfo=UTC)
         if period == CallRollup.Period.HOUR
         else TruncDay("created_at", tzinfo=reporting_zone())
     )

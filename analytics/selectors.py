@@ -6,9 +6,11 @@ so a 30-day view costs the same at 10,000 or 10,000,000 calls.
 """
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
@@ -113,7 +115,9 @@ def totals(first_day: date, last_day: date, **filters) -> Totals:
 def by_day(first_day: date, last_day: date) -> list[tuple[date, Totals, dict[str, Decimal]]]:
     """Return, for each day of the range, its totals and its cost per model."""
     days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    per_day = {d: (Totals(), defaultdict(lambda: ZERO)) for d in days}
+    per_day: dict[date, tuple[Totals, defaultdict[str, Decimal]]] = {
+        d: (Totals(), defaultdict(lambda: ZERO)) for d in days
+    }
     for row in _daily_rows(first_day, last_day):
         day = _row_day(row)
         if day in per_day:
@@ -156,7 +160,9 @@ class RangeSummary:
 def range_summary(first_day: date, last_day: date) -> RangeSummary:
     """Return the range's totals, per-day totals and breakdowns in one pass over its rollups."""
     days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    per_day = {d: (Totals(), defaultdict(lambda: ZERO)) for d in days}
+    per_day: dict[date, tuple[Totals, defaultdict[str, Decimal]]] = {
+        d: (Totals(), defaultdict(lambda: ZERO)) for d in days
+    }
     total = Totals()
     groups: dict[str, dict[str, Totals]] = {d: defaultdict(Totals) for d in DIMENSIONS}
     for row in _daily_rows(first_day, last_day):
@@ -189,7 +195,7 @@ class UserUsage:
 
 
 def top_users(first_day: date, last_day: date, *, limit: int = 20) -> list[UserUsage]:
-    rows = (
+    query = (
         UserDailyUsage.objects.filter(day__gte=first_day, day__lte=last_day)
         .values("user_id")
         .annotate(
@@ -201,7 +207,7 @@ def top_users(first_day: date, last_day: date, *, limit: int = 20) -> list[UserU
         )
         .order_by("-cost", "-calls", "user_id")[:limit]
     )
-    rows = list(rows)
+    rows = list(query)
     names = dict(
         get_user_model()
         .objects.filter(pk__in=[r["user_id"] for r in rows])
@@ -317,7 +323,7 @@ def daily_report(day: date, *, top: int = 20) -> DailyReport:
     }
     by_user = []
     for user_id, usage in users_today.items():
-        past = user_trailing.get(user_id, {})
+        past: Mapping[str, Any] = user_trailing.get(user_id, {})
         by_user.append(
             ReportLine(
                 key=usage.username,
@@ -366,13 +372,14 @@ def quota_usage(today_start, month_start, *, limit: int) -> list[dict]:
 def refusals_since(moment, *, top_users: int = 20) -> tuple[list[dict], list[dict]]:
     """Return the quota refusals since ``moment`` counted by limit, and by user and limit."""
     events = QuotaEvent.objects.filter(created_at__gte=moment)
-    by_limit = list(events.values("limit").annotate(n=Count("id")).order_by("-n"))
-    by_user = list(
-        events.filter(user__isnull=False)
+    by_limit = [dict(r) for r in events.values("limit").annotate(n=Count("id")).order_by("-n")]
+    by_user = [
+        dict(r)
+        for r in events.filter(user__isnull=False)
         .values("user__username", "limit")
         .annotate(n=Count("id"))
         .order_by("-n")[:top_users]
-    )
+    ]
     return by_limit, by_user
 
 

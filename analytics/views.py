@@ -58,7 +58,7 @@ def report(request, admin_site) -> HttpResponse:
     require_permission(request)
     today = reporting_today()
     form = ReportDayForm(request.GET, today=today)
-    error = "" if form.is_valid() else " ".join(form.errors["day"])
+    error = "" if form.is_valid() else " ".join(str(e) for e in form.errors["day"])
     context = {
         **admin_site.each_context(request),
         "title": "Daily AI cost report",

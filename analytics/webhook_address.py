@@ -48,7 +48,7 @@ def resolve(host: str, port: int) -> list[tuple]:
         raise UnsafeWebhookAddress(f"The host {host!r} cannot be resolved.") from exc
     if not settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
         for *_, sockaddr in infos:
-            kind = refused_kind(sockaddr[0])
+            kind = refused_kind(str(sockaddr[0]))
             if kind:
                 raise UnsafeWebhookAddress(
                     f"The host {host!r} is a {kind} address ({sockaddr[0]}); webhooks may only "
@@ -65,14 +65,18 @@ def check_url(url: str) -> None:
     resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
 
-def _connect_checked(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+def _connect_checked(
+    address,
+    timeout=socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]  # create_connection's own default
+    source_address=None,
+):
     """``socket.create_connection`` that connects only to addresses ``resolve`` allowed."""
     host, port = address
     last_error: OSError | None = None
     for family, type_, proto, _, sockaddr in resolve(host, port):
         sock = socket.socket(family, type_, proto)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -104,7 +108,7 @@ class _CheckedHTTPHandler(urllib.request.HTTPHandler):
 
 class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req):
-        return self.do_open(_CheckedHTTPSConnection, req, context=self._context)
+        return self.do_open(_CheckedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]  # set by HTTPSHandler
 
 
 # No proxy from the environment: through a proxy, the proxy (not this check) would pick the

@@ -159,7 +159,7 @@ def _own_reply(user, message_id: int) -> Message:
 @api_view("GET", "POST")
 async def conversations(request, user):
     if request.method == "GET":
-        rows = await sync_to_async(list)(Conversation.objects.filter(user=user)[:200])
+        rows = await sync_to_async(selectors.conversations_of)(user)
         return JsonResponse({"conversations": [conversation_json(c) for c in rows]})
     body = read_json(request)
     # No title (or an empty one) leaves it to the first message; any other value must be text.
@@ -178,9 +178,7 @@ async def conversation(request, user, conversation_id: int):
             conversation=conversation, title=body.get("title")
         )
     elif request.method == "DELETE":
-        in_progress = await sync_to_async(list)(
-            conversation.messages.in_progress().values_list("pk", "runner_channel")
-        )
+        in_progress = await sync_to_async(selectors.replies_in_progress)(conversation)
         # Delete first, then stop: a runner that ends finds its reply gone and tells its
         # streams `not_found`, rather than storing a cancelled reply a moment before the delete.
         await conversation.adelete()

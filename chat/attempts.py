@@ -119,11 +119,12 @@ class ReplyAttempts:
         """The record of the attempt that ended the reply with ``status`` (None if recorded)."""
         if self.attempt is None:
             return None
-        call_status = {
+        by_status: dict[str, str] = {
             Message.Status.COMPLETED: "ok",
             Message.Status.CANCELLED: "cancelled",
             Message.Status.INTERRUPTED: "error",
-        }.get(status, fault.call_status if fault else "error")
+        }
+        call_status = by_status.get(status, fault.call_status if fault else "error")
         error_code = fault.code if fault else ("interrupted" if status == "interrupted" else "")
         return self.record(self.attempt, status=call_status, error_code=error_code)
 

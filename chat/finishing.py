@@ -198,7 +198,7 @@ async def end_reply(
     elif status == "interrupted":
         error_message = lifecycle.INTERRUPTED_MESSAGE
     text = generation.text
-    end = {
+    end: dict[str, Any] = {
         "status": status,
         "text": text,
         "model": model,

@@ -90,6 +90,9 @@ class Message(models.Model):
 
     objects = MessageQuerySet.as_manager()
 
+    # Not a column: "up", "down" or "" for the chat page (chat.selectors.visible_messages).
+    feedback_rating: str
+
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["conversation", "created_at"])]

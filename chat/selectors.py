@@ -7,6 +7,16 @@ from .models import Conversation, Message
 from .state import ReplyState
 
 
+def conversations_of(user, *, limit: int = 200) -> list[Conversation]:
+    """Return the user's conversations, newest first (the model's ordering)."""
+    return list(Conversation.objects.filter(user=user)[:limit])
+
+
+def replies_in_progress(conversation: Conversation) -> list[tuple[int, str]]:
+    """Return (id, runner channel) of the conversation's replies being written."""
+    return list(conversation.messages.in_progress().values_list("pk", "runner_channel"))
+
+
 def with_reply_in_progress(conversations):
     """Annotate each conversation with ``reply_in_progress``, which ``post_message`` uses
     rather than asking the database again."""
@@ -22,10 +32,13 @@ def visible_messages(conversation: Conversation) -> list[Message]:
         message.feedback_rating = ("up" if feedback.rating > 0 else "down") if feedback else ""
     latest_reply: dict[int, Message] = {}
     for message in messages:
-        if message.role == Message.Role.ASSISTANT:
+        if message.role == Message.Role.ASSISTANT and message.reply_to_id is not None:
             latest_reply[message.reply_to_id] = message
     return [
-        m for m in messages if m.role == Message.Role.USER or latest_reply.get(m.reply_to_id) is m
+        m
+        for m in messages
+        if m.role == Message.Role.USER
+        or (m.reply_to_id is not None and latest_reply.get(m.reply_to_id) is m)
     ]
 
 

@@ -103,7 +103,7 @@ def create_conversation(*, user, title: str = "") -> Conversation:
     return Conversation.objects.create(user=user, title=title, title_generated=bool(title))
 
 
-def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
+def rename_conversation(*, conversation: Conversation, title: object) -> Conversation:
     conversation.title = clean_title(title)
     conversation.title_generated = True  # a person's title is never replaced by the model's
     conversation.save(update_fields=["title", "title_generated"])
@@ -232,12 +232,14 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "") -> Posted:
         raise ChatError(
             "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
         )
-    admission = admit_request(user=conversation.user, content=reply.reply_to.content)
+    user_message = reply.reply_to
+    assert user_message is not None  # reply_to_id was checked above
+    admission = admit_request(user=conversation.user, content=user_message.content)
     with _slot_given_back_on_failure(admission), transaction.atomic():
         new_reply = _start_reply(
-            conversation=conversation, user_message=reply.reply_to, runner_channel=runner_channel
+            conversation=conversation, user_message=user_message, runner_channel=runner_channel
         )
-    return Posted(reply.reply_to, new_reply, admission)
+    return Posted(user_message, new_reply, admission)
 
 
 def request_stop(*, reply: Message) -> None:

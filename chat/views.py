@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.csrf import csrf_failure as default_csrf_failure
 
@@ -55,7 +55,7 @@ def signup(request):
         raise Http404("Sign-up is disabled.")
     if request.user.is_authenticated:
         return redirect("chat:home")
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user)
@@ -72,6 +72,7 @@ def login_locked_out(request, response=None, credentials=None):
         f"Too many failed logins for this account from your address. Try again in "
         f"{minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it."
     )
+    locked: HttpResponse
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         locked = error_json(
             429, {"code": "login_locked", "message": message, "retry_after": seconds}

@@ -1,7 +1,9 @@
 """Admin behaviour shared by the apps' admin modules."""
 
+from django.contrib import admin
 
-class ReadOnlyAdminMixin:
+
+class ReadOnlyAdminMixin(admin.ModelAdmin):
     """For records that code writes and staff only read: no add or change; no delete either
     unless ``deletable`` is set."""
 

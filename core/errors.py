@@ -5,6 +5,8 @@ Each app refuses with a subclass (``ChatError``, ``ExperimentError``, ``QuotaExc
 ``UpstreamFault``); a view catches ``AppError`` and answers ``error_response(exc)``.
 """
 
+import math
+
 from django.http import JsonResponse
 
 
@@ -19,7 +21,7 @@ class AppError(Exception):
     code: str = "bad_request"
     retryable: bool = False
     field: str | None = None
-    retry_after: int | None = None  # seconds, also sent as ``Retry-After``
+    retry_after: float | None = None  # seconds, also sent as ``Retry-After`` (rounded up)
 
     def __init__(
         self,
@@ -43,7 +45,7 @@ class AppError(Exception):
 
     def as_json(self) -> dict:
         """The ``error`` member of the answer."""
-        body = {"code": self.code, "message": self.message}
+        body: dict[str, str | bool] = {"code": self.code, "message": self.message}
         if self.field:
             body["field"] = self.field
         if self.retryable:
@@ -56,9 +58,9 @@ def error_response(exc: AppError) -> JsonResponse:
     return error_json(exc.status, exc.as_json(), retry_after=exc.retry_after)
 
 
-def error_json(status: int, error: dict, *, retry_after: int | None = None) -> JsonResponse:
+def error_json(status: int, error: dict, *, retry_after: float | None = None) -> JsonResponse:
     """``{"error": error}`` with ``status``: the envelope of every JSON error of the site."""
     response = JsonResponse({"error": error}, status=status)
     if retry_after is not None:
-        response["Retry-After"] = str(retry_after)
+        response["Retry-After"] = str(math.ceil(retry_after))  # whole seconds (RFC 9110)
     return response

@@ -3,7 +3,7 @@
 import math
 from decimal import Decimal
 
-type Number = float | int | Decimal
+Number = float | int | Decimal
 
 
 def format_money(value: Number | None) -> str:
@@ -11,7 +11,7 @@ def format_money(value: Number | None) -> str:
     if value is None:
         return "—"
     sign = "-" if value < 0 else ""
-    amount = abs(value)
+    amount = -value if value < 0 else value
     return f"{sign}${amount:,.4f}" if amount < 1 else f"{sign}${amount:,.2f}"
 
 

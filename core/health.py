@@ -10,6 +10,7 @@ HTTPS redirect. The same middleware turns a view's failure to reach the database
 import asyncio
 import hmac
 import time
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -87,13 +88,13 @@ class HealthCheckMiddleware:
                 return draining.expected(JsonResponse({"status": "draining"}, status=503))
             ok, checks = await readiness()
             failing = [name for name, result in checks.items() if not result["ok"]]
-            body = {"status": "ok" if ok else "unavailable", "checks": checks}
+            body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
             if failing:
                 body["failing"] = failing
             response = JsonResponse(body, status=200 if ok else 503)
             # Probed every few seconds: the outage is logged once (core.outages), not as
             # an ERROR line per probe.
-            response._has_been_logged = True
+            response._has_been_logged = True  # type: ignore[attr-defined]  # see core.outages
             return response
         if request.path == "/metrics":
             return metrics_response(request)

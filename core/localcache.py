@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import transaction
+from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 _caches: list["LocalCache"] = []
@@ -90,7 +91,9 @@ class LocalCache:
 
         return receiver
 
-    def clear_on_change(self, *models: type, m2m: Iterable[type] = ()) -> "LocalCache":
+    def clear_on_change(
+        self, *models: type[Model], m2m: Iterable[type[Model]] = ()
+    ) -> "LocalCache":
         """Empty this cache whenever one of ``models`` is saved or deleted, or one of the
         ``m2m`` through-models' relations changes, in this process."""
         receiver = self.on_change()

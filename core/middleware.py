@@ -36,10 +36,11 @@ from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 from django.core.exceptions import ImproperlyConfigured
 from django.middleware import clickjacking, common, csp, csrf, security
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
 
-class InlineHooks:
+class InlineHooks(MiddlewareMixin):
     """Mix in before a ``MiddlewareMixin`` class; override ``*_needs_thread`` where I/O can
     happen."""
 
@@ -47,15 +48,15 @@ class InlineHooks:
         super().__init__(get_response)
         if self.async_mode and hasattr(self, "process_view"):
             # Django adapts a sync process_view to a thread at load; an async one it awaits.
-            run_in_thread = sync_to_async(self.process_view, thread_sensitive=True)
-            run_inline = self.process_view
+            run_inline = getattr(self, "process_view")  # noqa: B009 (set by the subclass)
+            run_in_thread = sync_to_async(run_inline, thread_sensitive=True)
 
             async def process_view(request, *args):
                 if self.view_needs_thread(request):
                     return await run_in_thread(request, *args)
                 return run_inline(request, *args)
 
-            self.process_view = process_view
+            setattr(self, "process_view", process_view)  # noqa: B010
 
     async def __acall__(self, request):
         response = None
@@ -64,7 +65,7 @@ class InlineHooks:
                 response = await sync_to_async(self.process_request, thread_sensitive=True)(request)
             else:
                 response = self.process_request(request)
-        response = response or await self.get_response(request)
+        response = response or await self.get_response(request)  # type: ignore[misc]  # async mode
         if hasattr(self, "process_response"):
             if self.response_needs_thread(request, response):
                 response = await sync_to_async(self.process_response, thread_sensitive=True)(

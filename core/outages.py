@@ -190,6 +190,7 @@ def database_unavailable_response(request) -> HttpResponse:
 def unavailable_response(request, code: str, message: str) -> HttpResponse:
     """503 with ``Retry-After``: JSON ``{"error": {code, message, retryable}}`` for the API and
     JSON clients, a short page (no template, no database) for the rest."""
+    response: HttpResponse
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         response = error_json(503, {"code": code, "message": message, "retryable": True})
     else:
@@ -201,5 +202,5 @@ def unavailable_response(request, code: str, message: str) -> HttpResponse:
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     # The outage is logged once (Outage.failed), not as an ERROR line per refused request;
     # every request still has its http_request line with the status.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log
     return response

@@ -9,6 +9,7 @@ them without knowing the apps.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.conf import settings
 
@@ -54,7 +55,10 @@ def drain_on_stop_signals() -> None:
 
     if "twisted.internet.reactor" not in sys.modules:
         return
-    from twisted.internet import defer, reactor
+    from twisted.internet import defer
+    from twisted.internet import reactor as twisted_reactor
+
+    reactor: Any = twisted_reactor  # the installed reactor (the module's stub is an interface)
 
     def stop_when_drained() -> None:
         drained = defer.Deferred.fromFuture(

@@ -7,6 +7,7 @@ rollups' histograms, satisfaction from feedback, and exposure counts from ``Expo
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, F, FloatField, Q, Sum
 from django.db.models.functions import Cast
@@ -118,7 +119,7 @@ class Comparison:
 def variant_stats(variant: Variant) -> VariantStats:
     # The chat's replies, through the relation Feedback declares: experiments imports no chat
     # module (the chat is the layer above).
-    Message = Feedback._meta.get_field("message").related_model
+    Message: Any = Feedback._meta.get_field("message").related_model
 
     label = variant.label
     version = variant.prompt_version
@@ -181,7 +182,12 @@ def _proportion(metric, control_s, control_n, treat_s, treat_n, min_sample) -> D
 
 def _means(metric, control: Moments, treatment: Moments, min_sample) -> Difference:
     test = None
-    if control.variance is not None and treatment.variance is not None:
+    if (
+        control.mean is not None
+        and control.variance is not None
+        and treatment.mean is not None
+        and treatment.variance is not None
+    ):
         test = stats.welch_t_test(
             control.mean,
             control.variance,

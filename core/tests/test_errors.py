@@ -45,3 +45,11 @@ def test_a_quota_refusal_names_its_limit_and_when_to_retry():
     assert status == 429 and body["error"]["code"] == "rate_limited"
     assert body["error"]["limit"] == "requests_per_minute"
     assert retry_after == str(body["error"]["retry_after"]) and 29 <= int(retry_after) <= 30
+
+
+def test_a_fractional_retry_after_is_sent_as_whole_seconds_rounded_up():
+    exc = AppError("Later.", code="busy", status=503, retryable=True)
+    exc.retry_after = 1.2
+    assert _answer(exc)[2] == "2"
+    exc.retry_after = 3
+    assert _answer(exc)[2] == "3"

@@ -10,7 +10,7 @@ from ..models import EvalResult, EvalRun
 class EvalResultInline(admin.TabularInline):
     model = EvalResult
     fields = ["index", "prompt", "scores", "judge_reason", "error"]
-    readonly_fields = fields
+    readonly_fields = ["index", "prompt", "scores", "judge_reason", "error"]
     extra = 0
     can_delete = False
 

@@ -25,11 +25,12 @@ class VariantForm(forms.ModelForm):
         """Leave "one control" to the formset, which sees every row of the submission: checked
         row by row against the database, moving the control from one variant to another would be
         refused. (The current control is listed, so saved, first: the database never sees two.)"""
-        exclude = self._get_validation_exclusions() | {"is_control"}
+        # ModelForm._post_clean's own helpers (private, so not in django-stubs).
+        exclude = self._get_validation_exclusions() | {"is_control"}  # type: ignore[attr-defined]
         try:
             self.instance.validate_constraints(exclude=exclude)
         except ValidationError as e:
-            self._update_errors(e)
+            self._update_errors(e)  # type: ignore[attr-defined]
 
 
 class VariantInlineFormSet(forms.BaseInlineFormSet):
@@ -42,7 +43,7 @@ class VariantInlineFormSet(forms.BaseInlineFormSet):
         prompt = self.instance.prompt_name
         controls = 0
         for form in self.forms:
-            if self._should_delete_form(form) or not form.cleaned_data:
+            if self._should_delete_form(form) or not form.cleaned_data:  # type: ignore[attr-defined]
                 continue
             controls += bool(form.cleaned_data.get("is_control"))
             version = form.cleaned_data.get("prompt_version")
@@ -213,7 +214,9 @@ class ExperimentAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied
         if experiment is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         try:
             message = getattr(self, f"_{action}")(request, experiment)
         except services.ExperimentError as exc:
@@ -296,7 +299,9 @@ class ExperimentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, experiment):
             raise PermissionDenied
         if experiment is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         comparison = selectors.compare(experiment)
         version_ids = {
             v.key: v.prompt_version_id for v in selectors.experiment_variants(experiment)
