@@ -10,7 +10,9 @@ from pathlib import Path
 from django.conf import global_settings
 
 from .settings_env import (
+    bounded,
     check,
+    choice,
     env,
     host_port,
     limit,
@@ -245,11 +247,7 @@ AI_CONNECT_TIMEOUT_SECONDS = env.float("AI_CONNECT_TIMEOUT_SECONDS", default=5.0
 AI_STREAM_IDLE_TIMEOUT_SECONDS = env.float("AI_STREAM_IDLE_TIMEOUT_SECONDS", default=30.0)
 AI_REQUEST_TIMEOUT_SECONDS = env.float("AI_REQUEST_TIMEOUT_SECONDS", default=60.0)
 # The SDK's HTTP transport: aiohttp (less CPU per streamed reply, docs/performance.md) or httpx.
-AI_HTTP_CLIENT = env.str("AI_HTTP_CLIENT", default="aiohttp")
-check(
-    AI_HTTP_CLIENT in ("aiohttp", "httpx"),
-    f"AI_HTTP_CLIENT must be aiohttp or httpx, not {AI_HTTP_CLIENT!r}.",
-)
+AI_HTTP_CLIENT = choice("AI_HTTP_CLIENT", "aiohttp", ("aiohttp", "httpx"))
 # Retries of transient faults before any text reached the user (exponential backoff + jitter).
 AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=2)
 AI_RETRY_BASE_DELAY_SECONDS = env.float("AI_RETRY_BASE_DELAY_SECONDS", default=0.5)
@@ -280,29 +278,16 @@ CHAT_PUBLISH_INTERVAL_SECONDS = env.float("CHAT_PUBLISH_INTERVAL_SECONDS", defau
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the chat's database calls (below DB_POOL_MAX_SIZE): more threads fight the event
 # loop for the GIL; raise it only for a distant database (docs/deploy.md "Scaling `web`").
-CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=1)
-check(CHAT_DB_THREADS >= 1, f"CHAT_DB_THREADS must be at least 1, not {CHAT_DB_THREADS}.")
+CHAT_DB_THREADS = bounded("CHAT_DB_THREADS", 1, cast=int, at_least=1)
 # Request threads kept for reuse (core/handlers.py) rather than started anew per request.
-ASGI_IDLE_REQUEST_THREADS = env.int("ASGI_IDLE_REQUEST_THREADS", default=64)
-check(
-    ASGI_IDLE_REQUEST_THREADS >= 0,
-    f"ASGI_IDLE_REQUEST_THREADS must be 0 or more, not {ASGI_IDLE_REQUEST_THREADS}.",
-)
+ASGI_IDLE_REQUEST_THREADS = bounded("ASGI_IDLE_REQUEST_THREADS", 64, cast=int, at_least=0)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)
 # ... and only after that much more time without a save from its runner (which, alive through a
 # database outage, gets the first word once the database is back).
-CHAT_SWEEP_GRACE_SECONDS = env.float("CHAT_SWEEP_GRACE_SECONDS", default=10.0)
-check(
-    0 <= CHAT_SWEEP_GRACE_SECONDS < 86400,
-    f"CHAT_SWEEP_GRACE_SECONDS must be between 0 and 86400, not {CHAT_SWEEP_GRACE_SECONDS}.",
-)
+CHAT_SWEEP_GRACE_SECONDS = bounded("CHAT_SWEEP_GRACE_SECONDS", 10.0, at_least=0, at_most=86400)
 # A reply's end whose write fails (a database outage) is kept in memory and retried this long.
-CHAT_FINISH_RETRY_SECONDS = env.float("CHAT_FINISH_RETRY_SECONDS", default=300.0)
-check(
-    0 <= CHAT_FINISH_RETRY_SECONDS <= 86400,
-    f"CHAT_FINISH_RETRY_SECONDS must be between 0 and 86400, not {CHAT_FINISH_RETRY_SECONDS}.",
-)
+CHAT_FINISH_RETRY_SECONDS = bounded("CHAT_FINISH_RETRY_SECONDS", 300.0, at_least=0, at_most=86400)
 # SIGTERM drains: replies in progress get CHAT_DRAIN_SECONDS to end, then the rest stop within the
 # grace; a stopper must wait longer than the sum (docs/deploy.md, "the drain").
 CHAT_DRAIN_SECONDS = seconds("CHAT_DRAIN_SECONDS", 60.0)
@@ -310,24 +295,12 @@ CHAT_SHUTDOWN_GRACE_SECONDS = seconds("CHAT_SHUTDOWN_GRACE_SECONDS", 8.0)
 SSE_PING_SECONDS = env.float("SSE_PING_SECONDS", default=15.0)
 # Open streams per user in one process; one more gets 429 too_many_streams. Per process on
 # purpose: it guards the process's memory and connections (docs/architecture.md).
-CHAT_MAX_STREAMS_PER_USER = env.int("CHAT_MAX_STREAMS_PER_USER", default=8)
-check(
-    CHAT_MAX_STREAMS_PER_USER >= 1,
-    f"CHAT_MAX_STREAMS_PER_USER must be at least 1, not {CHAT_MAX_STREAMS_PER_USER}.",
-)
+CHAT_MAX_STREAMS_PER_USER = bounded("CHAT_MAX_STREAMS_PER_USER", 8, cast=int, at_least=1)
 # A stream following another process's silent reply checks its state in the database this often
 # (every second while Redis is away), to see a lost end or a dead runner.
-CHAT_FOLLOWER_CHECK_SECONDS = env.float("CHAT_FOLLOWER_CHECK_SECONDS", default=5.0)
-check(
-    CHAT_FOLLOWER_CHECK_SECONDS > 0,
-    f"CHAT_FOLLOWER_CHECK_SECONDS must be above 0, not {CHAT_FOLLOWER_CHECK_SECONDS}.",
-)
+CHAT_FOLLOWER_CHECK_SECONDS = bounded("CHAT_FOLLOWER_CHECK_SECONDS", 5.0, above=0)
 # A stream whose reader stopped reading this long is closed (its unsent text not held; daphne only).
-SSE_WRITE_TIMEOUT_SECONDS = env.float("SSE_WRITE_TIMEOUT_SECONDS", default=30.0)
-check(
-    SSE_WRITE_TIMEOUT_SECONDS > 0,
-    f"SSE_WRITE_TIMEOUT_SECONDS must be above 0, not {SSE_WRITE_TIMEOUT_SECONDS}.",
-)
+SSE_WRITE_TIMEOUT_SECONDS = bounded("SSE_WRITE_TIMEOUT_SECONDS", 30.0, above=0)
 
 # --- Analytics ------------------------------------------------------------------------------
 # Per-user defaults (overridable per user and per group in the admin) and the global daily cap;
@@ -337,11 +310,7 @@ QUOTA_TOKENS_PER_DAY = limit("QUOTA_TOKENS_PER_DAY", 200_000)
 QUOTA_COST_PER_DAY_USD = limit("QUOTA_COST_PER_DAY_USD", Decimal("1.00"), Decimal)
 QUOTA_COST_PER_MONTH_USD = limit("QUOTA_COST_PER_MONTH_USD", Decimal("20.00"), Decimal)
 AI_DAILY_COST_CAP_USD = limit("AI_DAILY_COST_CAP_USD", None, Decimal)
-QUOTA_BACKEND = env.str("QUOTA_BACKEND", default="redis" if REDIS_URL else "database")
-check(
-    QUOTA_BACKEND in {"redis", "database"},
-    f"QUOTA_BACKEND must be 'redis' or 'database', not {QUOTA_BACKEND!r}",
-)
+QUOTA_BACKEND = choice("QUOTA_BACKEND", "redis" if REDIS_URL else "database", ("redis", "database"))
 check(QUOTA_BACKEND != "redis" or REDIS_URL, "QUOTA_BACKEND is 'redis' but REDIS_URL is not set")
 QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", default=120.0)
 
@@ -374,10 +343,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
-check(
-    LOG_FORMAT in {"json", "console"}, f"LOG_FORMAT must be 'json' or 'console', not {LOG_FORMAT!r}"
-)
+LOG_FORMAT = choice("LOG_FORMAT", "console" if DEBUG else "json", ("json", "console"))
 
 LOGGING = {
     "version": 1,

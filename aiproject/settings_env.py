@@ -49,6 +49,32 @@ def required(name: str, *, debug: bool, dev_default: str) -> str:
     )
 
 
+def bounded(name: str, default, *, cast=float, at_least=None, above=None, at_most=None):
+    """A number read with ``cast`` that must lie in the bounds given; the error names them."""
+    raw = env.str(name, default=str(default))
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+    rules = []
+    if at_least is not None and at_most is not None:
+        rules.append((at_least <= value <= at_most, f"between {at_least} and {at_most}"))
+    elif at_least is not None:
+        rule = "0 or more" if at_least == 0 else f"at least {at_least}"
+        rules.append((value >= at_least, rule))
+    if above is not None:
+        rules.append((value > above, f"above {above}"))
+    for ok, rule in rules:
+        check(ok, f"{name} must be {rule}, not {value}.")  # a NaN fails every rule
+    return value
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.str(name, default=default)
+    check(value in choices, f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
 def positive_int(name: str, default: int) -> int:
     raw = env.str(name, default=str(default))
     check(

@@ -100,6 +100,12 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
         ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT must be a whole number of at least 1"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,nginx", "TRUSTED_PROXIES must list IP addresses"),
         ("ALERT_WEBHOOK_ALLOW_PRIVATE", "maybe", "ALERT_WEBHOOK_ALLOW_PRIVATE must be true or"),
+        ("CHAT_MAX_STREAMS_PER_USER", "many", "CHAT_MAX_STREAMS_PER_USER must be a number, not"),
+        ("CHAT_FOLLOWER_CHECK_SECONDS", "0", "CHAT_FOLLOWER_CHECK_SECONDS must be above 0, not 0"),
+        ("SSE_WRITE_TIMEOUT_SECONDS", "nan", "SSE_WRITE_TIMEOUT_SECONDS must be above 0, not nan"),
+        ("CHAT_SWEEP_GRACE_SECONDS", "1e6", "CHAT_SWEEP_GRACE_SECONDS must be between 0 and 86400"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console, not 'xml'."),
+        ("AI_HTTP_CLIENT", "curl", "AI_HTTP_CLIENT must be one of aiohttp, httpx, not 'curl'."),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name, value, message):
