@@ -85,7 +85,7 @@ def seed_canary(*, users_wanted: int = 40, seed: int = 7) -> int:
             max_tokens=1024,
             notes="Demo: the current prompt.",
         )
-    services.make_live(v1)
+    services.make_live(version=v1)
     v2 = services.new_prompt_version(
         name="chat-system",
         system_prompt=V2,
@@ -108,7 +108,7 @@ def seed_canary(*, users_wanted: int = 40, seed: int = 7) -> int:
         experiment=experiment, key="control", prompt_version=v1, weight=50, is_control=True
     )
     Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2, weight=50)
-    services.start_experiment(experiment)
+    services.start_experiment(experiment=experiment)
     Experiment.objects.filter(pk=experiment.pk).update(
         started_at=timezone.now() - timedelta(days=6)
     )

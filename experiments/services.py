@@ -94,7 +94,7 @@ def edit_unserved_version(*, version: PromptVersion, fields: dict[str, object]) 
 
 
 @transaction.atomic
-def make_live(version: PromptVersion) -> None:
+def make_live(*, version: PromptVersion) -> None:
     """Make ``version`` the live version of its prompt (the previous one stops being live)."""
     PromptVersion.objects.filter(name=version.name, is_live=True).exclude(pk=version.pk).update(
         is_live=False
@@ -120,7 +120,7 @@ def _transition(experiment: Experiment, allowed: tuple[str, ...], status: str, *
     experiment.refresh_from_db()
 
 
-def start_experiment(experiment: Experiment) -> None:
+def start_experiment(*, experiment: Experiment) -> None:
     variants = list(experiment.variants.all())
     if sum(1 for v in variants if v.is_control) != 1 or len(variants) < 2:
         raise ExperimentError(
@@ -143,12 +143,12 @@ def start_experiment(experiment: Experiment) -> None:
         ) from exc
 
 
-def pause_experiment(experiment: Experiment) -> None:
+def pause_experiment(*, experiment: Experiment) -> None:
     """Send everyone to the live version; assignments are kept (they are a pure function)."""
     _transition(experiment, (Experiment.Status.RUNNING,), Experiment.Status.PAUSED)
 
 
-def resume_experiment(experiment: Experiment) -> None:
+def resume_experiment(*, experiment: Experiment) -> None:
 
     try:
         with transaction.atomic():
@@ -167,7 +167,7 @@ def resume_experiment(experiment: Experiment) -> None:
         ) from exc
 
 
-def set_traffic(experiment: Experiment, percent) -> None:
+def set_traffic(*, experiment: Experiment, percent: object) -> None:
     try:
         value = Decimal(str(percent))
     except (InvalidOperation, ValueError):
@@ -180,7 +180,7 @@ def set_traffic(experiment: Experiment, percent) -> None:
 
 
 @transaction.atomic
-def complete_experiment(experiment: Experiment, *, promote: str | None) -> None:
+def complete_experiment(*, experiment: Experiment, promote: str | None) -> None:
     """End the experiment; ``promote`` names the variant whose prompt version becomes live
     (None rolls back: the live version stays as it was)."""
     if experiment.status == Experiment.Status.COMPLETED:
@@ -189,7 +189,7 @@ def complete_experiment(experiment: Experiment, *, promote: str | None) -> None:
         variant = experiment.variants.filter(key=promote).select_related("prompt_version").first()
         if variant is None:
             raise ExperimentError(f"No variant {promote!r} in {experiment.key}.")
-        make_live(variant.prompt_version)
+        make_live(version=variant.prompt_version)
     _transition(
         experiment,
         (Experiment.Status.DRAFT, Experiment.Status.RUNNING, Experiment.Status.PAUSED),

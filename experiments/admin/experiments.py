@@ -229,15 +229,15 @@ class ExperimentAdmin(admin.ModelAdmin):
     # Each button calls one service and returns what the admin history records.
 
     def _start(self, request, experiment) -> str:
-        services.start_experiment(experiment)
+        services.start_experiment(experiment=experiment)
         return f"Started, with {experiment.traffic_percent}% of users enrolled."
 
     def _pause(self, request, experiment) -> str:
-        services.pause_experiment(experiment)
+        services.pause_experiment(experiment=experiment)
         return "Paused: everyone gets the live version; assignments are kept."
 
     def _resume(self, request, experiment) -> str:
-        services.resume_experiment(experiment)
+        services.resume_experiment(experiment=experiment)
         return "Resumed: everyone enrolled gets their variant again."
 
     def _traffic(self, request, experiment) -> str:
@@ -252,7 +252,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if Decimal(0) <= value <= Decimal(100):
             value = value.quantize(Decimal("0.01"))  # the column's precision
         before = experiment.traffic_percent
-        services.set_traffic(experiment, value)
+        services.set_traffic(experiment=experiment, percent=value)
         return f"Changed traffic from {before}% to {experiment.traffic_percent}%."
 
     def _complete(self, request, experiment) -> str:
@@ -262,13 +262,13 @@ class ExperimentAdmin(admin.ModelAdmin):
         # Promoting makes a prompt version live, which is a change to prompt versions.
         if not request.user.has_perm("experiments.change_promptversion"):
             raise PermissionDenied
-        services.complete_experiment(experiment, promote=key)
+        services.complete_experiment(experiment=experiment, promote=key)
         version = selectors.variant_version(experiment, key)
         self.log_change(request, version, f"Made live by completing experiment {experiment.key}.")
         return f"Completed; promoted {key}: {version} is now live."
 
     def _rollback(self, request, experiment) -> str:
-        services.complete_experiment(experiment, promote=None)
+        services.complete_experiment(experiment=experiment, promote=None)
         return "Rolled back: completed without promoting; the live version is unchanged."
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

@@ -192,7 +192,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
             self.message_user(request, f"{version} is already live.", messages.INFO)
             return
         previous = selectors.live_version(version.name)
-        services.make_live(version)
+        services.make_live(version=version)
         self.log_change(request, version, "Made live.")
         if previous is not None:
             self.log_change(request, previous, f"No longer live: v{version.version} was made live.")

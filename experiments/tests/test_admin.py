@@ -144,7 +144,7 @@ def admin_client(client, superuser):
 def experiment():
     v1 = version("You are helpful.", model="m-control")
     v2 = version("You are helpful and brief.", model="m-treat")
-    services.make_live(v1)
+    services.make_live(version=v1)
     exp = Experiment.objects.create(key="canary", prompt_name=PROMPT, min_sample=10)
     Variant.objects.create(
         experiment=exp, key="control", prompt_version=v1, weight=50, is_control=True
@@ -264,7 +264,7 @@ def test_the_add_form_has_no_version_live_or_served_fields(admin_client):
 
 def test_make_live_action_leaves_exactly_one_live_version(admin_client):
     v1, v2, v3 = version("a"), version("b"), version("c")
-    services.make_live(v1)
+    services.make_live(version=v1)
     response = admin_client.post(
         reverse("admin:experiments_promptversion_changelist"),
         {"action": "make_live", "_selected_action": [v2.pk]},
@@ -286,7 +286,7 @@ def test_make_live_action_leaves_exactly_one_live_version(admin_client):
 
 def test_make_live_from_the_version_page(admin_client):
     v1, v2 = version("a"), version("b")
-    services.make_live(v1)
+    services.make_live(version=v1)
     response = admin_client.post(
         change_url(v2),
         {"CHANGE_FORM-action": "make_live", "_selected_action": [v2.pk]},

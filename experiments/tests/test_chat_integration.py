@@ -26,7 +26,7 @@ def full_canary():
         temperature=Decimal("0.5"),
         max_tokens=200,
     )
-    services.make_live(v1)
+    services.make_live(version=v1)
     v2 = services.new_prompt_version(
         name="chat-system",
         system_prompt="Treatment prompt for {user_name}.",
@@ -39,7 +39,7 @@ def full_canary():
     )
     Variant.objects.create(experiment=experiment, key="control", prompt_version=v1, is_control=True)
     Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2)
-    services.start_experiment(experiment)
+    services.start_experiment(experiment=experiment)
     return experiment, v1, v2
 
 

@@ -22,7 +22,7 @@ def version(
     v.system_prompt = v.system_prompt.replace("{n}", str(v.version))
     v.save(update_fields=["system_prompt"])
     if live:
-        services.make_live(v)
+        services.make_live(version=v)
     return v
 
 
@@ -37,7 +37,7 @@ def canary(django_user_model):
         experiment=experiment, key="control", prompt_version=v1, weight=50, is_control=True
     )
     Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2, weight=50)
-    services.start_experiment(experiment)
+    services.start_experiment(experiment=experiment)
     return experiment, v1, v2
 
 
@@ -66,7 +66,7 @@ def test_the_live_version_serves_and_becomes_immutable(django_user_model):
     assert v1.has_served
     # One live version per prompt: making v2 live retires v1.
     v2 = version(n_model="gpt-4.1")
-    services.make_live(v2)
+    services.make_live(version=v2)
     assert list(PromptVersion.objects.filter(is_live=True)) == [v2]
     assert resolve_config(user, "chat").model == "gpt-4.1"
 
@@ -97,9 +97,9 @@ def test_pause_sends_everyone_to_live_and_resume_restores_assignments(canary, dj
     experiment, _v1, _ = canary
     people = users(django_user_model, 200)
     before = {u.pk: resolve_config(u, "chat").variant for u in people}
-    services.pause_experiment(experiment)
+    services.pause_experiment(experiment=experiment)
     assert {resolve_config(u, "chat").variant for u in people} == {""}
-    services.resume_experiment(experiment)
+    services.resume_experiment(experiment=experiment)
     assert {u.pk: resolve_config(u, "chat").variant for u in people} == before
 
 
@@ -107,7 +107,7 @@ def test_raising_traffic_only_adds_users(canary, django_user_model):
     experiment, _, _ = canary
     people = users(django_user_model, 200)
     at_10 = {u.pk: resolve_config(u, "chat").variant for u in people}
-    services.set_traffic(experiment, 50)
+    services.set_traffic(experiment=experiment, percent=50)
     at_50 = {u.pk: resolve_config(u, "chat").variant for u in people}
     for pk, variant in at_10.items():
         if variant:
@@ -121,23 +121,23 @@ def test_one_running_experiment_per_prompt(canary):
     Variant.objects.create(experiment=other, key="control", prompt_version=v1, is_control=True)
     Variant.objects.create(experiment=other, key="b", prompt_version=v2)
     with pytest.raises(services.ExperimentError, match="Another experiment"):
-        services.start_experiment(other)
+        services.start_experiment(experiment=other)
 
 
 def test_complete_by_promoting_makes_the_variant_live(canary, django_user_model):
     experiment, _, v2 = canary
-    services.complete_experiment(experiment, promote="experiment")
+    services.complete_experiment(experiment=experiment, promote="experiment")
     assert PromptVersion.objects.get(is_live=True) == v2
     user = django_user_model.objects.create_user("zed")
     config = resolve_config(user, "chat")
     assert config.model == "gpt-4o" and config.variant == ""
     with pytest.raises(services.ExperimentError):
-        services.complete_experiment(experiment, promote=None)
+        services.complete_experiment(experiment=experiment, promote=None)
 
 
 def test_rollback_keeps_the_live_version(canary):
     experiment, v1, _ = canary
-    services.complete_experiment(experiment, promote=None)
+    services.complete_experiment(experiment=experiment, promote=None)
     assert PromptVersion.objects.get(is_live=True) == v1
     assert Experiment.objects.get().status == "completed"
 
@@ -146,9 +146,9 @@ def test_bad_traffic_and_transitions_are_refused(canary):
     experiment, _, _ = canary
     for bad in (-1, 101, "lots"):
         with pytest.raises(services.ExperimentError):
-            services.set_traffic(experiment, bad)
+            services.set_traffic(experiment=experiment, percent=bad)
     with pytest.raises(services.ExperimentError, match="running"):
-        services.resume_experiment(experiment)
+        services.resume_experiment(experiment=experiment)
 
 
 def test_render_prompt_survives_stray_braces():
@@ -177,11 +177,11 @@ def test_what_serves_is_read_once_per_process_and_changes_apply_at_once(
         assert resolve_config(outsider, "chat").prompt_version_id == v1.pk
     with django_assert_num_queries(0):
         assert resolve_config(outsider, "chat").prompt_version_id == v1.pk
-    services.make_live(v2)
+    services.make_live(version=v2)
     assert resolve_config(outsider, "chat").prompt_version_id == v2.pk
-    services.set_traffic(experiment, 100)
+    services.set_traffic(experiment=experiment, percent=100)
     assert resolve_config(outsider, "chat").variant.startswith("canary/")
-    services.pause_experiment(experiment)
+    services.pause_experiment(experiment=experiment)
     assert resolve_config(outsider, "chat").variant == ""
 
 
@@ -189,7 +189,7 @@ def _cached_with_v2_unserved(canary, django_user_model):
     """Everyone enrolled; the experiment cached by serving a control user (v1) twice, so the
     treatment's v2 is in this process's cache and has served nobody. Return a treated user."""
     experiment, _v1, _v2 = canary
-    services.set_traffic(experiment, 100)
+    services.set_traffic(experiment=experiment, percent=100)
     weights = [("control", 50.0), ("experiment", 50.0)]
     people = users(django_user_model, 20)
     control = next(u for u in people if assign(experiment.salt, u.pk, 100.0, weights) == "control")

@@ -39,7 +39,7 @@ def running():
     )
     Variant.objects.create(experiment=exp, key="control", prompt_version=v1, is_control=True)
     Variant.objects.create(experiment=exp, key="experiment", prompt_version=v2)
-    services.start_experiment(exp)
+    services.start_experiment(experiment=exp)
     make_price(model="cheap", inp="1", out="1")
     make_price(model="dear", inp="1", out="1")
     return exp
@@ -61,7 +61,7 @@ def test_a_treatment_with_more_errors_is_paused_and_the_alert_fires(running):
     make_user("boss", is_staff=True, is_superuser=True)
     calls("control", 100, errors=2)
     calls("experiment", 100, errors=8, model="dear")  # 8% vs 2%: over the 5-point margin
-    services.set_traffic(running, 100)
+    services.set_traffic(experiment=running, percent=100)
     user = make_user("served")
     for _ in range(2):  # the second is served from this process's cache (experiments.config)
         assert resolve_config(user, "chat").variant.startswith("canary/")
@@ -75,7 +75,7 @@ def test_a_treatment_with_more_errors_is_paused_and_the_alert_fires(running):
     now = timezone.now()
     assert evaluate_rule(rule, now).action == "fired"
     assert "[FIRING] Experiment guardrail" in mail.outbox[0].subject
-    services.resume_experiment(running)
+    services.resume_experiment(experiment=running)
     assert evaluate_rule(rule, now + timedelta(minutes=1)).action == "resolved"
     assert AlertEvent.objects.get().state == "resolved"
 
