@@ -17,8 +17,7 @@ from core.draining import refuse_while_draining
 from core.errors import AppError, error_json, error_response
 from core.outages import outage_response
 from core.request_id import current_request_id
-from experiments.models import Feedback
-from experiments.services import rate_reply
+from experiments.services import rate_reply, remove_feedback
 
 from . import runner, selectors, services, streaming
 from .models import Conversation, Message
@@ -272,7 +271,7 @@ def _feedback_json(feedback) -> dict | None:
 async def feedback(request, user, message_id: int):
     reply = await sync_to_async(_own_reply)(user, message_id)
     if request.method == "DELETE":
-        await Feedback.objects.filter(message=reply).adelete()
+        await sync_to_async(remove_feedback)(message=reply)
         return HttpResponse(status=204)
     body = read_json(request)
     services.check_rateable(reply)

@@ -40,7 +40,7 @@ def _chat_page(request, *, conversation):
         request,
         "chat/chat.html",
         {
-            "conversations": Conversation.objects.filter(user=request.user)[:200],
+            "conversations": selectors.conversations_of(request.user),
             "conversation": conversation,
             "messages": messages,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,

@@ -57,6 +57,11 @@ def rate_reply(*, message, user, rating, comment: str | None = None) -> Feedback
     return feedback
 
 
+def remove_feedback(*, message) -> None:
+    """Take back the rating of ``message`` (nothing happens if there is none)."""
+    Feedback.objects.filter(message=message).delete()
+
+
 @transaction.atomic
 def new_prompt_version(
     *,

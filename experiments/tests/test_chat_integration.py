@@ -90,6 +90,7 @@ def test_feedback_is_changeable_and_only_the_owner_rates(app_server, user, other
         assert shown["feedback"]["rating"] == "down"
     with api_client(app_server, other_user) as intruder:
         assert intruder.post(url, json={"rating": "up"}).status_code == 404
+        assert intruder.delete(url).status_code == 404
     feedback = Feedback.objects.get()
     assert (feedback.rating, feedback.comment, feedback.user_id) == (-1, "Too long.", user.pk)
     with api_client(app_server, user) as client:
