@@ -3,6 +3,7 @@
 import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -42,7 +43,7 @@ class RedisBackend:
     def reserve(self, items, reservation_id: str, expires: float):
         """Check (and with a reservation id, add) every amount; return None or the refusal."""
         for _ in range(3):
-            args = [time.time(), reservation_id, expires]
+            args: list[Any] = [time.time(), reservation_id, expires]
             for meter, amount in items:
                 args += [amount, meter.cap if meter.cap is not None else -1, meter.ttl]
             result = self._reserve(keys=[self.zset] + [m.key for m, _ in items], args=args)

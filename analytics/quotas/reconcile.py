@@ -66,15 +66,16 @@ def recorded_usage(now: datetime) -> dict[str, int]:
     month = calls.filter(created_at__gte=month_start, created_at__lt=month_end)
     usage: dict[str, int] = {}
     for row in (
-        day.exclude(user_id=None)
+        day.filter(user__isnull=False)
         .values("user_id")
         .annotate(tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
     ):
         tokens, cost_day, _ = user_meters(row["user_id"], None, now)
         usage[tokens.key] = int(row["tokens"] or 0)
         usage[cost_day.key] = _micro(row["cost"])
-    for row in month.exclude(user_id=None).values("user_id").annotate(cost=Sum("cost_usd")):
-        usage[user_meters(row["user_id"], None, now)[2].key] = _micro(row["cost"])
+    month_rows = month.filter(user__isnull=False).values("user_id").annotate(cost=Sum("cost_usd"))
+    for month_row in month_rows:
+        usage[user_meters(month_row["user_id"], None, now)[2].key] = _micro(month_row["cost"])
     usage[global_meter(now).key] = _micro(day.aggregate(cost=Sum("cost_usd"))["cost"])
     return usage
 

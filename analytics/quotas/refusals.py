@@ -45,12 +45,12 @@ class QuotaExceeded(AppError):
         self.code = "rate_limited" if limit == Limit.REQUESTS_PER_MINUTE else "quota_exceeded"
         Exception.__init__(self, self.message)  # ``message`` is computed, not stored
 
-    @property
-    def retry_after(self) -> int:
+    @property  # computed at each use, where AppError stores it: hence the ignores
+    def retry_after(self) -> int:  # type: ignore[override]
         return max(math.ceil((self.resets_at - timezone.now()).total_seconds()), 1)
 
     @property
-    def message(self) -> str:
+    def message(self) -> str:  # type: ignore[override]
         local = timezone.localtime(self.resets_at, reporting_zone())
         if self.limit == Limit.REQUESTS_PER_MINUTE:
             when = f"in {self.retry_after} s"
@@ -60,7 +60,7 @@ class QuotaExceeded(AppError):
             when = f"at {local:%Y-%m-%d %H:%M} {local.tzname()}"
         if self.limit == Limit.GLOBAL_DAILY_COST:
             return f"The service has reached its daily AI spending cap. It resets {when}."
-        text = _LIMIT_TEXT[self.limit].format(allowed=_format_amount(self.allowed))
+        text = _LIMIT_TEXT[Limit(self.limit)].format(allowed=_format_amount(self.allowed))
         if self.limit == Limit.REQUESTS_PER_MINUTE:
             return f"You have reached your {text}. Try again {when}."
         return (
@@ -79,6 +79,7 @@ class QuotaExceeded(AppError):
 
 
 def _exceeded(meter: Meter, used: int, amount: int) -> QuotaExceeded:
+    assert meter.cap is not None  # only a capped meter refuses
     return QuotaExceeded(
         limit=meter.limit,
         used=meter.show(used),
