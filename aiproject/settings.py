@@ -105,6 +105,10 @@ DB_OUTAGE_PROBE_SECONDS = env.float("DB_OUTAGE_PROBE_SECONDS", default=1.0)
 for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_OUTAGE_PROBE_SECONDS"):
     _value = globals()[_name]
     check(_value > 0, f"{_name} must be a positive number of seconds, not {_value}.")
+# How long a statement may take (0: no bound) in a web process, and in a job (manage.py's
+# commands: migrate, monitor, reports): docs/deploy.md section 8, "Statement timeout".
+DB_STATEMENT_TIMEOUT_SECONDS = bounded("DB_STATEMENT_TIMEOUT_SECONDS", 5.0, at_least=0)
+DB_JOB_STATEMENT_TIMEOUT_SECONDS = bounded("DB_JOB_STATEMENT_TIMEOUT_SECONDS", 0.0, at_least=0)
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["ENGINE"] = "core.postgresql"  # Django's backend, failing fast during an outage
     _db.setdefault("OPTIONS", {})["pool"] = {

@@ -15,13 +15,19 @@ request behind it) waited that long per call. Here:
   broke with the server and reconnects with an exponential back-off (1, 2, 4 ... s, up to five
   minutes), which is why ``/readyz`` took about 28 s to recover after an outage;
 * a connection found broken (a restart too short for any request to notice) has the pool check
-  its idle connections at once, so the requests after it do not each draw a broken one.
+  its idle connections at once, so the requests after it do not each draw a broken one;
+* every connection is a ``deadline.BoundedConnection`` opened with this process's
+  ``statement_timeout``: a server that stops answering on an open connection (a hung server, a
+  black-holed network) fails a web process's statement within DB_STATEMENT_TIMEOUT_SECONDS
+  plus a margin and trips the breaker, instead of waiting for TCP forever (``deadline``).
 """
 
 from django.conf import settings
 from django.db.backends.postgresql import base
 
 from core.outages import BREAKER, DatabaseUnavailable
+
+from .deadline import BoundedConnection, server_options
 
 
 class _FailFastPool:
@@ -82,6 +88,23 @@ def _connect_timeout() -> int:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, settings_dict, *args, **kwargs):
+        super().__init__(settings_dict, *args, **kwargs)
+        pool = self.settings_dict["OPTIONS"].get("pool")
+        if pool:  # the pool's connections, and so the probe's, are bounded ones
+            options = {} if pool is True else pool
+            self.settings_dict["OPTIONS"]["pool"] = {
+                **options,
+                "connection_class": BoundedConnection,
+            }
+
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        options = server_options(params.get("options"))
+        if options:
+            params["options"] = options
+        return params
+
     @property
     def pool(self):
         pool = super().pool
@@ -91,8 +114,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # A connection that broke (the server restarted, or killed it): its idle siblings in
         # the pool most likely broke with it. Check them all now, so that the next requests do
         # not each draw one and fail (the pool does not check a connection it hands out).
+        # A connection cut for not answering (``hung``) tripped the breaker instead: checking
+        # its siblings would wait for the hung server once per idle connection.
         broken = self.connection is not None and getattr(self.connection, "broken", False)
-        pool = getattr(self.connection, "_pool", None) if broken else None
+        hung = getattr(self.connection, "hung", False)
+        pool = getattr(self.connection, "_pool", None) if broken and not hung else None
         super()._close()
         if pool is not None and not pool.closed:
             pool.check()
