@@ -103,7 +103,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 class PostgresServer:
-    """One PostgreSQL cluster in ``root``: ``start()``, ``stop()``, ``kill()``, ``start()`` again."""
+    """One PostgreSQL cluster in ``root``: ``start()``, ``stop()``, ``kill()``, ``start()`` again;
+    ``pause()`` and ``resume()`` (SIGSTOP, SIGCONT) for a server that hangs."""
 
     def __init__(self, root: Path, *, database: str = "aiproject"):
         self.root = root
@@ -120,6 +121,7 @@ class PostgresServer:
             else {}
         )
         self.log_path = root / "postgres.log"
+        self.paused = False
 
     @property
     def url(self) -> str:
@@ -180,6 +182,35 @@ class PostgresServer:
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 10)
 
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, walwriter ...)."""
+        postmaster = self.postmaster_pid()
+        if postmaster is None:
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """SIGSTOP the whole cluster: a hung server. Connections stay open and the kernel still
+        accepts new ones, but nothing answers until ``resume()``."""
+        self.paused = True
+        # The postmaster first, so that it starts no process while its children are stopped.
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the cluster (its children first, then the postmaster)."""
+        for pid in reversed(self.processes()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.paused = False
+
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_url(), autocommit=True, connect_timeout=3)
 
@@ -189,6 +220,8 @@ class PostgresServer:
 
     def close(self) -> None:
         """Stop the server whatever its state and delete its directory."""
+        if self.paused:
+            self.resume()  # a stopped process would hold back the signal that ends it
         try:
             if self.running():
                 try:
