@@ -106,6 +106,8 @@ class Stack:
 
     def ensure_healthy(self) -> None:
         """Bring back whatever an earlier scenario left down (a scenario that failed halfway)."""
+        if self.pg.paused:
+            self.pg.resume()
         if not self.pg.running():
             self.pg.start()
         if not self.redis.running():

@@ -31,7 +31,11 @@ from .services_process import missing_tools
 
 pytestmark = pytest.mark.fault
 
-USERS = ["kill", "pg-5s", "pg-30s", "redis-lost", "redis-kept"]
+# A request that meets a hung database answers 503 within this (the statement timeout, 5 s, its
+# 1 s margin, and generous room for a loaded machine).
+HUNG_BOUND_SECONDS = 15.0
+
+USERS = ["kill", "pg-5s", "pg-30s", "pg-hung", "redis-lost", "redis-kept"]
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +116,21 @@ def test_kill_9_of_a_process_running_replies(stack, monitor, measurements):
 
 
 async def outage(
-    stack, monitor, name: str, seconds: float, *, stop, start, lengths, expect_503: bool
+    stack,
+    monitor,
+    name: str,
+    seconds: float,
+    *,
+    stop,
+    start,
+    lengths,
+    expect_503: bool,
+    probes_at: tuple[float, ...] = (1.0,),
 ) -> FaultRun:
     """Stop a service (``stop``) with replies of ``lengths(seconds)`` tokens streaming on both
-    processes, start it again (``start``) ``seconds`` later, and follow everything to its end."""
+    processes, start it again (``start``) ``seconds`` later, and follow everything to its end.
+
+    Requests that need the database are sent ``probes_at`` seconds into the outage."""
     async with FaultRun(stack, stack.users[name], name) as run:
         run.reader_deadline(seconds + READER_BOUND_SECONDS)
         run.start_readiness_probes()
@@ -128,8 +143,7 @@ async def outage(
         await asyncio.sleep(1.0)
         run.mark("down")
         await asyncio.to_thread(stop)
-        await asyncio.sleep(1.0)
-        probe = asyncio.create_task(run.probe_during_outage(spare, expect_503=expect_503))
+        probe = asyncio.create_task(probe_during(run, spare, probes_at, expect_503=expect_503))
         await asyncio.sleep(max(run.marks["down"] + seconds - time.monotonic(), 0))
         await asyncio.to_thread(start)
         run.mark("back")
@@ -140,6 +154,17 @@ async def outage(
         await run.wait_readers()
     run.readiness_report(down="down", back="back")
     return run
+
+
+async def probe_during(run: FaultRun, spare: int, at: tuple[float, ...], *, expect_503) -> None:
+    """Probe at each of ``at`` seconds into the outage (the answers of all but the last probe
+    are kept as ``... (probe at N s)``)."""
+    for number, seconds in enumerate(at):
+        await asyncio.sleep(max(run.marks["down"] + seconds - time.monotonic(), 0))
+        await run.probe_during_outage(spare, expect_503=expect_503)
+        if number < len(at) - 1:
+            for key in [k for k in run.measured if k.startswith("during the outage: ")]:
+                run.measured[f"{key} (probe at {seconds:g} s)"] = run.measured.pop(key)
 
 
 def postgres_outage(stack, monitor, name: str, seconds: float) -> FaultRun:
@@ -167,6 +192,34 @@ def test_postgres_stopped_for_5_seconds(stack, monitor, measurements):
 def test_postgres_stopped_longer_than_the_pool_timeout(stack, monitor, measurements):
     run = postgres_outage(stack, monitor, "pg-30s", 30)
     report(run, run.problems(since="back"), measurements)
+
+
+def test_postgres_hung_for_10_seconds(stack, monitor, measurements):
+    """SIGSTOP of the whole cluster: its connections stay open and the kernel still accepts new
+    ones, but nothing answers (no error, no reset) until SIGCONT. Statements are cut at
+    DB_STATEMENT_TIMEOUT_SECONDS (5) + 1 s and trip the breaker: a request meeting the hang
+    gets its 503 within that, the ones after it at once (probes at 1 s and 8 s in)."""
+    seconds = 10
+    run = asyncio.run(
+        outage(
+            stack,
+            monitor,
+            "pg-hung",
+            seconds,
+            stop=stack.pg.pause,
+            start=stack.pg.resume,
+            lengths=(75, int(TPS * (1 + seconds / 2)), int(TPS * (seconds + 4))),
+            expect_503=True,
+            probes_at=(1.0, 8.0),
+        )
+    )
+    problems = run.problems(since="back")
+    for key, value in run.measured.items():
+        if key.startswith("during the outage: "):  # "503 database_unavailable in 6.1 s"
+            elapsed = float(str(value).split(" in ")[1].removesuffix(" s"))
+            if elapsed >= HUNG_BOUND_SECONDS:
+                problems.append(f"{key}: {value}, not within {HUNG_BOUND_SECONDS} s")
+    report(run, problems, measurements)
 
 
 def redis_outage(stack, monitor, name: str, *, keep_data: bool) -> FaultRun:

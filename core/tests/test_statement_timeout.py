@@ -206,16 +206,19 @@ def test_a_hung_server_fails_a_statement_and_the_pool_check_at_the_deadline():
             error, elapsed = while_hung(pg, lambda: query.execute("SELECT 1"))
             assert isinstance(error, StatementDeadlineExceeded), error
             assert deadline - 0.1 < elapsed < deadline + 1.5, elapsed
+            print(f"\na statement on the hung server failed in {elapsed:.2f} s")
             assert query.broken and query.hung and DATABASE.down
             error, elapsed = while_hung(pg, lambda: ConnectionPool.check_connection(idle))
             assert isinstance(error, psycopg.OperationalError), error  # the pool's check
             assert elapsed < deadline + 1.5, elapsed
+            print(f"the pool's check failed in {elapsed:.2f} s")
             # The breaker's probe: a connection with the connect timeout.
             error, elapsed = while_hung(
                 pg, lambda: BoundedConnection.connect(pg.admin_url(), connect_timeout=2)
             )
             assert isinstance(error, psycopg.OperationalError), error
             assert elapsed < 4, elapsed
+            print(f"a new connection failed in {elapsed:.2f} s")
         finally:
             pg.resume()
             DATABASE.recovered()
