@@ -119,13 +119,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         broken = self.connection is not None and getattr(self.connection, "broken", False)
         hung = getattr(self.connection, "hung", False)
         pool = getattr(self.connection, "_pool", None) if broken and not hung else None
-        super()._close()
+        super()._close()  # type: ignore[misc]  # Django private, not in the stubs
         if pool is not None and not pool.closed:
             pool.check()
 
     def replace_pool(self):
         """Close the pool (after an outage) and return a fresh, open one."""
-        old = self._connection_pools.pop(self.alias, None)
+        old = self._connection_pools.pop(self.alias, None)  # type: ignore[attr-defined]
         if old is not None:
             old.close(timeout=1.0)
         fresh = super().pool
