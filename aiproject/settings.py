@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "axes",
     "core",
     "analytics",
+    "analytics.alerts",  # sub-apps of analytics, above it (docs/architecture.md)
+    "analytics.quotas",
     "experiments",
     "chat",
 ]

@@ -1,5 +1,8 @@
 """Admin: model prices (editable), AI calls (read-only), the usage dashboard and cost report.
 
+Alerts and quotas have their own apps and admin (analytics/alerts/admin.py,
+analytics/quotas/admin.py).
+
 The rollup tables (CallRollup, UserDailyUsage, RequestMinute, JobState) are not registered: the
 dashboard is their reading interface, and they are rebuilt from raw calls, never edited.
 """
@@ -8,23 +11,11 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.urls import path
-from django.utils import timezone
-from django.utils.html import format_html
 
 from core.admin_mixins import ReadOnlyAdminMixin
 
 from . import presenters, selectors, views
-from .models import (
-    AICall,
-    AlertEvent,
-    AlertRule,
-    ModelPrice,
-    NotificationChannel,
-    QuotaEvent,
-    UsageQuota,
-)
-from .notify import dashboard_url, redacted
-from .quotas import views as quota_views
+from .models import AICall, ModelPrice
 
 
 @admin.register(ModelPrice)
@@ -168,194 +159,3 @@ class AICallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="cost (USD)", ordering="cost_usd")
     def cost(self, obj):
         return "unpriced" if obj.cost_usd is None else obj.cost_usd
-
-
-# --- Alerts ----------------------------------------------------------------------------------
-
-
-@admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "format", "target", "enabled"]
-    list_filter = ["kind", "format", "enabled"]
-
-    @admin.display(description="Target")
-    def target(self, channel):
-        # A webhook URL usually carries its token in the path or query: show the host only.
-        if channel.kind == NotificationChannel.Kind.WEBHOOK:
-            return redacted(channel.url)
-        return channel.recipients or "staff with the dashboard permission"
-
-    # Staff who may only view channels see a webhook's scheme and host, never its URL (whose
-    # path or query is usually the token): the form's field is swapped for the masked one.
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if obj is None or self.has_change_permission(request, obj):  # None: the add form
-            return fields
-        return ["webhook_address" if f == "url" else f for f in fields if f != "webhook_address"]
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = super().get_readonly_fields(request, obj)
-        if obj is None or self.has_change_permission(request, obj):  # None: the add form
-            return readonly
-        return [*readonly, "webhook_address"]
-
-    @admin.display(description="URL")
-    def webhook_address(self, channel):
-        return redacted(channel.url) if channel.url else "-"
-
-
-@admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "metric",
-        "condition",
-        "window_minutes",
-        "min_samples",
-        "cooldown_minutes",
-        "enabled",
-    ]
-    list_editable = ["enabled"]
-    list_filter = ["enabled", "metric"]
-    filter_horizontal = ["channels"]
-
-    @admin.display(description="Fires when")
-    def condition(self, rule):
-        return f"{rule.get_comparison_display()} {rule.threshold.normalize():f}"
-
-
-class AcknowledgedFilter(admin.SimpleListFilter):
-    title = "acknowledged"
-    parameter_name = "acknowledged"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(acknowledged_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(acknowledged_at__isnull=True)
-        return queryset
-
-
-@admin.register(AlertEvent)
-class AlertEventAdmin(admin.ModelAdmin):
-    list_display = [
-        "rule",
-        "state",
-        "value",
-        "threshold",
-        "samples",
-        "started_at",
-        "resolved_at",
-        "acknowledged_by",
-        "dashboard",
-    ]
-    list_filter = ["state", "rule", AcknowledgedFilter]
-    date_hierarchy = "started_at"
-    list_select_related = ["rule", "acknowledged_by"]
-    actions = ["acknowledge"]
-    readonly_fields = [
-        "rule",
-        "state",
-        "value",
-        "threshold",
-        "samples",
-        "window_start",
-        "window_end",
-        "started_at",
-        "resolved_at",
-        "last_notified_at",
-        "notifications",
-        "acknowledged_by",
-        "acknowledged_at",
-        "dashboard",
-    ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Dashboard")
-    def dashboard(self, event):
-        return format_html('<a href="{}">window on the dashboard</a>', dashboard_url(event))
-
-    @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
-    def acknowledge(self, request, queryset):
-        count = queryset.filter(acknowledged_at__isnull=True).update(
-            acknowledged_by=request.user, acknowledged_at=timezone.now()
-        )
-        self.message_user(request, f"Acknowledged {count} alert(s).")
-
-
-# --- Quotas ----------------------------------------------------------------------------------
-
-
-@admin.register(UsageQuota)
-class UsageQuotaAdmin(admin.ModelAdmin):
-    list_display = (
-        "target",
-        "requests_per_minute",
-        "tokens_per_day",
-        "cost_per_day_usd",
-        "cost_per_month_usd",
-        "note",
-        "updated_at",
-    )
-    list_select_related = ("user", "group")
-    autocomplete_fields = ("user", "group")
-    search_fields = ("user__username", "user__email", "group__name")
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": ("user", "group"),
-                "description": (
-                    "Limits of one user or one group (not both). A blank limit inherits: the "
-                    "user's own row, then the most generous of their groups' rows, then the "
-                    "QUOTA_* settings. Holders of the permission “Is exempt from per-user AI "
-                    "quotas” skip these limits; the global daily cap applies to everyone."
-                ),
-            },
-        ),
-        (
-            "Limits (blank: inherit)",
-            {
-                "fields": (
-                    "requests_per_minute",
-                    "tokens_per_day",
-                    "cost_per_day_usd",
-                    "cost_per_month_usd",
-                    "note",
-                )
-            },
-        ),
-    )
-
-    def get_urls(self):
-        wrap = self.admin_site.admin_view
-        return [
-            path("overview/", wrap(self.overview_view), name="analytics_quota_overview"),
-            *super().get_urls(),
-        ]
-
-    def overview_view(self, request):
-        return quota_views.quotas_overview(request, self.admin_site)
-
-    @admin.display(description="user or group")
-    def target(self, obj):
-        return f"user {obj.user}" if obj.user_id else f"group {obj.group}"
-
-
-@admin.register(QuotaEvent)
-class QuotaEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "user", "limit", "stage", "used", "requested", "allowed")
-    list_filter = ("limit", "stage")
-    date_hierarchy = "created_at"
-    search_fields = ("user__username", "user__email")
-    list_select_related = ("user",)
-    show_full_result_count = False
-    deletable = True

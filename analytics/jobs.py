@@ -1,7 +1,7 @@
 """The analytics jobs of ``manage.py monitor``: each is idempotent, so two monitors are safe.
 
-Every pass also checks Redis (with the Redis quota backend) and reconciles the quota counters
-after an outage (analytics/quotas/reconcile.py)."""
+Rollups, retention and the daily report. The alerts and quotas apps register their own jobs
+(after this one, so that alerts read fresh rollups)."""
 
 import logging
 import time
@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from . import quotas
-from .alerting import evaluate_all
 from .rollups import purge_raw_calls, rollup_recent
 from .selectors import daily_report
 from .services import claim_once, email_cost_report
@@ -20,7 +18,6 @@ from .timezones import reporting_zone
 logger = logging.getLogger(__name__)
 
 ROLLUP_EVERY = 60.0
-ALERTS_EVERY = 60.0
 PURGE_EVERY = 3600.0
 
 
@@ -29,9 +26,6 @@ class AnalyticsJobs:
 
     def __init__(self):
         self._last: dict[str, float] = {}
-        # Set when this monitor found Redis down: reconcile the quota counters once it is back,
-        # whether or not a web process managed to ask for it.
-        self._redis_was_down = False
 
     def _due(self, name: str, every: float) -> bool:
         now = time.monotonic()
@@ -46,33 +40,12 @@ class AnalyticsJobs:
         if self._due("rollup", ROLLUP_EVERY):
             counts = rollup_recent(now)
             done.append(f"rollup {counts}")
-        if self._due("alerts", ALERTS_EVERY):
-            changed = [
-                o for o in evaluate_all(now) if o.action in ("fired", "resolved", "renotified")
-            ]
-            if changed:
-                done.append("alerts " + ", ".join(f"{o.rule}: {o.action}" for o in changed))
         if self._due("purge", PURGE_EVERY):
             deleted = purge_raw_calls()
             if deleted:
                 done.append(f"purged {deleted} raw calls")
-            # Redis expires its counters itself; the database backend's are deleted here.
-            if settings.QUOTA_BACKEND == "database" and (
-                expired := quotas.DatabaseBackend.purge_expired()
-            ):
-                done.append(f"purged {expired} expired quota counters")
         if (sent := send_daily_report_if_due(now)) is not None:
             done.append(f"cost report emailed to {len(sent)}")
-        # Last: it needs Redis, whose outage must not hold up the jobs above.
-        if settings.QUOTA_BACKEND == "redis":
-            try:
-                raised = quotas.reconcile_if_requested(seen_outage=self._redis_was_down, now=now)
-            except Exception:
-                self._redis_was_down = True
-                raise
-            self._redis_was_down = False
-            if raised is not None:
-                done.append(f"quota counters reconciled ({raised} raised)")
         return done
 
 

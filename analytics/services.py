@@ -11,10 +11,10 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import quotas
 from .metrics import observe_call
 from .models import AICall, JobState
 from .pricing import cost_of, price_for
+from .signals import call_recorded
 from .timezones import reporting_zone
 
 logger = logging.getLogger("analytics.ai_call")
@@ -42,7 +42,8 @@ class CallRecord:
     conversation_id: int | None = None
     message_id: int | None = None
     created_at: datetime = field(default_factory=timezone.now)
-    # When the call started (not stored): quotas charge it to the day that admitted it.
+    # When the call started (not stored; announced with the record): quotas charge it to the
+    # day that admitted it.
     started_at: datetime | None = None
 
     @property
@@ -72,16 +73,9 @@ def record_call(call: CallRecord) -> AICall:
             fields["user_id"] = None
         row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
     observe_call(call, row.cost_usd)
-    # After commit: a rolled-back record must not count against anyone's quota.
+    # Announced after commit: a rolled-back record must not count against anyone's quota.
     transaction.on_commit(
-        functools.partial(
-            quotas.charge,
-            user_id=row.user_id,
-            started_at=started_at,
-            recorded_at=call.created_at,
-            tokens=call.total_tokens,
-            cost_usd=row.cost_usd,
-        )
+        functools.partial(call_recorded.send, sender=AICall, call=row, started_at=started_at)
     )
     logger.info(
         "ai_call",

@@ -2,7 +2,7 @@
 and keep the partial text saved (and the quota reservation alive) while it streams.
 
 The pieces every upstream call shares (fault translation, usage estimate, the AICall record,
-the back-off, the release) come from the one call path, ``analytics.llm_calls``.
+the back-off, the release) come from the one call path, ``analytics.quotas.llm_calls``.
 """
 
 import asyncio
@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from analytics import quotas
-from analytics.llm_calls import attempt_record, next_retry, usage_of
+from analytics.quotas.llm_calls import attempt_record, next_retry, usage_of
 from analytics.services import CallRecord
 from core.db_thread import db
 from core.llm import (

@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 from analytics import quotas
-from analytics.llm_calls import release
+from analytics.quotas.llm_calls import release
 from core import draining
 from core.db_thread import through_cancel
 from core.llm import translate_fault

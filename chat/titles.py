@@ -2,7 +2,7 @@
 
 Transient faults are retried like a reply's attempts (``AI_MAX_RETRIES``, the same back-off),
 each attempt recorded as its own AICall; the first words of the message stay the title if every
-attempt fails. The call goes the one call path (``analytics.llm_calls.complete``).
+attempt fails. The call goes the one call path (``analytics.quotas.llm_calls.complete``).
 """
 
 import logging
@@ -10,7 +10,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from analytics import llm_calls
+from analytics.quotas import llm_calls
 from core.db_thread import db
 from core.task_types import TaskType
 from experiments.config import resolve_config

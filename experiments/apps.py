@@ -6,8 +6,8 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Experiments"
 
     def ready(self):
-        from analytics.alerting import register_metric
-        from analytics.models import AlertRule
+        from analytics.alerts.alerting import register_metric
+        from analytics.alerts.models import AlertRule
         from core.jobs import register_job
 
         from .config import SERVING
@@ -16,5 +16,5 @@ class ExperimentsConfig(AppConfig):
 
         register_metric(AlertRule.Metric.EXPERIMENT_GUARDRAIL, guardrail_measurement)
         SERVING.clear_on_change(Experiment, Variant, PromptVersion)
-        # Before the analytics jobs, whose alerts report the pauses it makes.
+        # Before the alerts job, whose guardrail rule reports the pauses it makes.
         register_job("guardrails", lambda: check_guardrails, order=20)

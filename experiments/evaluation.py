@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from analytics import llm_calls
+from analytics.quotas import llm_calls
 from core.db_thread import db
 from core.task_types import TaskType
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
-from analytics.alerting import Measurement
+from analytics.alerts.alerting import Measurement
 from analytics.models import AICall
 from core.task_types import TaskType
 

@@ -16,15 +16,72 @@ How a limit holds:
   of its period before it is used, so a restart never hands out a fresh quota.
 * Requests per minute is a sliding log of unique members, one taken when a message is posted;
   a post refused after it took one gives that member back (``RequestSlot.give_back``).
+
+This package is also the ``quotas`` Django app (label ``quotas``, models in ``models.py``). Its
+public names are imported when first used (PEP 562), not when Django imports the app's package
+before the models are ready.
 """
 
-from .backends import DatabaseBackend, RedisBackend, backend
-from .checks import RequestSlot, Reservation, charge, check, take_request, worst_case
-from .limits import EXEMPT, LIMITS, NO_LIMITS, Limits, default_limits, limits_for, limits_for_many
-from .meters import RATE_WINDOW_SECONDS, Limit, Meter, global_meter, user_meters
-from .reconcile import reconcile_counters, reconcile_if_requested
-from .refusals import QuotaExceeded, record_refusal
-from .status import MeterState, meter_state, user_status
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import DatabaseBackend, RedisBackend, backend
+    from .checks import RequestSlot, Reservation, charge, check, take_request, worst_case
+    from .limits import (
+        EXEMPT,
+        LIMITS,
+        NO_LIMITS,
+        Limits,
+        default_limits,
+        limits_for,
+        limits_for_many,
+    )
+    from .meters import RATE_WINDOW_SECONDS, Limit, Meter, global_meter, user_meters
+    from .reconcile import reconcile_counters, reconcile_if_requested
+    from .refusals import QuotaExceeded, record_refusal
+    from .status import MeterState, meter_state, user_status
+
+_HOMES = {
+    "DatabaseBackend": "backends",
+    "EXEMPT": "limits",
+    "LIMITS": "limits",
+    "Limit": "meters",
+    "Limits": "limits",
+    "Meter": "meters",
+    "MeterState": "status",
+    "NO_LIMITS": "limits",
+    "QuotaExceeded": "refusals",
+    "RATE_WINDOW_SECONDS": "meters",
+    "RedisBackend": "backends",
+    "RequestSlot": "checks",
+    "Reservation": "checks",
+    "backend": "backends",
+    "charge": "checks",
+    "check": "checks",
+    "default_limits": "limits",
+    "global_meter": "meters",
+    "limits_for": "limits",
+    "limits_for_many": "limits",
+    "meter_state": "status",
+    "reconcile_counters": "reconcile",
+    "reconcile_if_requested": "reconcile",
+    "record_refusal": "refusals",
+    "take_request": "checks",
+    "user_meters": "meters",
+    "user_status": "status",
+    "worst_case": "checks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXEMPT",

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import QuotaCounter, QuotaReservation
 from .meters import RATE_WINDOW_SECONDS, Meter, _prefix
+from .models import QuotaCounter, QuotaReservation
 from .scripts import (
     _LUA_CHARGE,
     _LUA_RATE,

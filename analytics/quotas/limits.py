@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from core.localcache import LocalCache
 
-from ..models import UsageQuota
+from .models import UsageQuota
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def limits_for(user) -> Limits:
 
 
 def _read_limits(user) -> Limits:
-    if user.has_perm("analytics.exempt_from_quotas"):
+    if user.has_perm("quotas.exempt_from_quotas"):
         return EXEMPT
     rows = list(UsageQuota.objects.filter(Q(user=user) | Q(group__user=user)).distinct())
     return _resolve(rows, user.pk, {r.group_id for r in rows if r.group_id is not None})
@@ -76,7 +76,7 @@ def limits_for_many(users) -> dict[int, Limits]:
     User = get_user_model()
     ids = [u.pk for u in users]
     permission = Permission.objects.filter(
-        content_type__app_label="analytics", codename="exempt_from_quotas"
+        content_type__app_label="quotas", codename="exempt_from_quotas"
     ).first()
     holders = Q(is_superuser=True)
     if permission is not None:

@@ -8,10 +8,11 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from ..models import AICall, QuotaEvent
+from ..models import AICall
 from ..pricing import MICRO
 from ..timezones import day_bounds, month_bounds, reporting_zone
 from .limits import NO_LIMITS, Limits
+from .models import QuotaEvent
 
 Limit = QuotaEvent.Limit
 RATE_WINDOW_SECONDS = 60

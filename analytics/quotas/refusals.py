@@ -10,9 +10,9 @@ from django.utils import timezone
 from core.errors import AppError
 
 from ..metrics import QUOTA_REFUSALS
-from ..models import QuotaEvent
 from ..timezones import reporting_zone
 from .meters import Limit, Meter
+from .models import QuotaEvent
 
 logger = logging.getLogger("analytics.quotas")
 

@@ -5,13 +5,17 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics import quotas, selectors
-from analytics.models import UsageQuota
 from analytics.timezones import day_bounds, month_bounds
 from analytics.timezones import today as reporting_today
 from analytics.views import require_permission
 
+from . import selectors
+from .backends import backend
+from .limits import default_limits, limits_for_many
+from .meters import global_meter
+from .models import UsageQuota
 from .presenters import user_rows
+from .status import meter_state
 
 QUOTA_USERS = 200
 
@@ -24,9 +28,9 @@ def quotas_overview(request, admin_site) -> TemplateResponse:
     only_near = request.GET.get("show") == "near"
 
     rows = selectors.quota_usage(today_start, month_bounds(today)[0], limit=QUOTA_USERS)
-    limits = quotas.limits_for_many([row["user"] for row in rows])
-    gmeter = quotas.global_meter(timezone.now())
-    spent = quotas.meter_state(gmeter)  # recorded spend plus open reservations
+    limits = limits_for_many([row["user"] for row in rows])
+    gmeter = global_meter(timezone.now())
+    spent = meter_state(gmeter)  # recorded spend plus open reservations
     by_limit, by_user = selectors.refusals_since(today_start)
     context = {
         **admin_site.each_context(request),
@@ -43,12 +47,12 @@ def quotas_overview(request, admin_site) -> TemplateResponse:
             "reached": spent.allowed is not None and spent.used >= spent.allowed,
             "resets_at": gmeter.resets_at,
         },
-        "open_reservations": quotas.backend().open_reservations(),
+        "open_reservations": backend().open_reservations(),
         "backend": settings.QUOTA_BACKEND,
-        "defaults": quotas.default_limits(),
+        "defaults": default_limits(),
         "refusals_by_limit": by_limit,
         "refusals_by_user": by_user,
-        "events_url": reverse("admin:analytics_quotaevent_changelist"),
-        "quotas_url": reverse("admin:analytics_usagequota_changelist"),
+        "events_url": reverse("admin:quotas_quotaevent_changelist"),
+        "quotas_url": reverse("admin:quotas_usagequota_changelist"),
     }
-    return TemplateResponse(request, "admin/analytics/quotas.html", context)
+    return TemplateResponse(request, "admin/quotas/overview.html", context)

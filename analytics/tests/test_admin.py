@@ -644,7 +644,7 @@ def test_calls_cannot_be_added_changed_or_deleted(admin_client, seeded):
     assert some.model != "changed"
 
 
-@pytest.mark.parametrize("model", ["analytics_quotaevent", "experiments_evalrun"])
+@pytest.mark.parametrize("model", ["quotas_quotaevent", "experiments_evalrun"])
 def test_records_made_by_code_cannot_be_added_but_can_be_deleted(
     admin_client, admin_user, model, rf
 ):

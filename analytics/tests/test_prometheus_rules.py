@@ -23,7 +23,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def test_rules_are_valid():
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 rules found" in result.stdout  # the five of analytics.alerting + dependencies
+    assert "6 rules found" in result.stdout  # the five of analytics.alerts.alerting + dependencies
 
 
 def test_rule_unit_tests_pass():

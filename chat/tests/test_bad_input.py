@@ -6,7 +6,7 @@ refuses NUL characters with a DataError where SQLite stores them).
 
 import pytest
 
-from analytics.models import UsageQuota
+from analytics.quotas.models import UsageQuota
 from chat.models import Conversation, Message
 from devtools.live import api_client
 from devtools.sse import read_stream

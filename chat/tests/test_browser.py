@@ -153,7 +153,7 @@ def test_partial_text_with_emoji_survives_a_failure_intact(page, app_server, use
 def tight_quota(user):
     """A daily token quota that admits the first message below and nothing after it."""
     from analytics import quotas
-    from analytics.models import UsageQuota
+    from analytics.quotas.models import UsageQuota
 
     from .test_quotas_live import worst_tokens
 

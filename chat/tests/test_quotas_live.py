@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db.models import Sum
 
 from analytics import quotas
-from analytics.models import AICall, QuotaEvent, UsageQuota
+from analytics.models import AICall
+from analytics.quotas.models import QuotaEvent, UsageQuota
 from chat.models import Message
 from devtools.live import api_client, app_env, login_cookies, run_app_server
 from devtools.sse import read_stream

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from analytics import quotas
-from analytics.models import UsageQuota
+from analytics.quotas.models import UsageQuota
 from chat.models import Message
 from devtools.live import api_client, app_env, login_cookies, run_app_server
 

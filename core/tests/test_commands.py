@@ -14,8 +14,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_monitor_runs_the_apps_jobs_in_their_order():
-    # The guardrails pause an experiment before the analytics alerts report the pause.
-    assert [name for name, _ in periodic_jobs()] == ["sweep", "guardrails", "analytics"]
+    # The guardrails pause an experiment before the alerts report the pause; the alerts read
+    # the rollups the analytics job has just brought up to date.
+    assert [name for name, _ in periodic_jobs()] == [
+        "sweep",
+        "guardrails",
+        "analytics",
+        "alerts",
+        "quotas",
+    ]
 
 
 def test_seed_demo_refuses_without_debug(settings):

@@ -8,8 +8,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 
 from analytics import quotas
-from analytics.models import ModelPrice, UsageQuota
+from analytics.models import ModelPrice
 from analytics.pricing import PRICES, price_for
+from analytics.quotas.models import UsageQuota
 from analytics.tests.factories import make_price, make_user
 from core.localcache import LocalCache
 
@@ -87,9 +88,7 @@ def test_what_limits_derive_from_clears_them(settings):
     alice.groups.add(group)
     assert quotas.limits_for(alice).requests_per_minute == 7
     # The exemption permission, given to the user.
-    exempt = Permission.objects.get(
-        content_type__app_label="analytics", codename="exempt_from_quotas"
-    )
+    exempt = Permission.objects.get(content_type__app_label="quotas", codename="exempt_from_quotas")
     alice = type(alice).objects.get(pk=alice.pk)  # has_perm caches on the instance
     alice.user_permissions.add(exempt)
     alice = type(alice).objects.get(pk=alice.pk)

@@ -137,7 +137,7 @@ def test_the_global_daily_cap_stops_an_evaluation_before_the_upstream(
     experiment, settings, simulator, tmp_path
 ):
     from analytics import quotas
-    from analytics.models import QuotaEvent
+    from analytics.quotas.models import QuotaEvent
     from analytics.tests.factories import make_price
 
     make_price(model="gpt-4o-mini")

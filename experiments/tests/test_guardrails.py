@@ -7,8 +7,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from analytics.alerting import evaluate_rule
-from analytics.models import AlertEvent, AlertRule
+from analytics.alerts.alerting import evaluate_rule
+from analytics.alerts.models import AlertEvent, AlertRule
 from analytics.tests.factories import make_call, make_price, make_user
 from experiments import services
 from experiments.config import resolve_config

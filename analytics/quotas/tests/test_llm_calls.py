@@ -1,4 +1,4 @@
-"""The one call path (``analytics.llm_calls.complete``) against the simulator over real HTTP:
+"""The one call path (``analytics.quotas.llm_calls.complete``) against the simulator over real HTTP:
 one AICall per attempt, the quota reserved, charged and released, faults translated."""
 
 import asyncio
@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from analytics import llm_calls, quotas
-from analytics.models import AICall, QuotaEvent
+from analytics import quotas
+from analytics.models import AICall
+from analytics.quotas import llm_calls
+from analytics.quotas.models import QuotaEvent
+from analytics.tests.factories import make_price, make_user
 from core import llm
-
-from .factories import make_price, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,10 +14,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from .models import AlertEvent, AlertRule, CallRollup, RequestMinute
+from analytics.models import CallRollup, RequestMinute
+from analytics.rollups import floor_hour
+from analytics.timezones import day_bounds, local_day
+
+from .models import AlertEvent, AlertRule
 from .notify import notify
-from .rollups import floor_hour
-from .timezones import day_bounds, local_day
 
 logger = logging.getLogger(__name__)
 Metric = AlertRule.Metric

@@ -12,11 +12,10 @@ from django.db import connection
 from django.utils import timezone
 
 from analytics import quotas
-from analytics.models import QuotaCounter, QuotaEvent, UsageQuota
+from analytics.quotas.models import QuotaCounter, QuotaEvent, UsageQuota
 from analytics.services import CallRecord, record_call
+from analytics.tests.factories import make_call, make_price, make_user
 from analytics.timezones import day_bounds
-
-from .factories import make_call, make_price, make_user
 
 BACKENDS = [
     "database",
@@ -308,7 +307,7 @@ def test_the_admin_overview_shows_usage_against_quota_and_the_cap(backend, setti
         reserve(heavy, 1, 0)
     quotas.record_refusal(refused.value, user_id=heavy.pk, stage="request")
     gone.delete()
-    url = "/admin/analytics/usagequota/overview/"
+    url = "/admin/quotas/usagequota/overview/"
     page = admin_client.get(url)
     assert page.status_code == 200
     html = page.content.decode()
@@ -327,15 +326,15 @@ def test_the_admin_overview_shows_usage_against_quota_and_the_cap(backend, setti
 def test_the_overview_needs_the_dashboard_permission(transactional_db, client):
     staff = make_user(is_staff=True)
     client.force_login(staff)
-    assert client.get("/admin/analytics/usagequota/overview/").status_code == 403
+    assert client.get("/admin/quotas/usagequota/overview/").status_code == 403
 
 
 def test_the_admin_edits_quota_rows_and_lists_events(transactional_db, admin_client):
     user = make_user("capped")
-    page = admin_client.get("/admin/analytics/usagequota/add/")
+    page = admin_client.get("/admin/quotas/usagequota/add/")
     assert page.status_code == 200
     saved = admin_client.post(
-        "/admin/analytics/usagequota/add/",
+        "/admin/quotas/usagequota/add/",
         {"user": user.pk, "tokens_per_day": "5000", "cost_per_day_usd": "0.50", "note": "trial"},
     )
     assert saved.status_code == 302, saved.content.decode()[:2000]
@@ -345,24 +344,24 @@ def test_the_admin_edits_quota_rows_and_lists_events(transactional_db, admin_cli
         Decimal("0.50"),
         None,
     )
-    assert "user capped" in admin_client.get("/admin/analytics/usagequota/").content.decode()
+    assert "user capped" in admin_client.get("/admin/quotas/usagequota/").content.decode()
     both = admin_client.post(
-        "/admin/analytics/usagequota/add/",
+        "/admin/quotas/usagequota/add/",
         {"user": make_user().pk, "group": Group.objects.create(name="g").pk},
     )
     assert both.status_code == 200 and "errornote" in both.content.decode()
-    assert admin_client.get("/admin/analytics/quotaevent/").status_code == 200
+    assert admin_client.get("/admin/quotas/quotaevent/").status_code == 200
 
 
 def test_the_monitor_purges_expired_database_counters(transactional_db, settings):
-    from analytics.jobs import AnalyticsJobs
-    from analytics.models import QuotaCounter
+    from analytics.quotas.jobs import QuotaJobs
+    from analytics.quotas.models import QuotaCounter
 
     settings.QUOTA_BACKEND = "database"
     past, future = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(days=1)
     QuotaCounter.objects.create(key="x:old", value=5, expires_at=past)
     QuotaCounter.objects.create(key="x:current", value=5, expires_at=future)
-    done = AnalyticsJobs().run_due()
+    done = QuotaJobs().run_due()
     assert "purged 1 expired quota counters" in done
     assert list(QuotaCounter.objects.values_list("key", flat=True)) == ["x:current"]
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from analytics.models import AlertEvent, AlertRule, NotificationChannel
-from analytics.notify import AlertMessage, build_message, redacted, send_to
+from analytics.alerts.models import AlertEvent, AlertRule, NotificationChannel
+from analytics.alerts.notify import AlertMessage, build_message, redacted, send_to
 
 
 class Command(BaseCommand):

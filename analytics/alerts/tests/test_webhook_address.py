@@ -5,11 +5,11 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from analytics.models import NotificationChannel
-from analytics.notify import AlertMessage, send_to
-from analytics.webhook_address import UnsafeWebhookAddress, check_url
+from analytics.alerts.models import NotificationChannel
+from analytics.alerts.notify import AlertMessage, send_to
+from analytics.alerts.webhook_address import UnsafeWebhookAddress, check_url
+from analytics.tests.factories import make_user
 
-from .factories import make_user
 from .test_alerts import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -101,8 +101,8 @@ def test_view_only_staff_never_see_a_webhook_url(client):
         name="slack", kind="webhook", format="slack", url=SECRET_URL
     )
     staff_with(client, "view_notificationchannel")
-    change_url = reverse("admin:analytics_notificationchannel_change", args=[channel.pk])
-    for url in (change_url, reverse("admin:analytics_notificationchannel_changelist")):
+    change_url = reverse("admin:alerts_notificationchannel_change", args=[channel.pk])
+    for url in (change_url, reverse("admin:alerts_notificationchannel_changelist")):
         page = client.get(url)
         assert page.status_code == 200
         assert "SECRETTOKEN" not in page.content.decode(), url
@@ -123,14 +123,14 @@ def test_staff_who_may_change_a_channel_see_and_edit_its_url(client):
         name="slack", kind="webhook", format="slack", url=SECRET_URL
     )
     staff_with(client, "view_notificationchannel", "change_notificationchannel")
-    page = client.get(reverse("admin:analytics_notificationchannel_change", args=[channel.pk]))
+    page = client.get(reverse("admin:alerts_notificationchannel_change", args=[channel.pk]))
     assert SECRET_URL in page.content.decode()
 
 
 def test_the_admin_refuses_an_internal_webhook_address(client, settings):
     staff_with(client, "add_notificationchannel", "view_notificationchannel")
     form = {"name": "meta", "kind": "webhook", "format": "generic", "enabled": "on"}
-    add_url = reverse("admin:analytics_notificationchannel_add")
+    add_url = reverse("admin:alerts_notificationchannel_add")
     refused = client.post(add_url, {**form, "url": "http://169.254.169.254/latest/"})
     assert refused.status_code == 200
     assert "is a link-local address" in refused.content.decode()

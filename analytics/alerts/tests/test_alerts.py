@@ -12,12 +12,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from analytics.alerting import evaluate_all, evaluate_rule, measure
-from analytics.models import AlertEvent, AlertRule, CallRollup, NotificationChannel, RequestMinute
+from analytics.alerts.alerting import evaluate_all, evaluate_rule, measure
+from analytics.alerts.models import AlertEvent, AlertRule, NotificationChannel
+from analytics.models import CallRollup, RequestMinute
 from analytics.rollups import floor_hour
+from analytics.tests.factories import make_user
 from analytics.timezones import day_bounds, local_day, reporting_zone
-
-from .factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -302,7 +302,7 @@ def test_webhook_formats(now, receiver, fmt, check):
 def test_a_failing_webhook_is_retried_logged_without_its_secret_and_blocks_nothing(
     now, receiver, monkeypatch, caplog
 ):
-    monkeypatch.setattr("analytics.notify.RETRY_DELAYS_SECONDS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr("analytics.alerts.notify.RETRY_DELAYS_SECONDS", (0.01, 0.01, 0.01))
     failing = Receiver(status=503)
     try:
         cost = rule("Daily cost")
@@ -331,7 +331,7 @@ def test_a_failing_webhook_is_retried_logged_without_its_secret_and_blocks_nothi
 
 def test_unreachable_webhook_fails_fast_and_cleanly(now, monkeypatch, settings):
     settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True  # so that it is the connection that fails
-    monkeypatch.setattr("analytics.notify.RETRY_DELAYS_SECONDS", (0.01,))
+    monkeypatch.setattr("analytics.alerts.notify.RETRY_DELAYS_SECONDS", (0.01,))
     cost = rule("Daily cost")
     channel = NotificationChannel.objects.create(
         name="nowhere", kind="webhook", url="http://127.0.0.1:1/hook?key=SECRET"
@@ -357,7 +357,7 @@ def test_email_goes_to_staff_with_the_permission_by_default(now):
 
 
 def test_test_alert_channels_reports_each_channel(receiver, capsys, monkeypatch):
-    monkeypatch.setattr("analytics.notify.RETRY_DELAYS_SECONDS", ())
+    monkeypatch.setattr("analytics.alerts.notify.RETRY_DELAYS_SECONDS", ())
     make_user("boss", is_staff=True, is_superuser=True)
     webhook(receiver, "slack", name="slack")
     NotificationChannel.objects.create(

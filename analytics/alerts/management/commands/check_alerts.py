@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from analytics.alerting import evaluate_all
+from analytics.alerts.alerting import evaluate_all
 from analytics.rollups import rollup_recent
 
 

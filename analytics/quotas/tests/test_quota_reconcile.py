@@ -13,11 +13,10 @@ from analytics import quotas
 from analytics.models import AICall, JobState
 from analytics.quotas.reconcile import REQUEST
 from analytics.services import CallRecord, record_call
+from analytics.tests.factories import make_price, make_user
 from chat.tests import services_process
 from chat.tests.test_monitor_outage import monitor_process, wait_for
 from devtools.live import database_url
-
-from .factories import make_price, make_user
 
 PRICED = "reconcile-test-model"  # $1 per million input tokens, $2 per million output tokens
 

@@ -7,9 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import AlertEvent, AlertRule, NotificationChannel
-
-from .factories import make_user
+from analytics.alerts.models import AlertEvent, AlertRule, NotificationChannel
+from analytics.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +45,7 @@ def test_firing_alerts_show_on_the_admin_index_and_dashboard(client, boss, firin
 
 
 def test_acknowledge_action_records_who_and_when(client, boss, firing):
-    url = reverse("admin:analytics_alertevent_changelist")
+    url = reverse("admin:alerts_alertevent_changelist")
     response = client.post(url, {"action": "acknowledge", "_selected_action": [firing.pk]})
     assert response.status_code == 302
     firing.refresh_from_db()
@@ -68,13 +67,13 @@ def test_channel_list_never_shows_a_webhook_token(client, boss):
         format="slack",
         url="https://hooks.slack.com/services/T000/B000/SECRETTOKEN",
     )
-    page = client.get(reverse("admin:analytics_notificationchannel_changelist")).content.decode()
+    page = client.get(reverse("admin:alerts_notificationchannel_changelist")).content.decode()
     assert "https://hooks.slack.com/…" in page and "SECRETTOKEN" not in page
 
 
 def test_rules_are_editable_in_the_admin(client, boss):
     rule = AlertRule.objects.get(name="Daily cost")
-    page = client.get(reverse("admin:analytics_alertrule_change", args=[rule.pk]))
+    page = client.get(reverse("admin:alerts_alertrule_change", args=[rule.pk]))
     assert page.status_code == 200
-    listing = client.get(reverse("admin:analytics_alertrule_changelist")).content.decode()
+    listing = client.get(reverse("admin:alerts_alertrule_changelist")).content.decode()
     assert "&gt; 10" in listing and "&lt; 0.95" in listing

@@ -1,6 +1,6 @@
 from django import template
 
-from analytics.alerting import firing_events
+from analytics.alerts.alerting import firing_events
 
 register = template.Library()
 

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 
+from analytics.timezones import local_day
+
 from .models import AlertEvent, NotificationChannel
-from .timezones import local_day
 from .webhook_address import UnsafeWebhookAddress, open_checked
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def post_json(url: str, payload: dict, *, sleep=time.sleep) -> int:
 
 
 def channel_recipients(channel: NotificationChannel) -> list[str]:
-    from .services import report_recipients
+    from analytics.services import report_recipients
 
     listed = [a.strip() for a in channel.recipients.replace(",", "\n").splitlines() if a.strip()]
     return listed or report_recipients()

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from analytics import quotas
+from analytics.services import CallRecord, record_call
 from core.db_thread import db, through_cancel
 from core.llm import (
     UpstreamFault,
@@ -30,9 +32,6 @@ from core.llm import (
 )
 from core.task_types import TaskType
 from core.tokens import estimate_messages_tokens, estimate_text_tokens
-
-from . import quotas
-from .services import CallRecord, record_call
 
 logger = logging.getLogger(__name__)
 

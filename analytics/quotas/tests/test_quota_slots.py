@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 
 from analytics import quotas
-from analytics.models import QuotaCounter
 from analytics.quotas import backends
+from analytics.quotas.models import QuotaCounter
+from analytics.tests.factories import make_user
 
-from .factories import make_user
 from .test_quotas import backend  # noqa: F401 (the fixture: database, and Redis with REDIS_URL)
 
 
