@@ -8,9 +8,9 @@ How a limit holds:
   in the database (rows locked with SELECT ... FOR UPDATE; SQLite serialises writers itself).
 * Before calling the upstream, a caller *reserves* the call's worst case (its input tokens plus
   ``max_tokens``, priced): one atomic step checks every meter and adds the amount to each, so a
-  burst of concurrent requests admits only what fits. ``record_call`` *charges* every recorded
-  call's real (or estimated) usage to the meters of its user and to the global one, and the caller
-  then *releases* its reservation. A reservation whose process died expires after
+  burst of concurrent requests admits only what fits. Every recorded call's real (or estimated)
+  usage is *charged* to the meters of its user and to the global one (``record_call`` announces
+  it, ``receivers.py`` listens), and the caller then *releases* its reservation. A reservation whose process died expires after
   ``QUOTA_RESERVATION_TTL_SECONDS`` (the runner renews it while it streams).
 * A counter that does not exist yet (a new day, a flushed Redis) is seeded from the recorded calls
   of its period before it is used, so a restart never hands out a fresh quota.
