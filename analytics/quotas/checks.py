@@ -157,7 +157,7 @@ def take_request(user, limits: Limits | None = None) -> RequestSlot | None:
 def charge(
     *, user_id: int | None, started_at: datetime, recorded_at: datetime, tokens: int, cost_usd
 ) -> None:
-    """Add a recorded call's usage to its meters (the receiver of ``call_recorded``, sent after commit).
+    """Add a recorded call's usage to its meters (receiver of ``call_recorded``, after commit).
 
     The meters are those of ``started_at``: a reply that began before midnight counts against
     the day that admitted it, although its row is stamped after midnight.
