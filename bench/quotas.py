@@ -61,11 +61,11 @@ def run(backend_name: str) -> dict:
     model = settings.AI_MODEL
 
     def post_check():
-        quotas.check(user, model=model, input_tokens=500, max_tokens=1024, reserve=False)
+        quotas.check_only(user, model=model, input_tokens=500, max_tokens=1024)
         quotas.take_request(user)
 
     def generation():
-        held = quotas.check(user, model=model, input_tokens=500, max_tokens=1024, reserve=True)
+        held = quotas.reserve(user, model=model, input_tokens=500, max_tokens=1024)
         held.release()
 
     results = {}

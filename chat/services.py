@@ -169,12 +169,11 @@ def admit_request(*, user, content: str) -> Admission:
     if config.system_prompt:
         messages.append({"role": "system", "content": config.system_prompt})
     limits = quotas.limits_for(user)
-    quotas.check(
+    quotas.check_only(
         user,
         model=config.model,
         input_tokens=estimate_messages_tokens(messages),
         max_tokens=config.max_tokens,
-        reserve=False,
         limits=limits,
     )
     slot = quotas.take_request(user, limits)
@@ -301,12 +300,11 @@ def start_generation(*, message: Message, admission: Admission | None = None) ->
     input_tokens = estimate_messages_tokens(upstream_messages)
     try:
         # The worst case of this call is held before the upstream is called (docs/quotas.md).
-        reservation = quotas.check(
+        reservation = quotas.reserve(
             conversation.user,
             model=config.model,
             input_tokens=input_tokens,
             max_tokens=config.max_tokens,
-            reserve=True,
             limits=admission.limits,
         )
     except quotas.QuotaExceeded as exc:
@@ -373,13 +371,12 @@ def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation
 
     user = get_user_model().objects.get(pk=plan.user_id)
     try:
-        return quotas.check(
+        hold = quotas.reserve_anyway if force else quotas.reserve
+        return hold(
             user,
             model=plan.config.model,
             input_tokens=plan.input_tokens,
             max_tokens=plan.config.max_tokens,
-            reserve=True,
-            force=force,
         )
     except quotas.QuotaExceeded as exc:
         quotas.record_refusal(exc, user_id=plan.user_id, stage="generation")

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import DatabaseBackend, RedisBackend, backend
-    from .checks import RequestSlot, Reservation, charge, check, take_request, worst_case
+    from .checks import (
+        RequestSlot,
+        Reservation,
+        charge,
+        check_only,
+        reserve,
+        reserve_anyway,
+        take_request,
+        worst_case,
+    )
     from .limits import (
         EXEMPT,
         LIMITS,
@@ -58,7 +67,7 @@ _HOMES = {
     "Reservation": "checks",
     "backend": "backends",
     "charge": "checks",
-    "check": "checks",
+    "check_only": "checks",
     "default_limits": "limits",
     "global_meter": "meters",
     "limits_for": "limits",
@@ -67,6 +76,8 @@ _HOMES = {
     "reconcile_counters": "reconcile",
     "reconcile_if_requested": "reconcile",
     "record_refusal": "refusals",
+    "reserve": "checks",
+    "reserve_anyway": "checks",
     "take_request": "checks",
     "user_meters": "meters",
     "user_status": "status",
@@ -99,7 +110,7 @@ __all__ = [
     "Reservation",
     "backend",
     "charge",
-    "check",
+    "check_only",
     "default_limits",
     "global_meter",
     "limits_for",
@@ -108,6 +119,8 @@ __all__ = [
     "reconcile_counters",
     "reconcile_if_requested",
     "record_refusal",
+    "reserve",
+    "reserve_anyway",
     "take_request",
     "user_meters",
     "user_status",

@@ -12,15 +12,7 @@ from django.utils import timezone
 
 from .meters import RATE_WINDOW_SECONDS, Meter, _prefix
 from .models import QuotaCounter, QuotaReservation
-from .scripts import (
-    _LUA_CHARGE,
-    _LUA_RATE,
-    _LUA_RECONCILE,
-    _LUA_RELEASE,
-    _LUA_RENEW,
-    _LUA_RESERVE,
-    _LUA_SWEEP_ONLY,
-)
+from .scripts import lua
 
 
 class RedisBackend:
@@ -28,13 +20,13 @@ class RedisBackend:
         import redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
-        self._reserve = self.client.register_script(_LUA_RESERVE)
-        self._release = self.client.register_script(_LUA_RELEASE)
-        self._renew = self.client.register_script(_LUA_RENEW)
-        self._charge = self.client.register_script(_LUA_CHARGE)
-        self._rate = self.client.register_script(_LUA_RATE)
-        self._sweep = self.client.register_script(_LUA_SWEEP_ONLY)
-        self._reconcile = self.client.register_script(_LUA_RECONCILE)
+        self._reserve = self.client.register_script(lua("reserve"))
+        self._release = self.client.register_script(lua("release"))
+        self._renew = self.client.register_script(lua("renew"))
+        self._charge = self.client.register_script(lua("charge"))
+        self._rate = self.client.register_script(lua("rate"))
+        self._sweep = self.client.register_script(lua("sweep"))
+        self._reconcile = self.client.register_script(lua("reconcile"))
 
     @property
     def zset(self) -> str:

@@ -75,34 +75,47 @@ def _items(user, limits: Limits, tokens: int, micro: int) -> list[tuple[Meter, i
     return items
 
 
-def check(
-    user,
-    *,
-    model: str,
-    input_tokens: int,
-    max_tokens: int,
-    reserve: bool,
-    force: bool = False,
-    limits: Limits | None = None,
-):
-    """Refuse with QuotaExceeded when the call's worst case does not fit; with ``reserve``, hold
-    it and return the Reservation (None when no limit applies). ``user`` None (evaluation runs):
-    only the global daily cap applies. ``limits``: the user's, when the caller has them."""
+def check_only(
+    user, *, model: str, input_tokens: int, max_tokens: int, limits: Limits | None = None
+) -> None:
+    """Refuse with QuotaExceeded when the call's worst case does not fit now; hold nothing.
+    ``user`` None (evaluation runs): only the global daily cap applies. ``limits``: the
+    user's, when the caller has them."""
+    _hold(user, model, input_tokens, max_tokens, limits, reservation=False, capped=True)
+
+
+def reserve(
+    user, *, model: str, input_tokens: int, max_tokens: int, limits: Limits | None = None
+) -> "Reservation | None":
+    """Hold the call's worst case until released (or expired), or refuse with QuotaExceeded
+    when it does not fit; None when no limit applies. Arguments as for ``check_only``."""
+    return _hold(user, model, input_tokens, max_tokens, limits, reservation=True, capped=True)
+
+
+def reserve_anyway(
+    user, *, model: str, input_tokens: int, max_tokens: int, limits: Limits | None = None
+) -> "Reservation | None":
+    """Hold the worst case of a call that runs whatever the limits say (a reply still streaming
+    whose reservation expired): it counts against them, and is never refused."""
+    return _hold(user, model, input_tokens, max_tokens, limits, reservation=True, capped=False)
+
+
+def _hold(user, model, input_tokens, max_tokens, limits, *, reservation: bool, capped: bool):
     if limits is None:
         limits = limits_for(user) if user is not None else EXEMPT
     tokens, micro = worst_case(model, input_tokens=input_tokens, max_tokens=max_tokens)
     items = _items(user, limits, tokens, micro)
     if not items:
         return None
-    if force:  # account for a call that runs anyway (a reservation that expired mid-stream)
+    if not capped:
         items = [(replace(meter, cap=None), amount) for meter, amount in items]
-    reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reserve else ""
+    reservation_id = f"{_prefix()}r:{uuid.uuid4().hex}" if reservation else ""
     expires = time.time() + settings.QUOTA_RESERVATION_TTL_SECONDS
     refused = backend().reserve(items, reservation_id, expires)
     _answered()
     if refused is not None:
         raise _exceeded(*refused)
-    if not reserve:
+    if not reservation:
         return None
     return Reservation(reservation_id, user.pk if user is not None else None, tokens, micro)
 

@@ -130,12 +130,11 @@ def reserve(
     fit). ``user_id`` None: only the global daily cap applies (evaluation runs)."""
     user = get_user_model().objects.get(pk=user_id) if user_id is not None else None
     try:
-        return quotas.check(
+        return quotas.reserve(
             user,
             model=model,
             input_tokens=estimate_messages_tokens(messages),
             max_tokens=max_tokens,
-            reserve=True,
             limits=limits,
         )
     except quotas.QuotaExceeded as exc:

@@ -70,7 +70,7 @@ def test_charges_lost_while_redis_was_down_are_reconciled_by_the_monitor(redis_s
     make_price(model=PRICED, inp="1.00", cached=None, out="2.00")
     user = make_user()
     # A reply in flight through the outage: its reservation (200 tokens, $0.0003) stays counted.
-    held = quotas.check(user, model=PRICED, input_tokens=100, max_tokens=100, reserve=True)
+    held = quotas.reserve(user, model=PRICED, input_tokens=100, max_tokens=100)
     record_call(call(user, 1000, 500))  # charged: 1,500 tokens, $0.002
     assert counters(user)["tokens_per_day"] == 1500 + 200
 
@@ -121,7 +121,7 @@ def test_charges_lost_while_redis_was_down_are_reconciled_by_the_monitor(redis_s
 def test_reconciliation_never_lowers_a_counter_and_skips_missing_ones(redis_server):
     make_price(model=PRICED, inp="1.00", cached=None, out="2.00")
     user, other = make_user(), make_user()
-    quotas.check(user, model=PRICED, input_tokens=0, max_tokens=100, reserve=False)  # seeds
+    quotas.check_only(user, model=PRICED, input_tokens=0, max_tokens=100)  # seeds
     record_call(call(user, 1000, 0))
     record_call(call(other, 1000, 0))
     missing = quotas.user_meters(other.pk, None)[0].key

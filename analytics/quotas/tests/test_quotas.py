@@ -46,16 +46,12 @@ def backend(request, settings, transactional_db):
 
 
 def reserve(user, input_tokens, max_tokens, model=UNPRICED):
-    return quotas.check(
-        user, model=model, input_tokens=input_tokens, max_tokens=max_tokens, reserve=True
-    )
+    return quotas.reserve(user, model=model, input_tokens=input_tokens, max_tokens=max_tokens)
 
 
 def fits(user, input_tokens, max_tokens, model=UNPRICED) -> bool:
     try:
-        quotas.check(
-            user, model=model, input_tokens=input_tokens, max_tokens=max_tokens, reserve=False
-        )
+        quotas.check_only(user, model=model, input_tokens=input_tokens, max_tokens=max_tokens)
     except quotas.QuotaExceeded:
         return False
     return True
@@ -450,9 +446,7 @@ def test_a_forced_reservation_counts_but_is_never_refused(backend, settings):
     """An expired reservation of a reply still streaming is taken again, limits ignored."""
     settings.QUOTA_TOKENS_PER_DAY = 100
     user = make_user()
-    forced = quotas.check(
-        user, model=UNPRICED, input_tokens=0, max_tokens=500, reserve=True, force=True
-    )
+    forced = quotas.reserve_anyway(user, model=UNPRICED, input_tokens=0, max_tokens=500)
     assert forced.tokens == 500
     assert not fits(user, 0, 1)  # it counts
     forced.release()
