@@ -218,8 +218,10 @@ def quick_ranges(today: date) -> list[dict]:
 def range_summary(t: selectors.Totals) -> dict:
     return {
         "calls": format_count(t.calls),
+        "calls_noun": "call" if t.calls == 1 else "calls",
         "error_rate": format_percent(t.error_rate),
         "tokens": format_count(t.tokens),
+        "tokens_noun": "token" if t.tokens == 1 else "tokens",
         "cost": format_cost(t.cost_usd, t.calls, t.unpriced_calls),
         "unpriced": unpriced_note(t.unpriced_calls),
     }

@@ -78,6 +78,12 @@ def _money(value: Decimal) -> str:
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def _count(n: int, noun: str, width: int = 0) -> str:
+    """``1 call``, ``2 calls``; with ``width``, the number right-aligned and the noun padded."""
+    word = noun if n == 1 else f"{noun}s"
+    return f"{n:>{width},} {word:<{len(noun) + 1}}" if width else f"{n:,} {word}"
+
+
 def report_text(report: DailyReport) -> str:
     t = report.total
     lines = [
@@ -91,7 +97,8 @@ def report_text(report: DailyReport) -> str:
     if t.unpriced_calls:
         lines.append(f"Unpriced calls (no price for their model): {t.unpriced_calls:,}")
     if report.history_days < 7:
-        lines.append(f"Note: only {report.history_days} of the previous 7 days had calls.")
+        days = "day" if report.history_days == 1 else "days"
+        lines.append(f"Note: only {report.history_days} of the previous 7 {days} had calls.")
     for section, attribute in SECTIONS:
         entries = getattr(report, attribute)
         if not entries:
@@ -105,7 +112,8 @@ def report_text(report: DailyReport) -> str:
                 cost = _money(e.cost_usd)
             line = (
                 f"  {(e.key or '(none)').ljust(width)}  {cost:>12}  "
-                f"{e.calls:>7,} calls  {e.tokens:>11,} tokens  {_change(e):>6} vs 7d"
+                f"{_count(e.calls, 'call', 7)}  {_count(e.tokens, 'token', 11)}  "
+                f"{_change(e):>6} vs 7d"
             )
             if e.unpriced_calls and e.unpriced_calls != e.calls:
                 line += f"  ({e.unpriced_calls:,} unpriced)"

@@ -406,6 +406,14 @@ def test_dashboard_escapes_what_the_calls_carry(admin_client, people):
     assert_csp_clean(html)
 
 
+def test_dashboard_summary_counts_in_words_that_agree_with_the_number(admin_client, people):
+    call(today(), people["alice"], "gpt-4o", input_tokens=1, output_tokens=0)
+    roll_up(today())
+    text = " ".join(admin_client.get(DASHBOARD).content.decode().split())
+    assert '<span data-summary="calls">1</span> call,' in text
+    assert '<span data-summary="tokens">1</span> token,' in text
+
+
 def test_dashboard_with_a_custom_range(admin_client, seeded):
     t = seeded["today"]
     first, last = t - timedelta(days=8), t - timedelta(days=2)

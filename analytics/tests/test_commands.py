@@ -135,3 +135,14 @@ def test_csv_defuses_spreadsheet_formulas(yesterday):
     keys = {r["key"] for r in rows if r["section"] == "model"}
     assert "'=HYPERLINK(evil)" in keys
     assert AICall.objects.filter(model="=HYPERLINK(evil)").exists()
+
+
+def test_the_text_report_counts_in_words_that_agree_with_the_number(yesterday):
+    lines = run().splitlines()
+    one = next(line for line in lines if line.strip().startswith("no-price"))
+    three = next(line for line in lines if line.strip().startswith("m1"))
+    assert " 1 call " in one and "calls" not in one
+    assert " 3 calls " in three and " 30 tokens " in three
+    # The columns stay aligned whatever the plural.
+    assert one.index("call") == three.index("call")
+    assert one.index("vs 7d") == three.index("vs 7d")
