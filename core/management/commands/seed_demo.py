@@ -1,4 +1,4 @@
-"""Create the demo login and the apps' demo data (``core.demo``). Idempotent; for `make run` only."""
+"""Create the demo logins and the apps' demo data (``core.demo``). Idempotent; for `make run` only."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -6,12 +6,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.demo import seeders
 
+# Published demo logins, refused outside DEBUG: a superuser (the staff pages; exempt from
+# quotas) and an ordinary user, who sees the quota line under the composer.
 DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "demo"  # noqa: S105 (a published demo login, refused outside DEBUG)
+DEMO_PASSWORD = "demo"  # noqa: S105
+USER_USERNAME = "alice"
+USER_PASSWORD = "alice"  # noqa: S105
 
 
 class Command(BaseCommand):
-    help = "Create the demo user (demo/demo) and a welcome conversation (DEBUG only)."
+    help = (
+        "Create the demo logins (demo/demo, a superuser; alice/alice) and demo data (DEBUG only)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -27,6 +33,10 @@ class Command(BaseCommand):
             user = users.objects.create_superuser(
                 DEMO_USERNAME, email="demo@example.com", password=DEMO_PASSWORD
             )
+        if not users.objects.filter(username=USER_USERNAME).exists():
+            users.objects.create_user(
+                USER_USERNAME, email="alice@example.com", password=USER_PASSWORD
+            )
         others = [
             users.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})[0]
             for name in ("ana.demo", "li.demo", "sam.demo")
@@ -36,6 +46,9 @@ class Command(BaseCommand):
                 self.stdout.write(line)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
+                f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}' (a superuser: "
+                "the admin and the AI usage dashboard at /admin/; exempt from quotas)\n"
+                f"Demo login: username '{USER_USERNAME}', password '{USER_PASSWORD}' (an ordinary "
+                "user, with the default quotas)"
             )
         )
