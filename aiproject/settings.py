@@ -322,6 +322,8 @@ QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", defau
 
 # Raw AI call rows older than this are deleted by `monitor` (rollups are kept).
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
+# How often `monitor` refreshes the rollups the dashboard reads and evaluates the alert rules.
+ANALYTICS_ROLLUP_SECONDS = bounded("ANALYTICS_ROLLUP_SECONDS", 60.0, at_least=1, at_most=3600)
 # The site's public address, for links in alert notifications (e.g. https://chat.example.com).
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 # Alert webhooks reach public addresses only, unless this allows internal ones (on-premises).

@@ -106,6 +106,7 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
         ("CHAT_SWEEP_GRACE_SECONDS", "1e6", "CHAT_SWEEP_GRACE_SECONDS must be between 0 and 86400"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console, not 'xml'."),
         ("AI_HTTP_CLIENT", "curl", "AI_HTTP_CLIENT must be one of aiohttp, httpx, not 'curl'."),
+        ("ANALYTICS_ROLLUP_SECONDS", "0", "ANALYTICS_ROLLUP_SECONDS must be between 1 and 3600"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name, value, message):

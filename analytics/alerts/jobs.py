@@ -1,14 +1,14 @@
-"""The alerts' job of ``manage.py monitor``: evaluate the rules once a minute (after the analytics
-job, so that they read fresh rollups). Safe with two monitors (alerting.py)."""
+"""The alerts' job of ``manage.py monitor``: evaluate the rules once a minute, as often as the
+rollups refresh (``ANALYTICS_ROLLUP_SECONDS``; after the analytics job, so that they read fresh
+rollups). Safe with two monitors (alerting.py)."""
 
 import time
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from .alerting import evaluate_all
-
-ALERTS_EVERY = 60.0
 
 
 class AlertJobs:
@@ -17,7 +17,7 @@ class AlertJobs:
 
     def run_due(self, now: datetime | None = None) -> list[str]:
         moment = time.monotonic()
-        if self._last is not None and moment - self._last < ALERTS_EVERY:
+        if self._last is not None and moment - self._last < settings.ANALYTICS_ROLLUP_SECONDS:
             return []
         self._last = moment
         changed = [

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 class Command(BaseCommand):
     help = "Run the periodic jobs (sweeper, rollups, retention, cost report) until stopped."
+    verbosity = 1
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between passes.")
@@ -64,9 +65,14 @@ class Command(BaseCommand):
             stopping = True
 
         signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        # A background job of a script (`make run`) inherits SIGINT ignored, so that a terminal's
+        # Ctrl-C reaches the script alone, which stops the server first and this process after it
+        # (with SIGTERM). Keep it ignored, as Python does for its own handler.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, stop)
         serve_metrics()
         jobs = periodic_jobs()
+        self.verbosity = opts.get("verbosity", 1)
         while True:
             if self.run_pass(jobs):
                 write_heartbeat()
@@ -97,7 +103,8 @@ class Command(BaseCommand):
                 continue
             if result:
                 logger.info("monitor %s: %s", name, result)
-                self.stdout.write(f"{name}: {result}")
+                if self.verbosity:  # 0 (`make run`): in the log only
+                    self.stdout.write(f"{name}: {result}")
         if database_ok:
             DATABASE.recovered()
         if redis_ok:
