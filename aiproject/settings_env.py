@@ -14,12 +14,21 @@ FLAGS = {"true": True, "1": True, "yes": True, "on": True}
 FLAGS |= {"false": False, "0": False, "no": False, "off": False}
 
 
+# Variables found empty (and so removed) by an earlier read: see read_env_file.
+_blanked: set[str] = set()
+
+
 def read_env_file(default: Path) -> str:
     """Load the file named by ENV_FILE (else ``default``, if it exists) and return its name.
 
     The process environment wins over the file; an empty value (``DATABASE_URL=`` copied from
-    .env.example) means unset, so the setting's default applies.
+    .env.example, or ``SECRET_KEY=`` in the environment) means unset, so the setting's default
+    applies, or production refuses to start.
     """
+    # Django imports the settings again after a failed import: the file must not fill in now
+    # what the environment had emptied then (SECRET_KEY= would pass with the .env's key).
+    for key in _blanked:
+        os.environ.setdefault(key, "")
     name = os.environ.get("ENV_FILE", str(default))
     if os.path.isfile(name):
         env.read_env(name)  # never overrides variables already set in the environment
@@ -27,6 +36,7 @@ def read_env_file(default: Path) -> str:
         raise ImproperlyConfigured(f"ENV_FILE names a file that does not exist: {name}")
     for key, value in list(os.environ.items()):
         if value == "" and key.isupper():
+            _blanked.add(key)
             del os.environ[key]
     return name
 

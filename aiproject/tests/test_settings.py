@@ -52,6 +52,17 @@ def test_production_refuses_to_start_without(missing):
     assert "sk-production-key-never-printed" not in result.stderr + result.stdout
 
 
+def test_an_emptied_secret_is_not_filled_in_from_a_development_env_file(tmp_path):
+    # `make run` leaves a .env with DEBUG=true and a SECRET_KEY; SECRET_KEY= in the environment
+    # still means unset, also when Django imports the settings a second time after the first
+    # import failed (the second import once took the file's key and failed obscurely).
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=true\nSECRET_KEY=development-key-from-make-run-0123456789abcdef\n")
+    result = manage("check", env={**PRODUCTION, "SECRET_KEY": "", "ENV_FILE": str(env_file)})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr, result.stderr[-2000:]
+
+
 def test_a_deployment_hashes_passwords_with_pbkdf2_not_the_suites_fast_hasher():
     result = manage(
         "shell",
