@@ -215,6 +215,11 @@ def quick_ranges(today: date) -> list[dict]:
     ]
 
 
+def refresh_period(seconds: float) -> str:
+    """``minute``, ``15 seconds``: how often the monitor refreshes the rollups."""
+    return "minute" if seconds == 60 else f"{seconds:g} seconds"
+
+
 def range_summary(t: selectors.Totals) -> dict:
     return {
         "calls": format_count(t.calls),

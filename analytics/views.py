@@ -4,6 +4,7 @@
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -44,6 +45,7 @@ def dashboard(request, admin_site) -> TemplateResponse:
         "quick_ranges": presenters.quick_ranges(today),
         "cards": presenters.cards(today_totals, yesterday_totals),
         "summary": presenters.range_summary(summary.totals),
+        "rollup_every": presenters.refresh_period(settings.ANALYTICS_ROLLUP_SECONDS),
         "charts": presenters.day_charts(summary.days, summary.totals.unpriced_calls),
         "breakdowns": presenters.breakdowns(summary),
         "top_users": presenters.top_user_rows(users),

@@ -412,6 +412,13 @@ def test_dashboard_summary_counts_in_words_that_agree_with_the_number(admin_clie
     text = " ".join(admin_client.get(DASHBOARD).content.decode().split())
     assert '<span data-summary="calls">1</span> call,' in text
     assert '<span data-summary="tokens">1</span> token,' in text
+    assert "which the monitor refreshes every minute;" in text
+
+
+def test_dashboard_says_how_often_the_rollups_refresh(admin_client, settings):
+    settings.ANALYTICS_ROLLUP_SECONDS = 15.0  # make run's
+    text = " ".join(admin_client.get(DASHBOARD).content.decode().split())
+    assert "which the monitor refreshes every 15 seconds;" in text
 
 
 def test_dashboard_with_a_custom_range(admin_client, seeded):
