@@ -9,26 +9,30 @@ import contextlib
 import json
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished
 from django.db import connections
 
 from aiproject import asgi
 from core.handlers import ASGIHandler
+from core.tests import handler_urls
 
 pytestmark = pytest.mark.urls("core.tests.handler_urls")
 
 
-def http_scope(query: str = "") -> dict:
+def http_scope(query: str = "", path: str = "/thread") -> dict:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/thread",
-        "raw_path": b"/thread",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"testserver")],
@@ -112,8 +116,6 @@ def test_threads_beyond_the_idle_limit_end(settings):
 def test_a_cancelled_request_does_not_give_its_thread_back():
     """The server cancels a request (a client gone for good, a shutdown) while its sync view
     runs: that thread is still busy and never handed to the next request."""
-    from core.tests import handler_urls
-
     handler = ASGIHandler()
     handler_urls.recorded.clear()
 
@@ -137,3 +139,142 @@ def test_a_cancelled_request_does_not_give_its_thread_back():
     while any(t.ident == cancelled for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the cancelled request's thread did not end"
         time.sleep(0.01)
+
+
+class CountedHandler(ASGIHandler):
+    """The handler, with its threads named apart from other handlers' so that they can be
+    counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.prefix = f"counted-{uuid.uuid4().hex[:8]}"
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.prefix)
+
+    def threads(self) -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith(self.prefix)]
+
+
+async def open_stream(handler, query: str = "") -> ApplicationCommunicator:
+    """Start a request of the streaming view and read its headers and first line."""
+    communicator = ApplicationCommunicator(handler, http_scope(query, "/stream"))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    assert start["status"] == 200, start
+    first = await communicator.receive_output(10)
+    assert first == {"type": "http.response.body", "body": b"open\n", "more_body": True}
+    return communicator
+
+
+async def finish(communicator: ApplicationCommunicator) -> bytes:
+    body = b""
+    while True:
+        message = await communicator.receive_output(10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(10)
+    return body
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_open_streams_do_not_hold_a_thread_each():
+    handler = CountedHandler()
+
+    async def scenario():
+        handler_urls.gate = asyncio.Event()
+        streams = [await open_stream(handler) for _ in range(10)]
+        held = handler.threads()
+        handler_urls.gate.set()
+        assert [await finish(s) for s in streams] == [b"end\n"] * 10
+        return held
+
+    held = asyncio.run(scenario())
+    # Each request's synchronous part (request_started, the view) ran on the thread the
+    # previous stream had let go; an open stream holds none.
+    assert len(held) == 1, [t.name for t in held]
+
+
+def test_streams_opened_at_once_keep_no_more_threads_than_the_idle_limit(settings):
+    settings.ASGI_IDLE_REQUEST_THREADS = 2
+    handler = CountedHandler()
+
+    async def scenario():
+        handler_urls.gate = asyncio.Event()
+        streams = await asyncio.gather(*(open_stream(handler) for _ in range(10)))
+        # Ten requests at once had a thread each for their synchronous part; while their
+        # responses stream, the threads beyond the idle limit end.
+        await asyncio.to_thread(
+            wait_until, lambda: len(handler.threads()) <= 2, "the open streams kept threads"
+        )
+        handler_urls.gate.set()
+        assert [await finish(s) for s in streams] == [b"end\n"] * 10
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_that_let_its_thread_go_still_closes_and_gives_connections_back():
+    handler = CountedHandler()
+    finished: list[int] = []
+
+    def on_finished(**kwargs):
+        finished.append(threading.get_ident())
+
+    def without_connection(executor) -> bool:
+        return executor.submit(lambda: connections["default"].connection is None).result(5)
+
+    async def scenario():
+        handler_urls.gate = asyncio.Event()
+        communicator = await open_stream(handler, "query=1")
+        # The view opened a connection on the request's thread; the thread, back in the free
+        # list while the response streams, has closed it.
+        (executor,) = handler._idle
+        assert without_connection(executor)
+        handler_urls.gate.set()  # the stream's own thread-sensitive call queries again
+        return await finish(communicator)
+
+    request_finished.connect(on_finished)
+    try:
+        assert asyncio.run(scenario()) == b"end\n"
+    finally:
+        request_finished.disconnect(on_finished)
+    # The response was closed (request_finished) on a thread of the handler, and every thread
+    # the request used is idle again without a connection.
+    assert len(finished) == 1
+    assert finished[0] in {t.ident for t in handler.threads()}
+    assert handler._idle
+    assert all(without_connection(executor) for executor in handler._idle)
+
+
+def test_a_stream_cancelled_during_its_thread_sensitive_call_does_not_give_that_thread_back():
+    handler = CountedHandler()
+    handler_urls.recorded.clear()
+
+    async def scenario():
+        handler_urls.gate = asyncio.Event()
+        communicator = await open_stream(handler, "sleep=0.5&record=1")
+        handler_urls.gate.set()
+        deadline = time.monotonic() + 5
+        while not handler_urls.recorded:  # the stream's sync call is running on a thread
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        communicator.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await communicator.future
+        return await get(handler)
+
+    after = asyncio.run(scenario())
+    (busy,) = handler_urls.recorded
+    assert after["ident"] != busy
+    wait_until(
+        lambda: all(t.ident != busy for t in threading.enumerate()),
+        "the cancelled stream's thread did not end",
+    )
