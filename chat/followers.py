@@ -60,7 +60,7 @@ async def follow_local(generation: streaming.Generation, offset: int) -> AsyncIt
         while True:
             if queue.empty():
                 try:
-                    # A cancelled Queue.get leaves its item in the queue: nothing is lost.
+                    # A cancelled get leaves its item in the inbox: nothing is lost.
                     async with asyncio.timeout(settings.SSE_PING_SECONDS):
                         item = await queue.get()
                 except TimeoutError:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from .inbox import Inbox
+
 logger = logging.getLogger(__name__)
 
 
@@ -76,7 +78,7 @@ class Generation:
         self._session_key = session_key  # of the request that posted the message
         self._chunks: list[str] = []
         self.length = 0
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: set[Inbox] = set()
         self.end: End | None = None
         # The runner task (kept referenced), and the part of it a stop request cancels.
         self.task: asyncio.Task | None = None
@@ -142,19 +144,19 @@ class Generation:
         if offset < self.length:
             self._outbox.put_nowait(Delta(offset, self.text[offset:]))
 
-    def subscribe(self, offset: int) -> tuple[str, asyncio.Queue]:
+    def subscribe(self, offset: int) -> tuple[str, Inbox]:
         """Return the text after ``offset`` so far and a queue of what comes next.
 
         Both are taken in one step of the event loop, so nothing falls between them.
         """
-        queue: asyncio.Queue = asyncio.Queue()
+        queue = Inbox()
         if self.end is not None:
             queue.put_nowait(self.end)
         else:
             self._subscribers.add(queue)
         return self.text[offset:], queue
 
-    def unsubscribe(self, queue: asyncio.Queue) -> None:
+    def unsubscribe(self, queue: Inbox) -> None:
         self._subscribers.discard(queue)
 
     def request_stop(self) -> None:
