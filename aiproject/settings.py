@@ -285,7 +285,8 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 # Threads for the chat's database calls (below DB_POOL_MAX_SIZE): more threads fight the event
 # loop for the GIL; raise it only for a distant database (docs/deploy.md "Scaling `web`").
 CHAT_DB_THREADS = bounded("CHAT_DB_THREADS", 1, cast=int, at_least=1)
-# Request threads kept for reuse (core/handlers.py) rather than started anew per request.
+# Request threads kept for reuse (core/handlers.py) rather than started anew per request; an
+# open event stream holds none.
 ASGI_IDLE_REQUEST_THREADS = bounded("ASGI_IDLE_REQUEST_THREADS", 64, cast=int, at_least=0)
 # A pending/streaming reply whose runner has not saved for this long is marked interrupted.
 CHAT_STALE_AFTER_SECONDS = env.float("CHAT_STALE_AFTER_SECONDS", default=30.0)

@@ -68,7 +68,7 @@ def _authenticate(request):
     """The session's user, looked up in a worker thread that gives its connection back at once.
 
     ``request.auser()`` would run in the request's own thread (core/handlers.py), whose
-    connection Django releases only when the request ends (for a stream: when it ends).
+    connection Django releases only when the request ends (a stream's: when it starts streaming).
     """
     user = get_user(request)
     request._cached_user = request._acached_user = user  # what request.user/auser() return
