@@ -70,7 +70,7 @@ class _RequestThread(Executor):
         executor, self._executor = self._executor, None
         self._last = None  # an open stream keeps no ended call's future (~1.5 KiB)
         # The request has used its database connection on this thread (the view, the
-        # request_started receivers); request_finished will run on another thread, so close
+        # request_started receivers); request_finished may run on another thread, so close
         # it here, as request_finished would. Queued first: it runs before any later request's
         # work on that thread, and the loop does not wait for it.
         executor.submit(close_old_connections)
