@@ -69,6 +69,7 @@ class Feed:
         await self._join()
 
     async def _join(self) -> None:
+        assert self.layer is not None  # a feed joins only when replies cross processes
         try:
             async with asyncio.timeout(REDIS_CALL_TIMEOUT), _redis_slot():
                 await self.layer.group_add(self.group, self.channel)

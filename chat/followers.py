@@ -260,8 +260,8 @@ class _Elsewhere:
             if self.pending:
                 check_at = min(check_at, self.last_check + gap_check_every)
             ping_at = self.last_output + settings.SSE_PING_SECONDS
-            message = await self.feed.next(max(0.01, min(check_at, ping_at) - now))
-            kind = message.get("type") if message is not None else None
+            message = await self.feed.next(max(0.01, min(check_at, ping_at) - now)) or {}
+            kind = message.get("type")  # None: nothing came in time
             if kind == "chat.delta":
                 piece = streaming.Delta(message["start"], message["text"])
                 self.live_since_watch = True

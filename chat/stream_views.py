@@ -48,8 +48,10 @@ async def stream_message(request, message_id: int):
     if generation is None and draining.is_draining():
         # Stopping: only the replies this process still generates are served from here.
         return draining.refusal()
-    if generation is not None and generation.posted_with(
-        request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if (
+        generation is not None
+        and generation.user_id is not None
+        and generation.posted_with(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
     ):
         # The session that posted the message, on the process that generates the reply: no
         # database at all (under load the session lookup queued behind the replies' writes and
@@ -71,7 +73,7 @@ async def _checked_stream(request, user, message_id: int):
     generation = streaming.local_generation(message_id)
     if generation is not None and generation.user_id == user.pk:
         # The reply runs in this process: its fan-out has everything.
-        return _sse(message_id, generation.user_id, followers.follow_local(generation, offset))
+        return _sse(message_id, user.pk, followers.follow_local(generation, offset))
     state = await db(selectors.reply_state, message_id, user_id=user.pk)
     if state is None:
         return json_error(404, "not_found", "No such reply.")

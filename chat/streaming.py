@@ -110,9 +110,10 @@ class Generation:
         whoever holds it was the user a moment ago, and it opens this one reply only, only
         while it is being generated (a session ended meanwhile can still read it to its end).
         """
-        return bool(session_key and self._session_key) and hmac.compare_digest(
-            session_key.encode(), self._session_key.encode()
-        )
+        own = self._session_key
+        if not session_key or not own:
+            return False
+        return hmac.compare_digest(session_key.encode(), own.encode())
 
     def append(self, text: str) -> None:
         delta = Delta(self.length, text)
@@ -120,7 +121,7 @@ class Generation:
         self.length += len(text)
         for queue in self._subscribers:
             queue.put_nowait(delta)
-        if self.watched:
+        if self.watched and self._outbox is not None:  # watched: only across processes
             self._outbox.put_nowait(delta)
 
     def finish(self, event: str, data: dict) -> None:
@@ -169,12 +170,14 @@ class Generation:
     async def _publish(self) -> None:
         layer = get_channel_layer()
         group = group_name(self.message_id)
+        outbox = self._outbox
+        assert outbox is not None  # started with it
         while True:
-            item = await self._outbox.get()
+            item = await outbox.get()
             # Coalesce what queued up while the last send was in flight into one message (a
             # watch's catch-up may start before what queued: it is sent on its own).
-            while isinstance(item, Delta) and not self._outbox.empty():
-                following = self._outbox.get_nowait()
+            while isinstance(item, Delta) and not outbox.empty():
+                following = outbox.get_nowait()
                 if isinstance(following, Delta) and following.start == item.end:
                     item = Delta(item.start, item.text + following.text)
                 else:
