@@ -41,6 +41,9 @@ def _env(simulator, redis, **overrides) -> dict[str, str]:
         "AI_STREAM_IDLE_TIMEOUT_SECONDS": "30",
         "AI_MAX_OUTPUT_TOKENS": "40000",
         "METRICS_TOKEN": METRICS_TOKEN,
+        # Tests here hold table locks for up to 14 s (a hung state read): no statement timeout
+        # may cut them (it has its own tests, core/tests/test_statement_timeout.py).
+        "DB_STATEMENT_TIMEOUT_SECONDS": "0",
     }
     return app_env(simulator, **{**settings, **overrides})
 
