@@ -88,13 +88,20 @@ def clean_title(title: object) -> str:
     return title
 
 
+# `[name:...]`: a bracketed lowercase word and a colon, the shape of machine-read markers such as
+# the simulator's fault markers (`[sim:status=401]`) or a tool's `[ref:42]`. They are noise in a
+# title. Matched by shape, not by name: production code knows nothing of the simulator.
+_MARKER = re.compile(r"\[[a-z][a-z0-9_-]*:[^\[\]\n]*\]")
+
+
 def fallback_title(content: str, *, words: int = 6) -> str:
-    """Return the first words of a message, the title until the model names the conversation."""
-    first = content.split()[:words]
-    title = " ".join(first)
+    """Return the first words of a message, the title until the model names the conversation
+    (and for good if it never does, e.g. when the first reply failed), markers left out."""
+    all_words = _MARKER.sub(" ", content).split()
+    title = " ".join(all_words[:words])
     if len(title) > 60:
         title = title[:59].rstrip() + "…"
-    elif len(content.split()) > words:
+    elif len(all_words) > words:
         title += "…"
     return title or "New conversation"
 

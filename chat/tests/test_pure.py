@@ -33,3 +33,13 @@ def test_fallback_title_is_the_first_words():
         "How do I pool database connections…"
     )
     assert fallback_title("Hi") == "Hi"
+
+
+def test_fallback_title_leaves_out_bracketed_markers():
+    # The title a conversation keeps when its first reply failed (no model title is asked for).
+    assert fallback_title("Break please [sim:status=401]") == "Break please"
+    assert fallback_title("[sim:tokens=150,tps=40] Hello there") == "Hello there"
+    assert fallback_title("Hi [sim:malformed,after=12] you [ref:3] all") == "Hi you all"
+    assert fallback_title("[sim:status=500]") == "New conversation"
+    # Ordinary brackets stay: only `[word:...]` is a marker.
+    assert fallback_title("Explain [1, 2] and [Note] x") == "Explain [1, 2] and [Note] x"
