@@ -1,62 +1,12 @@
 """A real Chromium (Debian's, driven by Playwright) uses the chat page end to end."""
 
-import os
-import shutil
 import time
 
 import pytest
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+from .browser import ASSISTANT, BROWSER_MARKS, log_in, send
 
-CHROMIUM = (
-    os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-)
-if CHROMIUM is None:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI=true but Chromium is not installed: .ci/run must install it")
-    pytestmark.append(
-        pytest.mark.skip(reason="Chromium not installed (apt-get install chromium); CI installs it")
-    )
-
-ASSISTANT = ".message[data-role=assistant]"
-
-
-@pytest.fixture
-def page(app_server, user):
-    # `user` first: Playwright runs an event loop in this thread, where the ORM refuses to run.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(20_000)
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def log_in(page, base_url: str):
-    page.goto(f"{base_url}/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_selector("#composer-input")
-
-
-def send(page, text: str):
-    page.fill("#composer-input", text)
-    page.keyboard.press("Enter")
+pytestmark = BROWSER_MARKS
 
 
 def test_chat_streams_stops_and_regenerates(page, app_server, user):
@@ -137,6 +87,10 @@ def test_a_failed_reply_shows_an_error_line_with_retry(page, app_server, user):
     assert "credentials" in line
     assert "sk-test" not in page.content()
     assert page.locator(".retry-button").count() >= 1
+    # No model title after a failed first reply: the first words stay, without the marker.
+    page.reload()
+    assert page.locator("#conversation-title").text_content() == "Break please"
+    assert page.locator(".conversation-link.is-current").text_content() == "Break please"
 
 
 def test_partial_text_with_emoji_survives_a_failure_intact(page, app_server, user):
