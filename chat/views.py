@@ -15,6 +15,12 @@ from . import selectors
 from .models import Conversation, Message
 
 
+def stall_notice_ms() -> int:
+    """After how long without text the page says it is still waiting for the model: a few
+    seconds, and well before the server gives up on a silent upstream (a third of its timeout)."""
+    return int(min(4.0, settings.AI_STREAM_IDLE_TIMEOUT_SECONDS / 3) * 1000)
+
+
 @login_required
 def home(request):
     return _chat_page(request, conversation=None)
@@ -44,6 +50,7 @@ def _chat_page(request, *, conversation):
             "conversation": conversation,
             "messages": messages,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+            "stall_notice_ms": stall_notice_ms(),
             "streaming_message_id": streaming_id,
             "quota": quotas.user_status(request.user),
         },

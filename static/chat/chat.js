@@ -1,15 +1,21 @@
 /*
  * The chat page: composer, streaming replies over Server-Sent Events, conversation actions.
  *
- * Plain ES2020, no framework, no build step. The page is server-rendered (templates/chat/chat.html);
- * this script only enhances it. The site's Content-Security-Policy forbids inline scripts and
+ * Plain ES2020 modules, no framework, no build step. The page is server-rendered
+ * (templates/chat/chat.html); this script only enhances it. Beside it: dom.js (helpers), footer.js
+ * (stats and the reply toolbar), copy.js (copy buttons), waiting.js (waiting states); theme.js is
+ * a classic script loaded in <head>. The site's Content-Security-Policy forbids inline scripts and
  * inline style attributes, so everything here works on classes, attributes and the CSSOM.
  *
  * Streamed text is only ever written with textContent. Server HTML (already sanitised by
  * chat.rendering) is inserted with innerHTML only from the `done` event and the message API.
  */
+import { addCodeCopyButtons, copyText, showCopied, textToCopy } from "./copy.js";
+import { h } from "./dom.js";
+import { FINISHED, addRegenerate, ensureToolbar, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
+import { waitingIndicator } from "./waiting.js";
+
 (function () {
-  "use strict";
 
   const app = document.getElementById("chat-app");
   if (!app) {
@@ -33,6 +39,8 @@
     input: document.getElementById("composer-input"),
     send: document.getElementById("send-button"),
     stop: document.getElementById("stop-button"),
+    stopLabel: document.querySelector("#stop-button .stop-label"),
+    hint: document.getElementById("composer-hint"),
     counter: document.getElementById("char-counter"),
     composerErrors: document.getElementById("composer-errors"),
     quota: document.getElementById("quota-status"),
@@ -64,23 +72,6 @@
 
   // ---------------------------------------------------------------------------------------------
   // Small helpers
-
-  /** Create an element: h("button", {className: "x", type: "button"}, "text", child). */
-  function h(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "className") node.className = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
 
   function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');
@@ -250,96 +241,8 @@
     );
   }
 
-  function formatDuration(ms) {
-    return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
-  }
-
-  function tokensPerSecond(outputTokens, latencyMs, ttftMs) {
-    if (!outputTokens || !latencyMs || ttftMs === null || ttftMs === undefined) return null;
-    const generatingMs = Math.max(latencyMs - ttftMs, 1);
-    return Math.round((outputTokens * 10000) / generatingMs) / 10;
-  }
-
-  /** Fill a stats line like the server's: model · N output tokens · TTFT · total · tok/s. */
-  function buildStats(stats) {
-    const parts = [];
-    const isSet = (value) => value !== null && value !== undefined;
-    if (stats.model) parts.push(stats.model);
-    if (isSet(stats.outputTokens)) parts.push(`${stats.estimated ? "~" : ""}${stats.outputTokens} output tokens`);
-    if (isSet(stats.ttftMs)) parts.push(`TTFT ${stats.ttftMs} ms`);
-    if (isSet(stats.latencyMs)) parts.push(`total ${formatDuration(stats.latencyMs)}`);
-    if (isSet(stats.tokensPerSecond)) parts.push(`${Number(stats.tokensPerSecond).toFixed(1)} tok/s`);
-
-    const line = h("p", { className: "message-stats" });
-    parts.forEach((text, index) => {
-      const classes = index === 0 && stats.model ? "stat stat--model" : "stat";
-      const span = h("span", { className: classes });
-      if (index > 0) span.append(h("span", { className: "stat-sep", text: " · " }));
-      span.append(text);
-      line.append(span);
-    });
-    return line;
-  }
-
-  function footerOf(article) {
-    let footer = article.querySelector(".message-footer");
-    if (!footer) {
-      footer = h("footer", { className: "message-footer" });
-      article.append(footer);
-    }
-    return footer;
-  }
-
-  function setStats(article, stats) {
-    const footer = footerOf(article);
-    const old = footer.querySelector(".message-stats");
-    const line = buildStats(stats);
-    if (old) old.replaceWith(line);
-    else footer.prepend(line);
-  }
-
-  function setStoppedBadge(article, stopped) {
-    const header = article.querySelector(".message-header");
-    let badge = header.querySelector(".message-badge");
-    if (stopped && !badge) {
-      header.append(h("span", { className: "message-badge", text: "Stopped" }));
-    } else if (!stopped && badge) {
-      badge.remove();
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Feedback: thumbs up/down on each finished reply, changeable, with an optional comment
-
-  const FINISHED = ["completed", "cancelled"];
-
-  function feedbackButton(kind, pressed) {
-    const label = kind === "up" ? "Good reply" : "Bad reply";
-    return h("button", {
-      type: "button",
-      className: `button button--small button--quiet feedback-button feedback-${kind}`,
-      "aria-pressed": String(pressed),
-      "aria-label": label,
-      title: label,
-      dataset: { rating: kind },
-      text: kind === "up" ? "\u{1F44D}" : "\u{1F44E}",
-    });
-  }
-
-  function ensureFeedback(article) {
-    if (article.dataset.role !== "assistant" || !FINISHED.includes(article.dataset.status)) return;
-    const footer = footerOf(article);
-    if (footer.querySelector(".feedback")) return;
-    const current = article.dataset.feedback || "";
-    footer.append(
-      h(
-        "div",
-        { className: "feedback", role: "group", "aria-label": "Rate this reply" },
-        feedbackButton("up", current === "up"),
-        feedbackButton("down", current === "down")
-      )
-    );
-  }
 
   async function rate(article, rating, comment) {
     const body = { rating };
@@ -381,22 +284,16 @@
     group.append(form);
   }
 
-  /** Only the last reply offers Regenerate, and only once it has finished. */
+  /** Every finished reply has its toolbar; only the last one offers Regenerate. */
   function updateRegenerateButtons() {
-    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureFeedback);
+    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
     el.list.querySelectorAll(".message-actions").forEach((node) => node.remove());
     if (state.stream) return;
     const articles = el.list.querySelectorAll(".message");
     const last = articles[articles.length - 1];
     if (!last || last.dataset.role !== "assistant") return;
-    if (!["completed", "cancelled"].includes(last.dataset.status)) return;
-    footerOf(last).append(
-      h(
-        "div",
-        { className: "message-actions" },
-        h("button", { type: "button", className: "button button--small button--quiet regenerate-button", text: "Regenerate" })
-      )
-    );
+    if (!FINISHED.includes(last.dataset.status)) return;
+    addRegenerate(last);
   }
 
   /** Render a finished reply from the message API's JSON (used by Retry after a lost connection). */
@@ -408,10 +305,12 @@
     if (message.html) {
       body.classList.add("markdown");
       body.innerHTML = message.html; // sanitised by the server
+      addCodeCopyButtons(body);
     } else {
       body.classList.add("is-plain");
       body.textContent = message.content || "";
     }
+    if (FINISHED.includes(message.status)) article.dataset.markdown = message.content || "";
     clearMessageError(article);
     setNotice(article, "");
     setStoppedBadge(article, message.status === "cancelled");
@@ -469,21 +368,31 @@
     el.input.style.height = `${Math.min(el.input.scrollHeight + 2, window.innerHeight * 0.4)}px`;
   }
 
-  /** While a reply streams: the composer is disabled and Send becomes Stop. */
+  const HINT = el.hint ? el.hint.textContent : "";
+  const STREAMING_HINT = "A reply is being written: Escape or Stop ends it · Enter sends once it is done";
+
+  function setStopLabel(text) {
+    if (el.stopLabel) el.stopLabel.textContent = text;
+    else el.stop.textContent = text;
+  }
+
+  /**
+   * While a reply streams Send becomes Stop, but the composer keeps the focus and stays editable:
+   * the next question can be typed meanwhile, and Enter then sends nothing and stops nothing (the
+   * text stays). Only Escape or a click on Stop stops the reply.
+   */
   function setStreamingUi(streaming) {
-    el.input.disabled = streaming;
+    const hadFocus = document.activeElement === el.send || document.activeElement === el.stop;
     el.send.hidden = streaming;
     el.stop.hidden = !streaming;
     el.stop.disabled = false;
-    el.stop.textContent = "Stop";
+    setStopLabel("Stop");
+    if (el.hint) el.hint.textContent = streaming ? STREAMING_HINT : HINT;
     el.list.setAttribute("aria-busy", streaming ? "true" : "false");
     updateCounter();
-    if (!streaming) {
-      const focus = document.activeElement;
-      if (!focus || focus === document.body || focus === el.stop) el.input.focus();
-    } else if (document.activeElement === el.input || document.activeElement === el.send) {
-      el.stop.focus();
-    }
+    const focus = document.activeElement;
+    // The button that had the focus was just hidden: give it to the message box, not the page.
+    if (hadFocus || !focus || focus === document.body) el.input.focus();
   }
 
   async function ensureConversation() {
@@ -591,6 +500,7 @@
       frame: 0,
       source: null,
       interruptions: 0, // stream_interrupted in a row without new text (see the error listener)
+      waiting: null, // "Thinking…" / "Still waiting for the model…" (waiting.js)
     };
     state.stream = stream;
     body.classList.add("is-streaming");
@@ -600,6 +510,7 @@
     setStoppedBadge(article, false);
     updateRegenerateButtons();
     setStreamingUi(true);
+    stream.waiting = waitingIndicator(article, stream.length > 0);
     announce("The assistant is replying.");
 
     const source = new EventSource(url);
@@ -630,7 +541,10 @@
         stream.length = start + size;
       }
       if (article.dataset.status === "pending") article.dataset.status = "streaming";
-      if (size > 0) stream.interruptions = 0;
+      if (size > 0) {
+        stream.interruptions = 0;
+        stream.waiting.text();
+      }
       setNotice(article, "");
       scheduleRender(stream);
     });
@@ -709,6 +623,7 @@
       stream.frame = 0;
     }
     renderStreamText(stream);
+    stream.waiting.end();
     stream.body.removeAttribute("aria-busy");
     setNotice(stream.article, "");
     if (state.stream === stream) state.stream = null;
@@ -720,6 +635,7 @@
     if (!stream) return;
     if (stream.source) stream.source.close();
     if (stream.frame) window.cancelAnimationFrame(stream.frame);
+    stream.waiting.end();
     state.stream = null;
   }
 
@@ -731,9 +647,12 @@
     if (data.html) {
       body.classList.add("markdown");
       body.innerHTML = data.html; // sanitised by the server
+      addCodeCopyButtons(body);
     } else {
       body.classList.add("is-plain"); // keep the streamed text
     }
+    // The streamed text is the reply's Markdown, exactly (offsets make it so): the copy button's.
+    if (FINISHED.includes(status)) article.dataset.markdown = stream.text;
     setStoppedBadge(article, status === "cancelled");
 
     if (status === "completed" || status === "cancelled") {
@@ -796,14 +715,14 @@
     const stream = state.stream;
     if (!stream) return;
     el.stop.disabled = true;
-    el.stop.textContent = "Stopping…";
+    setStopLabel("Stopping…");
     try {
       await api("POST", messageApiUrl(stream.id, "stop"));
       // The stream now ends with `done` and status "cancelled".
     } catch (err) {
       if (state.stream === stream) {
         el.stop.disabled = false;
-        el.stop.textContent = "Stop";
+        setStopLabel("Stop");
       }
       showComposerError(err.message);
     }
@@ -862,7 +781,9 @@
     if (!button || !el.list.contains(button)) return;
     const article = button.closest(".message");
     if (!article) return;
-    if (button.classList.contains("feedback-button")) {
+    if (button.classList.contains("copy-reply-button") || button.classList.contains("codeblock-copy")) {
+      copyText(textToCopy(button)).then((copied) => showCopied(button, copied));
+    } else if (button.classList.contains("feedback-button")) {
       rate(article, button.dataset.rating).then(
         () => showCommentForm(article),
         (err) => showComposerError(err.message)
@@ -1031,7 +952,8 @@
   function start() {
     updateCounter();
     autoGrow();
-    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureFeedback);
+    el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
+    addCodeCopyButtons(el.list);
     scrollToBottom(true);
 
     // A reply still being written when the page was rendered: follow it.
@@ -1047,7 +969,7 @@
     }
     if (article) {
       attachStream(article, messageApiUrl(article.dataset.messageId, "stream"));
-    } else if (!el.input.disabled && window.matchMedia("(min-width: 48rem)").matches) {
+    } else if (window.matchMedia("(min-width: 48rem)").matches) {
       el.input.focus();
     }
   }

@@ -1,0 +1,232 @@
+"""The chat page's finer points in a real Chromium: the composer during a reply, waiting states,
+code blocks with highlighting and copy buttons, one footer layout, icons, the dark theme."""
+
+import time
+
+import pytest
+
+from .browser import ASSISTANT, BROWSER_MARKS, log_in, send
+
+pytestmark = BROWSER_MARKS
+
+
+def active_id(page) -> str:
+    return page.evaluate("() => document.activeElement && document.activeElement.id")
+
+
+def test_typing_the_next_question_during_a_reply_neither_stops_it_nor_loses_it(page, app_server):
+    log_in(page, app_server.base_url)
+    send(page, "A long answer please [sim:tokens=240,tps=40]")
+    reply = page.locator(ASSISTANT).last
+    page.wait_for_function(
+        "el => el.textContent.length > 10", arg=reply.locator(".message-body").element_handle()
+    )
+    # The composer keeps the focus and stays editable; Send shows Stop.
+    assert active_id(page) == "composer-input"
+    assert page.locator("#composer-input").is_enabled()
+    assert (
+        page.locator("#stop-button").is_visible() and not page.locator("#send-button").is_visible()
+    )
+
+    page.keyboard.type("My next question")
+    page.keyboard.press("Enter")  # sends nothing, stops nothing
+    time.sleep(0.6)
+    assert reply.get_attribute("data-status") == "streaming"
+    assert page.input_value("#composer-input") == "My next question"
+    assert page.locator(".message[data-role=user]").count() == 1
+    assert page.locator(".message-badge").count() == 0
+
+    page.keyboard.press("Escape")  # Escape stops
+    page.wait_for_selector(f"{ASSISTANT}[data-status=cancelled]")
+    assert page.input_value("#composer-input") == "My next question"
+    assert active_id(page) == "composer-input"
+
+    page.keyboard.press("Enter")  # now it is sent
+    page.wait_for_function(
+        "() => document.querySelectorAll('.message[data-role=user]').length === 2"
+    )
+    assert page.input_value("#composer-input") == ""
+
+
+def test_thinking_until_the_first_token_and_a_notice_while_the_model_is_silent(page, app_server):
+    log_in(page, app_server.base_url)
+    # The test server gives up on an upstream silent for 1.5 s, so the page's notice comes after
+    # 0.5 s (a third). 1.2 s to the first token, then one every 1.25 s: silences past the notice.
+    assert page.get_attribute("#chat-app", "data-stall-notice-ms") == "500"
+    send(page, "Slow model [sim:ttft=1200,tokens=4,tps=0.8]")
+    reply = page.locator(ASSISTANT).last
+    reply.locator(".message-waiting[data-waiting=thinking]").wait_for(timeout=1_000)
+    assert "Thinking" in reply.locator(".message-waiting").text_content()
+    page.wait_for_function(
+        "el => el.textContent.length > 0", arg=reply.locator(".message-body").element_handle()
+    )
+    assert reply.locator(".message-waiting").count() == 0  # gone with the first token
+    first = reply.locator(".message-body").text_content()
+
+    notice = reply.locator(".message-waiting[data-waiting=stalled]")
+    notice.wait_for(timeout=2_000)
+    assert "Still waiting for the model" in notice.text_content()
+    assert reply.locator(".message-body").text_content() == first  # no text came meanwhile
+    # The next token removes the notice (looked at in the same instant the text changes).
+    seen = page.wait_for_function(
+        """([article, first]) => {
+             const text = article.querySelector('.message-body').textContent;
+             if (text === first) return false;
+             return article.querySelector('.message-waiting') ? 'notice still shown' : 'clear';
+           }""",
+        arg=[reply.element_handle(), first],
+        timeout=3_000,
+    ).json_value()
+    assert seen == "clear"
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed]")
+    assert reply.locator(".message-waiting").count() == 0
+
+
+def _question_with_python_code() -> str:
+    """A message whose simulated reply (deterministic) has a ```python block."""
+    from devtools.simulator.replies import generate_reply
+
+    for n in range(200):
+        text = f"Show me some code {n}"
+        if "```python" in generate_reply(text, "gpt-4o-mini", 90):
+            return f"{text} [sim:tokens=90]"
+    raise AssertionError("no seed gives a code block")
+
+
+def _footer_layout(page, article) -> list[str]:
+    return article.evaluate(
+        """el => [...el.querySelectorAll('.message-footer .message-stats, .message-footer button')]
+              .map(n => n.classList.contains('message-stats') ? 'stats'
+                   : [...n.classList].find(c => /^(feedback-up|feedback-down|copy-reply-button|regenerate-button)$/.test(c)))"""
+    )
+
+
+def read_clipboard(page) -> str:
+    return page.evaluate("() => navigator.clipboard.readText()")
+
+
+def test_code_blocks_are_highlighted_and_copied_and_replies_look_the_same_after_reload(
+    page, app_server
+):
+    log_in(page, app_server.base_url)
+    send(page, _question_with_python_code())
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
+    reply = page.locator(ASSISTANT).last
+
+    block = reply.locator(".codeblock")
+    assert block.locator(".codeblock-lang").text_content() == "python"
+    assert block.locator("span.k").first.text_content() == "def"  # Pygments classes
+    color = block.locator("span.k").first.evaluate("el => getComputedStyle(el).color")
+    assert color != reply.locator(".message-body").evaluate("el => getComputedStyle(el).color")
+
+    block.locator(".codeblock-copy").click()
+    page.wait_for_function("() => document.querySelector('.codeblock-copy.is-copied')")
+    assert read_clipboard(page) == (
+        'def summarize(items):\n    return {"count": len(items), "first": items[:1]}\n'
+    )
+
+    reply.locator(".copy-reply-button").click()
+    page.wait_for_function("() => document.querySelector('.copy-reply-button.is-copied')")
+    copied = read_clipboard(page)
+    assert copied.startswith('You asked about "Show me some code') and "```python\n" in copied
+    assert "- **" in copied  # the Markdown, not the rendered text
+
+    # Icons are inline SVG (emoji render as empty boxes without an emoji font).
+    for selector in (".feedback-up", ".feedback-down", ".copy-reply-button", ".regenerate-button"):
+        button = reply.locator(selector)
+        assert button.locator("svg").count() == 1, selector
+        assert not any(ord(ch) > 0x2000 for ch in button.text_content()), selector
+    live = _footer_layout(page, reply)
+    assert live == [
+        "stats",
+        "feedback-up",
+        "feedback-down",
+        "copy-reply-button",
+        "regenerate-button",
+    ]
+
+    page.reload()
+    reply = page.locator(ASSISTANT).last
+    assert _footer_layout(page, reply) == live
+    assert reply.locator(".codeblock .codeblock-copy").count() == 1
+    reply.locator(".copy-reply-button").click()
+    page.wait_for_function("() => document.querySelector('.copy-reply-button.is-copied')")
+    assert read_clipboard(page) == copied
+
+
+@pytest.fixture
+def stored_markdown_reply(user):
+    """A finished conversation whose reply has strikethrough and a table (rendered as stored)."""
+    from chat.models import Conversation, Message
+    from chat.rendering import render_markdown
+
+    content = "Not ~~this~~ but that.\n\n| Item | Price |\n|:--|--:|\n| Tea | 3 |\n"
+    conversation = Conversation.objects.create(user=user, title="Prices")
+    question = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content="Prices?", status="completed"
+    )
+    Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=question,
+        content=content,
+        html=render_markdown(content),
+        status="completed",
+        model="gpt-4o-mini",
+    )
+    return conversation, content
+
+
+def test_strikethrough_and_table_alignment_show_under_the_csp(
+    page, app_server, stored_markdown_reply
+):
+    conversation, content = stored_markdown_reply
+    log_in(page, app_server.base_url)
+    page.goto(f"{app_server.base_url}{conversation.get_absolute_url()}")
+    body = page.locator(f"{ASSISTANT} .message-body")
+    strike = body.locator("s")
+    assert strike.text_content() == "this"
+    assert "line-through" in strike.evaluate("el => getComputedStyle(el).textDecorationLine")
+    price = body.locator("td").nth(1)
+    assert price.evaluate("el => getComputedStyle(el).textAlign") == "right"
+    page.locator(".copy-reply-button").click()
+    page.wait_for_function("() => document.querySelector('.copy-reply-button.is-copied')")
+    assert read_clipboard(page) == content
+
+
+def _background(page) -> str:
+    return page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+
+
+def test_the_theme_follows_the_system_and_the_toggle_is_remembered(browser, app_server, user):
+    context = browser.new_context(color_scheme="dark")
+    page = context.new_page()
+    # Record the theme at the moment <body> is parsed, i.e. before anything is painted.
+    page.add_init_script(
+        """new MutationObserver((changes, observer) => {
+             if (document.body) {
+               window.themeAtBody = document.documentElement.dataset.theme || 'none';
+               observer.disconnect();
+             }
+           }).observe(document, {childList: true, subtree: true});"""
+    )
+    try:
+        log_in(page, app_server.base_url)
+        assert page.evaluate("() => window.themeAtBody") == "dark"
+        dark = _background(page)
+        assert dark == "rgb(15, 17, 21)"
+
+        page.click("#theme-toggle")
+        assert page.evaluate("() => document.documentElement.dataset.theme") == "light"
+        assert _background(page) == "rgb(246, 247, 249)"
+        assert page.get_attribute("#theme-toggle", "aria-pressed") == "false"
+
+        page.reload()  # remembered, against the system's dark preference, from the first paint
+        assert page.evaluate("() => window.themeAtBody") == "light"
+        assert _background(page) == "rgb(246, 247, 249)"
+        page.click("#theme-toggle")
+        page.reload()
+        assert page.evaluate("() => window.themeAtBody") == "dark"
+        assert page.get_attribute("#theme-toggle", "aria-pressed") == "true"
+    finally:
+        context.close()
