@@ -356,7 +356,7 @@ def test_the_page_reconnects_with_its_offset_after_stream_interrupted(pair, user
     """The chat page on B follows a reply of A; B's stream ends with stream_interrupted (its
     state read hung on a lock). The page reconnects by itself with the offset it has, and ends
     showing the reply as stored (before, it showed the interruption as the reply's end)."""
-    from .test_browser import CHROMIUM
+    from .browser import CHROMIUM
 
     if CHROMIUM is None:
         pytest.skip("Chromium not installed")
