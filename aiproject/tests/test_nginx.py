@@ -92,7 +92,9 @@ def test_static_files_requests_ids_and_size_limits(app_server, user, tmp_path):
     with nginx_for(app_server.base_url, tmp_path) as base, httpx.Client(base_url=base) as client:
         css = client.get("/static/chat/chat.css")
         assert css.status_code == 200
-        assert "max-age=2592000" in css.headers["cache-control"]
+        assert css.headers["cache-control"] == "no-cache"  # revalidated: no stale release
+        again = client.get("/static/chat/chat.css", headers={"If-None-Match": css.headers["etag"]})
+        assert again.status_code == 304
         generated = client.get("/accounts/login/")
         assert len(generated.headers["x-request-id"]) == 32  # nginx's $request_id
         too_big = client.post("/api/conversations", content=b"x" * (2 * 1024 * 1024))
