@@ -204,7 +204,9 @@ class Simulator:
     def _plan(self, body: dict[str, Any], fault: Fault) -> Completion:
         messages = body["messages"]
         model = body["model"]
-        tokens = split_tokens(plan_reply(messages, model, fault.tokens or self.reply_tokens))
+        tokens = split_tokens(
+            plan_reply(messages, model, fault.tokens or self.reply_tokens, exact=bool(fault.tokens))
+        )
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         finish_reason = "stop"
         if limit is not None and limit < len(tokens):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .faults import extract_marker
+from .showcase import showcase_blocks, wants_long
 
 TOKEN_RE = re.compile(r"\s*\S+\s*")
 TITLE_RE = re.compile(r"\btitle\b", re.IGNORECASE)
@@ -141,10 +142,17 @@ def _closing(rng: random.Random, count: int) -> str:
 
 
 def generate_reply(user_text: str, model: str, reply_tokens: int) -> str:
-    """Readable Markdown of exactly ``reply_tokens`` tokens, seeded by the message and model."""
+    """Readable Markdown of exactly ``reply_tokens`` tokens, seeded by the message and model.
+
+    A message naming what it wants to see (a table, code in some language, a list, headings, math;
+    see ``showcase``) gets those blocks first, each where the budget has room for it.
+    """
     rng = _rng(user_text, model)
     quote = _quote(user_text)
     opening = f'You asked about "{quote}". ' if quote else ""
+    blocks = showcase_blocks(user_text)
+    if blocks:
+        return _showcase_reply(opening, blocks, rng, reply_tokens)
     parts = [opening + "Here is a short, practical overview.\n\n"]
     wanted_bullets = rng.randint(3, 5)
     for bullet in rng.sample(_BULLETS, k=len(_BULLETS)):
@@ -162,6 +170,31 @@ def generate_reply(user_text: str, model: str, reply_tokens: int) -> str:
     if remaining > 0:
         parts.append(_closing(rng, remaining))
     # Budgets smaller than the opening line cut it short; everything else fits exactly.
+    return "".join(split_tokens("".join(parts))[:reply_tokens]).rstrip()
+
+
+# A "long" showcase reply is this many times the configured length.
+LONG_FACTOR = 6
+
+
+def showcase_tokens(user_text: str, reply_tokens: int) -> int:
+    """The length of a reply to ``user_text``: the configured one, or enough for the blocks it
+    asks for (and ``LONG_FACTOR`` times as much for "long")."""
+    blocks = showcase_blocks(user_text)
+    if not blocks:
+        return reply_tokens
+    needed = len(split_tokens("\n\n".join(blocks))) + 40  # the opening line and a closing
+    return max(reply_tokens * (LONG_FACTOR if wants_long(user_text) else 1), needed)
+
+
+def _showcase_reply(opening: str, blocks: list[str], rng: random.Random, reply_tokens: int) -> str:
+    parts = [opening + "Here is what that looks like.\n\n"]
+    for block in blocks:
+        if _count([*parts, block, "\n\n"]) <= reply_tokens:
+            parts.append(block + "\n\n")
+    remaining = reply_tokens - _count(parts)
+    if remaining > 0:
+        parts.append(_closing(rng, remaining))
     return "".join(split_tokens("".join(parts))[:reply_tokens]).rstrip()
 
 
@@ -202,11 +235,19 @@ def generate_judgement(user_text: str, model: str) -> str:
     return json.dumps({"scores": scores, "reason": f"Answer {best} is the most complete."})
 
 
-def plan_reply(messages: list[dict[str, Any]], model: str, reply_tokens: int) -> str:
-    """The reply text for a request: a title for title requests, otherwise Markdown."""
+def plan_reply(
+    messages: list[dict[str, Any]], model: str, reply_tokens: int, *, exact: bool = False
+) -> str:
+    """The reply text for a request: a title for title requests, otherwise Markdown.
+
+    A showcase message gets as many tokens as its blocks need (``showcase_tokens``) unless
+    ``exact`` (a ``[sim:tokens=N]`` marker) fixes the length.
+    """
     user_text, _ = extract_marker(last_user_text(messages))
     if wants_judgement(messages):
         return generate_judgement(user_text, model)
     if wants_title(messages):
         return generate_title(user_text, model)
+    if not exact:
+        reply_tokens = showcase_tokens(user_text, reply_tokens)
     return generate_reply(user_text, model, reply_tokens)

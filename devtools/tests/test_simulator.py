@@ -630,3 +630,40 @@ def test_serves_a_hundred_concurrent_streams(simulator):
     for index, (text, finish, usage) in enumerate(results):
         assert text == plan_reply(user(f"concurrent question {index}"), MODEL, 60)
         assert (finish, usage) == ("stop", 60)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Show me a table of prices", ["| Model |", "| :--- | ---: |"]),
+        ("Some python code", ["```python\n"]),
+        ("code please", ["```python\n"]),
+        ("js and golang", ["```javascript\n", "```go\n"]),
+        ("A numbered list", ["1. Pick", "   - watch"]),
+        ("headings", ["## Background", "### Steps"]),
+        ("math", ["$$\n", "\\sum_"]),
+    ],
+)
+def test_a_message_naming_a_block_gets_it(question, expected):
+    reply = plan_reply(user(question), MODEL, 60)
+    for fragment in expected:
+        assert fragment in reply
+    assert reply.startswith(f'You asked about "{question}')
+    assert reply.count("```") % 2 == 0  # every code block closed
+
+
+def test_showcase_replies_are_as_long_as_their_blocks_and_long_is_longer():
+    plain = plan_reply(user("How do queues work?"), MODEL, 60)
+    table = plan_reply(user("a table"), MODEL, 60)
+    long = plan_reply(user("a long answer"), MODEL, 60)
+    assert len(split_tokens(plain)) == 60
+    assert len(split_tokens(table)) >= 60
+    assert len(split_tokens(long)) == 60 * 6
+    # A [sim:tokens=N] marker still fixes the length exactly.
+    assert len(split_tokens(plan_reply(user("a table"), MODEL, 7, exact=True))) == 7
+
+
+def test_a_showcase_block_that_does_not_fit_the_exact_budget_is_left_out():
+    reply = generate_reply("a table and python code", MODEL, 40)
+    assert len(split_tokens(reply)) == 40
+    assert "```" not in reply or reply.count("```") == 2
