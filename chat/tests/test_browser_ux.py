@@ -87,7 +87,7 @@ def _question_with_python_code() -> str:
     from devtools.simulator.replies import generate_reply
 
     for n in range(200):
-        text = f"Show me some code {n}"
+        text = f"Show me an example {n}"  # no showcase keyword: an ordinary reply
         if "```python" in generate_reply(text, "gpt-4o-mini", 90):
             return f"{text} [sim:tokens=90]"
     raise AssertionError("no seed gives a code block")
@@ -128,7 +128,7 @@ def test_code_blocks_are_highlighted_and_copied_and_replies_look_the_same_after_
     reply.locator(".copy-reply-button").click()
     page.wait_for_function("() => document.querySelector('.copy-reply-button.is-copied')")
     copied = read_clipboard(page)
-    assert copied.startswith('You asked about "Show me some code') and "```python\n" in copied
+    assert copied.startswith('You asked about "Show me an example') and "```python\n" in copied
     assert "- **" in copied  # the Markdown, not the rendered text
 
     # Icons are inline SVG (emoji render as empty boxes without an emoji font).
