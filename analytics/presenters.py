@@ -9,7 +9,6 @@ from django.utils.safestring import mark_safe
 
 from core.formatting import (
     format_change,
-    format_compact,
     format_count,
     format_money,
     format_ms,
@@ -17,6 +16,7 @@ from core.formatting import (
 )
 
 from . import charts, selectors
+from .chart_scales import count_axis, money_axis, ms_axis
 
 TOP_USERS = 20
 CHART_MODELS = 6  # models with a colour of their own in the cost chart; the rest are "Other"
@@ -118,8 +118,28 @@ def breakdown_rows(dimension: str, groups: list[tuple[str, selectors.Totals]]) -
     ]
 
 
-def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -> list[dict]:
+def _counted(noun: str):
+    """A tooltip format for counts with their noun: ``1 call``, ``1,204 calls``."""
+
+    def show(value) -> str:
+        if value is None:
+            return "—"
+        return f"{format_count(value)} {noun if value == 1 else noun + 's'}"
+
+    return show
+
+
+def day_report_url(day: date) -> str:
+    return f"{reverse('admin:analytics_report')}?{urlencode({'day': day.isoformat()})}"
+
+
+def day_charts(
+    days: list[tuple[date, selectors.Totals, dict]], unpriced: int, *, clip: bool = True
+) -> list[dict]:
+    """The four charts of the range; each day links to its report; ``clip`` lets a few days
+    far above the rest go off the scale (analytics/chart_scales.py)."""
     labels = [day.isoformat() for day, _, _ in days]
+    links = [day_report_url(day) for day, _, _ in days]
 
     model_costs: dict[str, Decimal] = {}
     for _, _, costs in days:
@@ -134,6 +154,7 @@ def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -
         cost_series["Other models"] = [
             sum((c for m, c in costs.items() if m in others), Decimal(0)) for _, _, costs in days
         ]
+    common = {"links": links, "clip": clip}
 
     return [
         {
@@ -141,7 +162,12 @@ def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -
             "title": "Cost per day, by model",
             "svg": _svg(
                 charts.stacked_bars(
-                    labels, cost_series, title="Cost per day by model", value_format=format_money
+                    labels,
+                    cost_series,
+                    title="Cost per day by model",
+                    value_format=format_money,
+                    axis_format=money_axis,
+                    **common,
                 )
             ),
             "note": (
@@ -161,9 +187,11 @@ def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -
                         "Failed": [t.errors for _, t, _ in days],
                     },
                     title="Calls per day with the error rate",
-                    value_format=format_count,
+                    value_format=_counted("call"),
+                    axis_format=count_axis,
                     line=("Error rate", [t.error_rate for _, t, _ in days]),
                     line_format=format_percent,
+                    **common,
                 )
             ),
             "note": "Failed: errors, timeouts and rate limits (cancelled calls are not failures).",
@@ -180,6 +208,8 @@ def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -
                     },
                     title="Latency per day, p50 and p95",
                     value_format=format_ms,
+                    axis_format=ms_axis,
+                    **common,
                 )
             ),
             "note": "Percentiles come from bucketed histograms: exact to the bucket.",
@@ -195,7 +225,9 @@ def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -
                         "Output": [t.output_tokens for _, t, _ in days],
                     },
                     title="Tokens per day, input and output",
-                    value_format=format_compact,
+                    value_format=_counted("token"),
+                    axis_format=count_axis,
+                    **common,
                 )
             ),
             "note": "",
