@@ -42,7 +42,7 @@ def report_rows(report: DailyReport) -> list[dict]:
     return rows
 
 
-def _cell(value):
+def csv_cell(value):
     # A spreadsheet runs a cell starting with = + - @ as a formula: a username or model name
     # could be made to. Numbers are written as numbers, text is defused with a leading quote.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -59,7 +59,7 @@ def report_csv(report: DailyReport) -> str:
     writer = csv.DictWriter(out, fieldnames=["day", *rows[0].keys()])
     writer.writeheader()
     for row in rows:
-        writer.writerow({"day": report.day.isoformat(), **{k: _cell(v) for k, v in row.items()}})
+        writer.writerow({"day": report.day.isoformat(), **{k: csv_cell(v) for k, v in row.items()}})
     return out.getvalue()
 
 
