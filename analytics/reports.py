@@ -63,15 +63,16 @@ def report_csv(report: DailyReport) -> str:
     return out.getvalue()
 
 
+def report_document(report: DailyReport) -> dict:
+    return {
+        "day": report.day.isoformat(),
+        "history_days": report.history_days,
+        "rows": report_rows(report),
+    }
+
+
 def report_json(report: DailyReport) -> str:
-    return json.dumps(
-        {
-            "day": report.day.isoformat(),
-            "history_days": report.history_days,
-            "rows": report_rows(report),
-        },
-        indent=2,
-    )
+    return json.dumps(report_document(report), indent=2)
 
 
 def _money(value: Decimal) -> str:
