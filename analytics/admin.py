@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.admin_mixins import ReadOnlyAdminMixin
+from core.formatting import format_usd
 
 from . import presenters, selectors, services, views
 from .models import AICall, APIToken, ModelPrice
@@ -157,9 +158,10 @@ class AICallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         users = get_user_model().objects.filter(Q(username__iexact=term) | Q(email__iexact=term))
         return queryset.filter(Q(request_id=term) | Q(user__in=users.values("pk"))), False
 
-    @admin.display(description="cost (USD)", ordering="cost_usd")
+    @admin.display(description="cost", ordering="cost_usd")
     def cost(self, obj):
-        return "unpriced" if obj.cost_usd is None else obj.cost_usd
+        # Money as money (digits enough for one call's cost: $0.000123), like the dashboard.
+        return "unpriced" if obj.cost_usd is None else format_usd(obj.cost_usd)
 
 
 @admin.register(APIToken)

@@ -70,12 +70,17 @@ def changelist_url(**filters) -> str:
     return f"{url}?{urlencode(filters)}" if filters else url
 
 
-def day_calls_url(day: date, **filters) -> str:
-    """The AI calls of a reporting-zone day in the admin (with more ``filters``)."""
-    start, end = day_bounds(day)
+def range_calls_url(first: date, last: date, **filters) -> str:
+    """The AI calls of reporting-zone days ``first``..``last`` in the admin (and ``filters``)."""
+    start, end = day_bounds(first)[0], day_bounds(last)[1]
     return changelist_url(
         created_at__gte=start.isoformat(), created_at__lt=end.isoformat(), **filters
     )
+
+
+def day_calls_url(day: date, **filters) -> str:
+    """The AI calls of a reporting-zone day in the admin (with more ``filters``)."""
+    return range_calls_url(day, day, **filters)
 
 
 def dashboard_links(chosen: DateRange, *, full_scale: bool) -> dict:
@@ -113,12 +118,16 @@ def cards(today: selectors.Totals, yesterday: selectors.Totals) -> list[dict]:
     return cards
 
 
-def breakdown_rows(dimension: str, groups: list[tuple[str, selectors.Totals]]) -> list[dict]:
+def breakdown_rows(
+    dimension: str, groups: list[tuple[str, selectors.Totals]], chosen: DateRange
+) -> list[dict]:
     return [
         {
             "key": key,
             "label": _label(key),
-            "url": changelist_url(**{dimension: key or EMPTY_FILTER_VALUE}),
+            "url": range_calls_url(
+                chosen.start, chosen.end, **{dimension: key or EMPTY_FILTER_VALUE}
+            ),
             "calls": format_count(t.calls),
             "error_rate": format_percent(t.error_rate),
             "tokens": format_count(t.tokens),
@@ -161,24 +170,24 @@ def range_summary(t: selectors.Totals) -> dict:
     }
 
 
-def breakdowns(summary: selectors.RangeSummary) -> list[dict]:
+def breakdowns(summary: selectors.RangeSummary, chosen: DateRange) -> list[dict]:
     return [
         {
             "dimension": dimension,
             "title": title,
             "column": column,
-            "rows": breakdown_rows(dimension, summary.breakdowns[dimension]),
+            "rows": breakdown_rows(dimension, summary.breakdowns[dimension], chosen),
         }
         for dimension, title, column in BREAKDOWNS
     ]
 
 
-def top_user_rows(users: list[selectors.UserUsage]) -> list[dict]:
+def top_user_rows(users: list[selectors.UserUsage], chosen: DateRange) -> list[dict]:
     return [
         {
             "rank": rank,
             "username": u.username,
-            "url": changelist_url(user__id__exact=u.user_id),
+            "url": range_calls_url(chosen.start, chosen.end, user__id__exact=u.user_id),
             "calls": format_count(u.calls),
             "tokens": format_count(u.tokens),
             "cost": format_money(u.cost_usd),

@@ -233,3 +233,26 @@ def test_report_links_to_the_calls_of_its_day(admin_client, seeded):  # noqa: F8
         result_count(admin_client.get(no_variant["url"]))
         == calls_on(day).filter(variant="").count()
     )
+
+
+def test_dashboard_rows_link_to_the_calls_of_the_range_shown(admin_client, seeded):  # noqa: F811
+    t = seeded["today"]
+    first, last = t - timedelta(days=8), t - timedelta(days=1)
+    response = admin_client.get(DASHBOARD, {"start": first.isoformat(), "end": last.isoformat()})
+    in_range = calls_between(first, last)
+    assert in_range.count() < calls_between(first, t).count()  # today is left out
+    rows = {
+        b["dimension"]: {r["key"]: r for r in b["rows"]} for b in response.context["breakdowns"]
+    }
+    gpt4o = rows["model"]["gpt-4o"]["url"]
+    assert result_count(admin_client.get(gpt4o)) == in_range.filter(model="gpt-4o").count()
+    canary = rows["variant"]["canary-b"]["url"]
+    assert result_count(admin_client.get(canary)) == in_range.filter(variant="canary-b").count()
+    top = response.context["top_users"][0]
+    user_calls = in_range.filter(user__username=top["username"]).count()
+    assert result_count(admin_client.get(top["url"])) == user_calls
+
+
+def test_the_calls_changelist_shows_money_as_money(admin_client, seeded):  # noqa: F811
+    html = admin_client.get(reverse("admin:analytics_aicall_changelist")).content.decode()
+    assert "$0.0125" in html and "0.012500" not in html
