@@ -23,7 +23,7 @@ LONG_MODEL = "gpt-4o-mini-2024-07-18-extended-context"
 
 @pytest.fixture
 def history(transactional_db, django_user_model):
-    """Ten days of calls; six days back one very costly day."""
+    """Ten days of calls; six days back one very costly day, four days back a very slow one."""
     root = django_user_model.objects.create_superuser("root", "root@example.com", "x-pass-1")
     people = [
         django_user_model.objects.create_user(f"user-with-a-long-name-{i}", password="x")
@@ -37,6 +37,7 @@ def history(transactional_db, django_user_model):
             call(day, person, LONG_MODEL, cost="0.004", hour=4 + i, latency_ms=400)
         call(day, people[0], "gpt-4o", status="error", cost="0.001", hour=8, latency_ms=3000)
     call(t - timedelta(days=6), people[1], "gpt-4o", cost=str(COSTLY), hour=12)
+    call(t - timedelta(days=4), people[2], "gpt-4o", hour=13, latency_ms=60_000)  # a slow day
     roll_up(t - timedelta(days=12))
     return {"root": root, "today": t, "costly": t - timedelta(days=6)}
 
@@ -107,6 +108,14 @@ def test_charts_hover_toggle_clip_and_drill_down(browser, app_server, history): 
     latency_tip.wait_for(state="visible")
     assert " ms" in latency_tip.inner_text() and "p95:" in latency_tip.inner_text()
     assert tip.is_hidden()  # one read-out at a time
+    # The slow day is clipped on the latency chart, and unmarked when its p95 is hidden.
+    slow = chart(page, "latency").locator("text.chart-clip-label")
+    assert slow.count() == 1 and slow.text_content().endswith(" s")
+    p95 = chart(page, "latency").locator(".chart-legend-item[data-series='1']")
+    p95.click()
+    assert slow.is_hidden() and chart(page, "latency").locator(".chart-line.is-hidden").count() == 1
+    p95.click()
+    assert slow.is_visible()
     chart(page, "calls").locator(".chart-band[data-index='2']").hover()
     calls_text = chart(page, "calls").locator(".chart-tip").inner_text()
     assert "Succeeded: 6 calls" in calls_text and "Failed: 1 call" in calls_text
@@ -131,6 +140,13 @@ def test_charts_hover_toggle_clip_and_drill_down(browser, app_server, history): 
     assert legend.get_attribute("aria-pressed") == "true"
     assert float(long_bar.get_attribute("y")) == pytest.approx(y_before, abs=0.05)
     assert cost.locator(".chart-bar.is-hidden").count() == 0
+    # Tab on from the legend reaches the first day: the keyboard gets the read-out too.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('data-index')")
+    assert focused == "0"
+    first_day = history["today"] - timedelta(days=9)
+    assert tip.is_visible() and tip.inner_text().startswith(f"{first_day.isoformat()}: $")
 
     # The full scale, without clipping, on request.
     page.click("a[data-scale=full]")
@@ -240,7 +256,7 @@ def test_the_api_over_http_with_a_bearer_token(app_server, history):
     answer = httpx.get(url, params=params, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert answer.status_code == 200
     data = answer.json()
-    assert data["totals"]["calls"] == 10 * 7 + 1
+    assert data["totals"]["calls"] == 10 * 7 + 2
     assert data["days_in_range"] == 10
     refused = httpx.get(url, headers={"Authorization": "Bearer aia_wrong"}, timeout=30)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_token"

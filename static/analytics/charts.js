@@ -178,7 +178,11 @@ class InteractiveChart {
   /** Stack the shown bars of each day on the baseline again, on the same scale. */
   restack() {
     const bars = Array.from(this.svg.querySelectorAll(".chart-bar"));
-    if (!bars.length || !Number.isFinite(this.topValue)) return;
+    if (!bars.length) {
+      this.remarkClippedPoints();
+      return;
+    }
+    if (!Number.isFinite(this.topValue)) return;
     const height = this.plotBottom - this.plotTop;
     const y = (value) => this.plotBottom - (Math.min(value, this.topValue) / this.topValue) * height;
     const bases = new Map();
@@ -195,6 +199,17 @@ class InteractiveChart {
     // whole day's, so it shows only while every series does.
     for (const mark of this.svg.querySelectorAll(".chart-break, .chart-clip-label")) {
       const off = (bases.get(mark.dataset.index) || 0) > this.topValue;
+      const stale = mark.classList.contains("chart-clip-label") && this.hidden.size > 0;
+      mark.classList.toggle("is-hidden", !off || stale);
+    }
+  }
+
+  /** On a line chart, a day stays marked off the scale while one of its clipped points shows. */
+  remarkClippedPoints() {
+    for (const mark of this.svg.querySelectorAll(".chart-break, .chart-clip-label")) {
+      const selector = `.chart-dot.chart-clipped[data-index="${mark.dataset.index}"]`;
+      const dots = Array.from(this.svg.querySelectorAll(selector));
+      const off = dots.some((dot) => !dot.classList.contains("is-hidden"));
       const stale = mark.classList.contains("chart-clip-label") && this.hidden.size > 0;
       mark.classList.toggle("is-hidden", !off || stale);
     }
