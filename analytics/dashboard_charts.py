@@ -59,7 +59,7 @@ def day_charts(
         ]
     common: dict[str, Any] = {"links": links, "clip": clip}
 
-    return [
+    charts_ = [
         {
             "key": "cost",
             "title": "Cost per day, by model",
@@ -136,3 +136,7 @@ def day_charts(
             "note": "",
         },
     ]
+    for chart in charts_:
+        # Whether a day went off the clipped scale (the page then offers the full scale).
+        chart["clipped"] = "chart-clip-label" in chart["svg"]
+    return charts_

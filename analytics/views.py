@@ -61,6 +61,9 @@ def dashboard(request, admin_site) -> HttpResponse:
 
     # One read of the range's daily rollups feeds the totals, the charts and the breakdowns.
     summary = selectors.range_summary(chosen.start, chosen.end)
+    charts = dashboard_charts.day_charts(
+        summary.days, summary.totals.unpriced_calls, clip=not full_scale
+    )
     users = selectors.top_users(chosen.start, chosen.end, limit=presenters.TOP_USERS)
     today_totals = summary.day(today) or selectors.totals(today, today)
     yesterday_totals = summary.day(yesterday) or selectors.totals(yesterday, yesterday)
@@ -75,9 +78,8 @@ def dashboard(request, admin_site) -> HttpResponse:
         "cards": presenters.cards(today_totals, yesterday_totals),
         "summary": presenters.range_summary(summary.totals),
         "rollup_every": presenters.refresh_period(settings.ANALYTICS_ROLLUP_SECONDS),
-        "charts": dashboard_charts.day_charts(
-            summary.days, summary.totals.unpriced_calls, clip=not full_scale
-        ),
+        "charts": charts,
+        "any_clipped": any(chart["clipped"] for chart in charts),
         "full_scale": full_scale,
         "links": presenters.dashboard_links(chosen, full_scale=full_scale),
         "breakdowns": presenters.breakdowns(summary, chosen),

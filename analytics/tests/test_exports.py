@@ -31,6 +31,7 @@ from analytics.tests.test_admin import (  # noqa: F401 (fixtures)
 from core.formatting import format_count, format_money, format_ms, format_percent
 
 pytestmark = pytest.mark.django_db
+DAY = timedelta(days=1)
 
 
 def shown_cost(values: dict) -> str:
@@ -138,7 +139,15 @@ def test_page_links_to_the_exports_of_the_range_it_shows(admin_client, seeded): 
     query = f"start={params['start']}&amp;end={params['end']}"
     assert f'href="{DASHBOARD}?{query}&amp;format=csv"' in html
     assert f'href="{DASHBOARD}?{query}&amp;format=json"' in html
+    # Today's timeout (30 s) is far above the other days' p95: clipped, and the full scale offered.
+    assert 'class="chart-text chart-clip-label"' in html
     assert f'href="{DASHBOARD}?{query}&amp;scale=full"' in html
+    full = admin_client.get(DASHBOARD, {**params, "scale": "full"}).content.decode()
+    assert "chart-clip-label" not in full and f'href="{DASHBOARD}?{query}"' in full
+    # Days with nothing far above the rest: no clipping, no offer.
+    quiet = {"start": (t - 8 * DAY).isoformat(), "end": (t - 2 * DAY).isoformat()}
+    html = admin_client.get(DASHBOARD, quiet).content.decode()
+    assert "chart-clip-label" not in html and "scale=full" not in html
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
