@@ -43,7 +43,7 @@ def history(transactional_db, django_user_model):
 
 
 def open_page(browser, app_server, user, path, **context_options):  # noqa: F811
-    context = browser.new_context(color_scheme="light", **context_options)
+    context = browser.new_context(**{"color_scheme": "light", **context_options})
     cookies = login_cookies(user)
     context.add_cookies(
         [{"name": k, "value": v, "url": app_server.base_url} for k, v in cookies.items()]
@@ -217,6 +217,13 @@ def test_tables_are_readable_on_a_phone(browser, app_server, history, path):  # 
     assert boxes and all(b["right"] <= 390 and b["overflow"] == "auto" for b in boxes), boxes
     assert any(b["scroll"] > b["client"] for b in boxes)  # a wide table scrolls in its box
     assert no_word_broken(page) == []
+    # The charts keep a readable size and scroll inside their box too.
+    charts = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.analytics-chart-scroll')).map(box => ({
+            right: box.getBoundingClientRect().right,
+            svg: box.querySelector('svg').getBoundingClientRect().width}))"""
+    )
+    assert all(c["right"] <= 390 and c["svg"] >= 500 for c in charts), charts
     assert page.locator(f"th:has-text('{LONG_MODEL}')").first.is_visible()
     context.close()
     assert not errors, errors
