@@ -7,15 +7,17 @@ The rollup tables (CallRollup, UserDailyUsage, RequestMinute, JobState) are not 
 dashboard is their reading interface, and they are rebuilt from raw calls, never edited.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q
-from django.urls import path
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from core.admin_mixins import ReadOnlyAdminMixin
+from core.formatting import format_usd
 
-from . import presenters, selectors, views
-from .models import AICall, ModelPrice
+from . import presenters, selectors, services, views
+from .models import AICall, APIToken, ModelPrice
 
 
 @admin.register(ModelPrice)
@@ -156,6 +158,73 @@ class AICallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         users = get_user_model().objects.filter(Q(username__iexact=term) | Q(email__iexact=term))
         return queryset.filter(Q(request_id=term) | Q(user__in=users.values("pk"))), False
 
-    @admin.display(description="cost (USD)", ordering="cost_usd")
+    @admin.display(description="cost", ordering="cost_usd")
     def cost(self, obj):
-        return "unpriced" if obj.cost_usd is None else obj.cost_usd
+        # Money as money (digits enough for one call's cost: $0.000123), like the dashboard.
+        return "unpriced" if obj.cost_usd is None else format_usd(obj.cost_usd)
+
+
+@admin.register(APIToken)
+class APITokenAdmin(admin.ModelAdmin):
+    """Keys to the read-only analytics API: superusers create them per staff user and revoke
+    them; the key is shown once, on creation, and only its hash is kept."""
+
+    list_display = ("name", "user", "prefix", "created_at", "created_by", "last_used_at", "state")
+    list_select_related = ("user", "created_by")
+    search_fields = ("name", "user__username", "prefix")
+    actions = ["revoke"]
+
+    def _superuser(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._superuser(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def has_add_permission(self, request):
+        return self._superuser(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a token is created and revoked, never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name")
+        return ("user", "name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = (
+                get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return f"revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "active"
+
+    def save_model(self, request, obj, form, change):
+        request._api_token_key = services.issue_api_token(token=obj, created_by=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The key is shown on this page only: not in a message (it would travel in a cookie),
+        # not in the database (only its hash is kept).
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "opts": self.opts,
+            "token": obj,
+            "key": request._api_token_key,
+            "changelist_url": reverse("admin:analytics_apitoken_changelist"),
+        }
+        return TemplateResponse(request, "admin/analytics/apitoken/created.html", context)
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        count = services.revoke_api_tokens(token_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

@@ -1,8 +1,11 @@
-"""Server-rendered SVG charts for the AI usage dashboard (number formats: core.formatting). Pure.
+"""Server-rendered SVG charts for the AI usage dashboard (scales: chart_scales.py). Pure.
 
 Each function returns one ``<svg>`` string: no script or style (the site's CSP holds; colours are
-presentation attributes), every text escaped, ``role="img"`` with a ``<title>`` per bar or point.
-Values are plotted from zero; ``None`` is a gap (lines) or nothing (bars).
+presentation attributes), every text escaped, ``role="img"`` with a ``<title>`` per day's band.
+Values are plotted from zero; ``None`` is a gap (lines) or nothing (bars). A few days far above
+the rest are clipped (``clip=True``, see chart_scales.py). With ``links``, each day's band is a
+link (the day's report). The ``data-*`` attributes are for static/analytics/charts.js, which
+adds hover read-outs and series toggles on top; without it the chart works as it is.
 """
 
 import math
@@ -10,8 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
 
-# format_compact: the dashboard also passes it to the charts as charts.format_compact.
-from core.formatting import format_compact, format_count, format_percent  # noqa: F401
+from core.formatting import format_count, format_percent
+
+from .chart_scales import nice_ticks, percent_axis, scale_ticks
+
+__all__ = ["lines", "nice_ticks", "stacked_bars"]
 
 # Paul Tol's "bright" scheme: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
@@ -26,32 +32,12 @@ MARGIN_RIGHT = 16
 MARGIN_RIGHT_AXIS = 56
 MARGIN_BOTTOM = 26
 LEGEND_ROW = 18
+CLIP_ROOM = 16  # space above the plot for the values of clipped days
 MAX_X_LABELS = 6
 BAR_FILL = 0.72  # share of a day's band the bar takes
 
 type Number = float | int | Decimal
 type Formatter = Callable[[Number | None], str]
-
-
-# --- Scales -------------------------------------------------------------------------------------
-
-
-def nice_ticks(maximum: float, count: int = 4) -> list[float]:
-    """Return evenly spaced round ticks from 0 up to at least ``maximum`` (about ``count`` steps).
-
-    Steps are 1, 2, 2.5 or 5 times a power of ten. A zero (or missing) maximum gives 0..1.
-    """
-    if not maximum or maximum <= 0 or not math.isfinite(maximum):
-        maximum = 1.0
-    raw = maximum / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = 10 * magnitude
-    for multiple in (1, 2, 2.5, 5):
-        if multiple * magnitude >= raw:
-            step = multiple * magnitude
-            break
-    steps = math.ceil(round(maximum / step, 9))
-    return [step * i for i in range(steps + 1)]
 
 
 def _num(value: Number | None) -> float | None:
@@ -64,11 +50,12 @@ def _num(value: Number | None) -> float | None:
 class _Frame:
     """The geometry of one chart: a plot area with one band per label, and the legend above."""
 
-    def __init__(self, n: int, legend_rows: int, *, right_axis: bool):
+    def __init__(self, n: int, legend_rows: int, *, right_axis: bool, clipped: bool = False):
         self.n = n
         self.left = MARGIN_LEFT
         self.right = WIDTH - (MARGIN_RIGHT_AXIS if right_axis else MARGIN_RIGHT)
         self.top = 8 + legend_rows * LEGEND_ROW + (6 if legend_rows else 0)
+        self.top += CLIP_ROOM if clipped else 0
         self.bottom = self.top + PLOT_HEIGHT
         self.height = self.bottom + MARGIN_BOTTOM
         self.band = (self.right - self.left) / max(n, 1)
@@ -77,7 +64,8 @@ class _Frame:
         return self.left + (index + 0.5) * self.band
 
     def y(self, value: float, top_value: float) -> float:
-        return self.bottom - (value / top_value) * PLOT_HEIGHT
+        """The y of ``value``, never above the plot's top (a clipped value sits on it)."""
+        return self.bottom - (min(value, top_value) / top_value) * PLOT_HEIGHT
 
 
 def _f(value: float) -> str:
@@ -90,7 +78,7 @@ def _legend(entries: Sequence[tuple[str, str, str]]) -> tuple[list[str], int]:
     parts: list[str] = []
     x: float = MARGIN_LEFT
     row = 0
-    for name, color, kind in entries:
+    for index, (name, color, kind) in enumerate(entries):
         width = 16 + len(name) * CHAR_WIDTH + 14
         if x + width > WIDTH - MARGIN_RIGHT and x > MARGIN_LEFT:
             x, row = MARGIN_LEFT, row + 1
@@ -103,18 +91,25 @@ def _legend(entries: Sequence[tuple[str, str, str]]) -> tuple[list[str], int]:
         else:
             swatch = f'<rect x="{_f(x)}" y="{y}" width="12" height="12" rx="2" fill="{color}"/>'
         parts.append(
-            f'<g class="chart-legend-item">{swatch}'
+            f'<g class="chart-legend-item" data-series="{index}">{swatch}'
             f'<text class="chart-text" x="{_f(x + 16)}" y="{y + 10}">{escape(name)}</text></g>'
         )
         x += width
     return parts, (row + 1 if entries else 0)
 
 
-def _open(frame: _Frame, title: str) -> list[str]:
+def _open(frame: _Frame, title: str, top_value: float | None = None) -> list[str]:
     t = escape(title)
+    geometry = (
+        f' data-plot-top="{frame.top}" data-plot-bottom="{frame.bottom}" '
+        f'data-top-value="{top_value!r}"'
+        if top_value is not None
+        else ""
+    )
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} '
-        f'{frame.height}" role="img" aria-label="{t}" font-size="{FONT_SIZE}" fill="#333">',
+        f'{frame.height}" role="img" aria-label="{t}" font-size="{FONT_SIZE}" fill="#333"'
+        f"{geometry}>",
         f"<title>{t}</title>",
     ]
 
@@ -132,10 +127,9 @@ def _y_axis(frame: _Frame, ticks: list[float], fmt: Formatter, *, right: bool = 
                 f'<line class="chart-grid" x1="{frame.left}" y1="{y}" x2="{_f(frame.right)}" '
                 f'y2="{y}" stroke="#ddd" stroke-width="1"/>'
             )
-        text = "0" if tick == 0 else fmt(tick)  # a bare zero reads better than $0.0000
         parts.append(
             f'<text class="chart-text chart-tick" x="{_f(x)}" y="{y}" dy="0.32em" '
-            f'text-anchor="{anchor}">{escape(text)}</text>'
+            f'text-anchor="{anchor}">{escape(fmt(tick))}</text>'
         )
     return parts
 
@@ -154,6 +148,43 @@ def _x_axis(frame: _Frame, labels: Sequence[str]) -> list[str]:
             f'y="{frame.bottom + 16}" text-anchor="middle">{escape(str(label))}</text>'
         )
     return parts
+
+
+def _bands(
+    frame: _Frame,
+    labels: Sequence[str],
+    summaries: Sequence[Sequence[str]],
+    links: Sequence[str] | None,
+) -> list[str]:
+    """One transparent band per day, the whole plot's height: its title lists the day's values,
+    and with ``links`` it is a link (a click on the day opens its report)."""
+    parts = []
+    for index, (label, lines_) in enumerate(zip(labels, summaries, strict=True)):
+        band = (
+            f'<rect class="chart-band" data-index="{index}" x="{_f(frame.left + index * frame.band)}"'
+            f' y="{frame.top}" width="{_f(frame.band)}" height="{PLOT_HEIGHT}" fill="transparent">'
+            f"<title>{escape(chr(10).join(lines_))}</title></rect>"
+        )
+        if links is not None:
+            band = (
+                f'<a class="chart-day" href="{escape(links[index])}" data-index="{index}" '
+                f'aria-label="{escape(f"{label}: open the report of the day")}">{band}</a>'
+            )
+        parts.append(band)
+    return parts
+
+
+def _clip_mark(frame: _Frame, index: int, x: float, width: float, text: str) -> list[str]:
+    """A break across the top of a clipped bar or point, and its real value above the plot."""
+    y = frame.top + 6
+    return [
+        f'<path class="chart-break" data-index="{index}" d="M{_f(x - 1)} {_f(y + 3)} '
+        f'L{_f(x + width / 2)} {_f(y - 3)} L{_f(x + width + 1)} {_f(y + 3)}" fill="none" '
+        f'stroke="#fff" stroke-width="3"/>',
+        f'<text class="chart-text chart-clip-label" data-index="{index}" '
+        f'x="{_f(x + width / 2)}" y="{frame.top - 4}" text-anchor="middle">'
+        f"{escape('↑ ' + text)}</text>",
+    ]
 
 
 def _empty(title: str, message: str = "No data") -> str:
@@ -186,47 +217,52 @@ def stacked_bars(
     *,
     title: str,
     value_format: Formatter = format_count,
+    axis_format: Formatter | None = None,
     line: tuple[str, Sequence[Number | None]] | None = None,
     line_format: Formatter = format_percent,
+    line_axis_format: Formatter = percent_axis,
+    links: Sequence[str] | None = None,
+    clip: bool = False,
 ) -> str:
     """Return bars stacked per label, one colour per series (in order), with a legend.
 
-    ``line``, a (name, values) pair, is drawn over the bars against its own axis on the right
-    (e.g. the error rate over the calls). Negative values are drawn as zero.
+    ``value_format`` writes values in titles (with their unit), ``axis_format`` the ticks
+    (default: ``value_format``). ``line``, a (name, values) pair, is drawn over the bars against
+    its own axis on the right (e.g. the error rate over the calls). Negative values are drawn as
+    zero. ``clip`` lets a few days far above the rest go off the scale (chart_scales.py).
     """
     _check_lengths(labels, series)
     if line is not None:
         _check_lengths(labels, {line[0]: line[1]})
     if not labels:
         return _empty(title)
+    axis_format = axis_format or value_format
     names = list(series)
     legend_entries = [(name, _color(i), "box") for i, name in enumerate(names)]
     if line is not None:
         legend_entries.append((line[0], OVERLAY_COLOR, "line"))
     legend, legend_rows = _legend(legend_entries)
-    frame = _Frame(len(labels), legend_rows, right_axis=line is not None)
-
     columns = [
         [max(_num(series[name][i]) or 0.0, 0.0) for name in names] for i in range(len(labels))
     ]
-    ticks = nice_ticks(max((sum(column) for column in columns), default=0.0))
+    ticks, clipped = scale_ticks([sum(column) for column in columns], clip=clip)
+    frame = _Frame(len(labels), legend_rows, right_axis=line is not None, clipped=clipped)
     top_value = ticks[-1]
     bar_width = max(frame.band * BAR_FILL, 1.0)
 
-    parts = _open(frame, title)
-    parts += legend
-    parts += _y_axis(frame, ticks, value_format)
+    summaries = []
     for index, (label, column) in enumerate(zip(labels, columns, strict=True)):
         summary = [f"{label}: {value_format(sum(column))}"]
         summary += [f"{name}: {value_format(v)}" for name, v in zip(names, column, strict=True)]
         if line is not None:
             summary.append(f"{line[0]}: {line_format(_num(line[1][index]))}")
-        band_x = frame.left + index * frame.band
-        tooltip = escape("\n".join(summary))
-        parts.append(
-            f'<rect class="chart-band" x="{_f(band_x)}" y="{frame.top}" width="{_f(frame.band)}" '
-            f'height="{PLOT_HEIGHT}" fill="transparent"><title>{tooltip}</title></rect>'
-        )
+        summaries.append(summary)
+
+    parts = _open(frame, title, top_value)
+    parts += legend
+    parts += _y_axis(frame, ticks, axis_format)
+    parts += _bands(frame, labels, summaries, links)
+    for index, (label, column) in enumerate(zip(labels, columns, strict=True)):
         x = frame.x_center(index) - bar_width / 2
         base = 0.0
         for series_index, (name, value) in enumerate(zip(names, column, strict=True)):
@@ -235,17 +271,21 @@ def stacked_bars(
             y_top = frame.y(base + value, top_value)
             height = frame.y(base, top_value) - y_top
             parts.append(
-                f'<rect class="chart-bar" data-series="{series_index}" x="{_f(x)}" '
-                f'y="{_f(y_top)}" width="{_f(bar_width)}" height="{_f(height)}" '
-                f'fill="{_color(series_index)}"><title>'
+                f'<rect class="chart-bar" data-series="{series_index}" data-index="{index}" '
+                f'data-value="{value!r}" x="{_f(x)}" y="{_f(y_top)}" width="{_f(bar_width)}" '
+                f'height="{_f(height)}" fill="{_color(series_index)}"><title>'
                 f"{escape(f'{label} · {name}: {value_format(value)}')}</title></rect>"
             )
             base += value
+        if base > top_value:
+            parts += _clip_mark(frame, index, x, bar_width, axis_format(base))
     if line is not None:
         name, values = line
         line_ticks = nice_ticks(max((_num(v) or 0.0 for v in values), default=0.0))
-        parts += _y_axis(frame, line_ticks, line_format, right=True)
-        parts += _polyline(frame, labels, name, values, line_ticks[-1], OVERLAY_COLOR, line_format)
+        parts += _y_axis(frame, line_ticks, line_axis_format, right=True)
+        parts += _polyline(
+            frame, labels, len(names), name, values, line_ticks[-1], OVERLAY_COLOR, line_format
+        )
     parts += _x_axis(frame, labels)
     parts.append("</svg>")
     return "".join(parts)
@@ -257,6 +297,9 @@ def lines(
     *,
     title: str,
     value_format: Formatter = format_count,
+    axis_format: Formatter | None = None,
+    links: Sequence[str] | None = None,
+    clip: bool = False,
 ) -> str:
     """Return one line per series (colours in order) with a dot per value and a legend.
 
@@ -265,16 +308,30 @@ def lines(
     _check_lengths(labels, series)
     if not labels:
         return _empty(title)
+    axis_format = axis_format or value_format
     legend, legend_rows = _legend([(name, _color(i), "line") for i, name in enumerate(series)])
-    frame = _Frame(len(labels), legend_rows, right_axis=False)
     values = [_num(v) for column in series.values() for v in column]
-    ticks = nice_ticks(max((v for v in values if v is not None), default=0.0))
+    ticks, clipped = scale_ticks(values, clip=clip)
+    frame = _Frame(len(labels), legend_rows, right_axis=False, clipped=clipped)
+    summaries = [
+        [label, *(f"{name}: {value_format(_num(column[i]))}" for name, column in series.items())]
+        for i, label in enumerate(labels)
+    ]
 
-    parts = _open(frame, title)
+    parts = _open(frame, title, ticks[-1])
     parts += legend
-    parts += _y_axis(frame, ticks, value_format)
+    parts += _y_axis(frame, ticks, axis_format)
+    parts += _bands(frame, labels, summaries, links)
     for index, (name, column) in enumerate(series.items()):
-        parts += _polyline(frame, labels, name, column, ticks[-1], _color(index), value_format)
+        parts += _polyline(
+            frame, labels, index, name, column, ticks[-1], _color(index), value_format
+        )
+    if clipped:
+        for index in range(len(labels)):
+            highest = max((_num(c[index]) or 0.0 for c in series.values()), default=0.0)
+            if highest > ticks[-1]:
+                x = frame.x_center(index) - 6
+                parts += _clip_mark(frame, index, x, 12, axis_format(highest))
     parts += _x_axis(frame, labels)
     parts.append("</svg>")
     return "".join(parts)
@@ -283,6 +340,7 @@ def lines(
 def _polyline(
     frame: _Frame,
     labels: Sequence[str],
+    series_index: int,
     name: str,
     values: Sequence[Number | None],
     top_value: float,
@@ -301,15 +359,17 @@ def _polyline(
         x, y = _f(frame.x_center(index)), _f(frame.y(max(value, 0.0), top_value))
         commands.append(f"{'L' if pen_down else 'M'}{x} {y}")
         pen_down = True
+        clipped = " chart-clipped" if value > top_value else ""
         dots.append(
-            f'<circle class="chart-dot" cx="{x}" cy="{y}" r="3" fill="{color}"><title>'
+            f'<circle class="chart-dot{clipped}" data-series="{series_index}" '
+            f'data-index="{index}" cx="{x}" cy="{y}" r="3" fill="{color}"><title>'
             f"{escape(f'{labels[index]} · {name}: {fmt(value)}')}</title></circle>"
         )
     parts = []
     if commands:
         parts.append(
-            f'<path class="chart-line" d="{" ".join(commands)}" fill="none" stroke="{color}" '
-            f'stroke-width="2" stroke-linejoin="round" stroke-linecap="round">'
-            f"<title>{escape(name)}</title></path>"
+            f'<path class="chart-line" data-series="{series_index}" d="{" ".join(commands)}" '
+            f'fill="none" stroke="{color}" stroke-width="2" stroke-linejoin="round" '
+            f'stroke-linecap="round"><title>{escape(name)}</title></path>'
         )
     return parts + dots

@@ -77,17 +77,23 @@ class DateRangeForm(_TodayForm):
         data["start"], data["end"] = start, end
         return data
 
-    def date_range(self) -> DateRange:
-        """The range asked for, or the last 30 days with the reason in ``error``."""
+    def refusal(self) -> str:
+        """Why the range cannot be used ("" when it can)."""
         if self.is_valid():
-            return DateRange(self.cleaned_data["start"], self.cleaned_data["end"])
+            return ""
         errors = [
             *self.errors.get("end", []),
             *self.errors.get("start", []),
             *self.non_field_errors(),
         ]
-        fallback = f"Showing the last {DEFAULT_RANGE_DAYS} days instead."
-        return default_range(self.today, " ".join([*errors, fallback]))
+        return " ".join(str(e) for e in errors)
+
+    def date_range(self) -> DateRange:
+        """The range asked for, or the last 30 days with the reason in ``error``."""
+        if refusal := self.refusal():
+            fallback = f"Showing the last {DEFAULT_RANGE_DAYS} days instead."
+            return default_range(self.today, f"{refusal} {fallback}")
+        return DateRange(self.cleaned_data["start"], self.cleaned_data["end"])
 
 
 class ReportDayForm(_TodayForm):

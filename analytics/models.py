@@ -207,3 +207,40 @@ class JobState(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class APIToken(models.Model):
+    """A staff user's key to the read-only analytics API (docs/analytics.md, "The JSON API").
+
+    Only the SHA-256 of the key is stored: the key itself is shown once, when a superuser creates
+    it in the admin. ``prefix`` (its first characters) tells keys apart in the admin and logs.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The staff user the token acts as (it needs the dashboard permission).",
+    )
+    name = models.CharField(
+        max_length=100, help_text="What it is for, e.g. “Metabase” or “Ana's notebook”."
+    )
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    last_used_at = models.DateTimeField(null=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "analytics API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"

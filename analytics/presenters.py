@@ -5,21 +5,20 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 
 from core.formatting import (
     format_change,
-    format_compact,
     format_count,
     format_money,
     format_ms,
     format_percent,
 )
 
-from . import charts, selectors
+from . import selectors
+from .forms import DateRange
+from .timezones import day_bounds
 
 TOP_USERS = 20
-CHART_MODELS = 6  # models with a colour of their own in the cost chart; the rest are "Other"
 NO_VALUE_LABEL = "(none)"
 # The value of the changelist's model/task type/variant filters that selects the empty string.
 EMPTY_FILTER_VALUE = "__none__"
@@ -71,9 +70,29 @@ def changelist_url(**filters) -> str:
     return f"{url}?{urlencode(filters)}" if filters else url
 
 
-def _svg(markup: str):
-    # The chart functions escape every text they put in (see charts.py and its tests).
-    return mark_safe(markup)  # noqa: S308
+def range_calls_url(first: date, last: date, **filters) -> str:
+    """The AI calls of reporting-zone days ``first``..``last`` in the admin (and ``filters``)."""
+    start, end = day_bounds(first)[0], day_bounds(last)[1]
+    return changelist_url(
+        created_at__gte=start.isoformat(), created_at__lt=end.isoformat(), **filters
+    )
+
+
+def day_calls_url(day: date, **filters) -> str:
+    """The AI calls of a reporting-zone day in the admin (with more ``filters``)."""
+    return range_calls_url(day, day, **filters)
+
+
+def dashboard_links(chosen: DateRange, *, full_scale: bool) -> dict:
+    """The exports of the range shown, and the same page with the other chart scale."""
+    url = reverse("admin:analytics_dashboard")
+    shown = {"start": chosen.start.isoformat(), "end": chosen.end.isoformat()}
+    other_scale = shown if full_scale else {**shown, "scale": "full"}
+    return {
+        "csv": f"{url}?{urlencode({**shown, 'format': 'csv'})}",
+        "json": f"{url}?{urlencode({**shown, 'format': 'json'})}",
+        "scale": f"{url}?{urlencode(other_scale)}",
+    }
 
 
 # --- The dashboard ---------------------------------------------------------------------------
@@ -99,12 +118,16 @@ def cards(today: selectors.Totals, yesterday: selectors.Totals) -> list[dict]:
     return cards
 
 
-def breakdown_rows(dimension: str, groups: list[tuple[str, selectors.Totals]]) -> list[dict]:
+def breakdown_rows(
+    dimension: str, groups: list[tuple[str, selectors.Totals]], chosen: DateRange
+) -> list[dict]:
     return [
         {
             "key": key,
             "label": _label(key),
-            "url": changelist_url(**{dimension: key or EMPTY_FILTER_VALUE}),
+            "url": range_calls_url(
+                chosen.start, chosen.end, **{dimension: key or EMPTY_FILTER_VALUE}
+            ),
             "calls": format_count(t.calls),
             "error_rate": format_percent(t.error_rate),
             "tokens": format_count(t.tokens),
@@ -115,91 +138,6 @@ def breakdown_rows(dimension: str, groups: list[tuple[str, selectors.Totals]]) -
             "p95_latency": format_ms(t.p95_latency_ms),
         }
         for key, t in groups
-    ]
-
-
-def day_charts(days: list[tuple[date, selectors.Totals, dict]], unpriced: int) -> list[dict]:
-    labels = [day.isoformat() for day, _, _ in days]
-
-    model_costs: dict[str, Decimal] = {}
-    for _, _, costs in days:
-        for model, cost in costs.items():
-            model_costs[model] = model_costs.get(model, Decimal(0)) + cost
-    ranked = sorted(
-        (m for m, c in model_costs.items() if c > 0), key=lambda m: (-model_costs[m], m)
-    )
-    shown, others = ranked[:CHART_MODELS], set(ranked[CHART_MODELS:])
-    cost_series = {m: [costs.get(m, Decimal(0)) for _, _, costs in days] for m in shown}
-    if others:
-        cost_series["Other models"] = [
-            sum((c for m, c in costs.items() if m in others), Decimal(0)) for _, _, costs in days
-        ]
-
-    return [
-        {
-            "key": "cost",
-            "title": "Cost per day, by model",
-            "svg": _svg(
-                charts.stacked_bars(
-                    labels, cost_series, title="Cost per day by model", value_format=format_money
-                )
-            ),
-            "note": (
-                f"Leaves out {unpriced:,} unpriced calls (models without a price)."
-                if unpriced
-                else ""
-            ),
-        },
-        {
-            "key": "calls",
-            "title": "Calls per day, and the error rate",
-            "svg": _svg(
-                charts.stacked_bars(
-                    labels,
-                    {
-                        "Succeeded": [t.calls - t.errors for _, t, _ in days],
-                        "Failed": [t.errors for _, t, _ in days],
-                    },
-                    title="Calls per day with the error rate",
-                    value_format=format_count,
-                    line=("Error rate", [t.error_rate for _, t, _ in days]),
-                    line_format=format_percent,
-                )
-            ),
-            "note": "Failed: errors, timeouts and rate limits (cancelled calls are not failures).",
-        },
-        {
-            "key": "latency",
-            "title": "Latency per day (p50 and p95)",
-            "svg": _svg(
-                charts.lines(
-                    labels,
-                    {
-                        "p50": [t.p50_latency_ms for _, t, _ in days],
-                        "p95": [t.p95_latency_ms for _, t, _ in days],
-                    },
-                    title="Latency per day, p50 and p95",
-                    value_format=format_ms,
-                )
-            ),
-            "note": "Percentiles come from bucketed histograms: exact to the bucket.",
-        },
-        {
-            "key": "tokens",
-            "title": "Tokens per day",
-            "svg": _svg(
-                charts.stacked_bars(
-                    labels,
-                    {
-                        "Input": [t.input_tokens for _, t, _ in days],
-                        "Output": [t.output_tokens for _, t, _ in days],
-                    },
-                    title="Tokens per day, input and output",
-                    value_format=format_compact,
-                )
-            ),
-            "note": "",
-        },
     ]
 
 
@@ -232,24 +170,24 @@ def range_summary(t: selectors.Totals) -> dict:
     }
 
 
-def breakdowns(summary: selectors.RangeSummary) -> list[dict]:
+def breakdowns(summary: selectors.RangeSummary, chosen: DateRange) -> list[dict]:
     return [
         {
             "dimension": dimension,
             "title": title,
             "column": column,
-            "rows": breakdown_rows(dimension, summary.breakdowns[dimension]),
+            "rows": breakdown_rows(dimension, summary.breakdowns[dimension], chosen),
         }
         for dimension, title, column in BREAKDOWNS
     ]
 
 
-def top_user_rows(users: list[selectors.UserUsage]) -> list[dict]:
+def top_user_rows(users: list[selectors.UserUsage], chosen: DateRange) -> list[dict]:
     return [
         {
             "rank": rank,
             "username": u.username,
-            "url": changelist_url(user__id__exact=u.user_id),
+            "url": range_calls_url(chosen.start, chosen.end, user__id__exact=u.user_id),
             "calls": format_count(u.calls),
             "tokens": format_count(u.tokens),
             "cost": format_money(u.cost_usd),
@@ -261,10 +199,14 @@ def top_user_rows(users: list[selectors.UserUsage]) -> list[dict]:
 # --- The daily cost report ---------------------------------------------------------------------
 
 
-def _report_line(line: selectors.ReportLine) -> dict:
+def _report_line(line: selectors.ReportLine, day: date, section: str) -> dict:
+    # The changelist's search matches a username exactly; the other sections have filters.
+    user = section == "user"
+    filters = {"q": line.key} if user else {section: line.key or EMPTY_FILTER_VALUE}
     return {
         "key": line.key,
         "label": _label(line.key),
+        "url": day_calls_url(day, **filters),
         "calls": format_count(line.calls),
         "avg_calls": f"{line.avg_calls:,.1f}",
         "tokens": format_count(line.tokens),
@@ -317,7 +259,7 @@ def report_sections(daily: selectors.DailyReport) -> list[dict]:
             "key": key,
             "title": title,
             "column": column,
-            "rows": [_report_line(line) for line in getattr(daily, attribute)],
+            "rows": [_report_line(line, daily.day, key) for line in getattr(daily, attribute)],
         }
         for key, title, column, attribute in REPORT_SECTIONS
     ]

@@ -42,7 +42,7 @@ def report_rows(report: DailyReport) -> list[dict]:
     return rows
 
 
-def _cell(value):
+def csv_cell(value):
     # A spreadsheet runs a cell starting with = + - @ as a formula: a username or model name
     # could be made to. Numbers are written as numbers, text is defused with a leading quote.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -59,19 +59,20 @@ def report_csv(report: DailyReport) -> str:
     writer = csv.DictWriter(out, fieldnames=["day", *rows[0].keys()])
     writer.writeheader()
     for row in rows:
-        writer.writerow({"day": report.day.isoformat(), **{k: _cell(v) for k, v in row.items()}})
+        writer.writerow({"day": report.day.isoformat(), **{k: csv_cell(v) for k, v in row.items()}})
     return out.getvalue()
 
 
+def report_document(report: DailyReport) -> dict:
+    return {
+        "day": report.day.isoformat(),
+        "history_days": report.history_days,
+        "rows": report_rows(report),
+    }
+
+
 def report_json(report: DailyReport) -> str:
-    return json.dumps(
-        {
-            "day": report.day.isoformat(),
-            "history_days": report.history_days,
-            "rows": report_rows(report),
-        },
-        indent=2,
-    )
+    return json.dumps(report_document(report), indent=2)
 
 
 def _money(value: Decimal) -> str:

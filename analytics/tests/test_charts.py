@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics import charts
+from analytics import chart_scales, charts
 from core.formatting import format_money, format_ms, format_percent
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -126,7 +126,7 @@ def test_bars_with_a_rate_line_on_a_second_axis():
         "2025-01-04 · Error rate: 0.0%",
     ]
     right_ticks = [t.text for t in by_class(root, "text", "chart-tick") if t.text.endswith("%")]
-    assert right_ticks == ["5.0%", "10.0%", "15.0%", "20.0%"]  # and a bare 0 at the bottom
+    assert right_ticks == ["0%", "5%", "10%", "15%", "20%"]  # the unit on the zero too
     legend = [
         t.text for g in by_class(root, "g", "chart-legend-item") for t in g.iter(f"{SVG}text")
     ]
@@ -225,3 +225,122 @@ def test_every_text_is_escaped():
 )
 def test_nice_ticks(maximum, ticks):
     assert charts.nice_ticks(maximum) == pytest.approx(ticks)
+
+
+# --- Units on the axes, clipped scales, links and hooks for the script --------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "$0"),
+        (Decimal("0.0025"), "$0.0025"),
+        (0.005, "$0.005"),
+        (0.5, "$0.50"),
+        (0.25, "$0.25"),
+        (2, "$2"),
+        (2.5, "$2.50"),
+        (1500, "$1.5k"),
+        (None, "—"),
+    ],
+)
+def test_money_axis_labels(value, text):
+    assert chart_scales.money_axis(value) == text
+
+
+def test_axis_labels_carry_their_unit_at_zero():
+    assert chart_scales.percent_axis(0) == "0%" and chart_scales.percent_axis(0.025) == "2.5%"
+    assert chart_scales.ms_axis(0) == "0 ms" and chart_scales.ms_axis(1500) == "1,500 ms"
+    assert chart_scales.count_axis(0) == "0" and chart_scales.count_axis(2500) == "2.5k"
+    root = parse(
+        charts.stacked_bars(
+            LABELS,
+            {"a": [Decimal("0.1"), Decimal("0.2"), 0, 0]},
+            title="Cost",
+            value_format=format_money,
+            axis_format=chart_scales.money_axis,
+        )
+    )
+    ticks = [t.text for t in by_class(root, "text", "chart-tick") if t.text.startswith("$")]
+    assert ticks == ["$0", "$0.05", "$0.10", "$0.15", "$0.20"]
+    # Tooltips keep the full money format.
+    assert title_of(by_class(root, "rect", "chart-bar")[0]) == "2025-01-01 · a: $0.1000"
+
+
+@pytest.mark.parametrize(
+    ("values", "limit"),
+    [
+        ([1, 2, 3, 2, 1, 2, 3, 2], None),  # nothing stands out
+        ([1, 2, 3, 2, 1, 2, 3, 40], 3),  # one costly day
+        ([1, 2, 3, 2, 1, 2, 30, 40, 1, 2, 2, 2, 1, 2, 3, 1], 3),  # two of sixteen
+        ([1, 40], None),  # too few days to hide one
+        ([0, 0, 0, 0, 0, 0], None),
+    ],
+)
+def test_clip_limit(values, limit):
+    assert chart_scales.clip_limit(values) == limit
+
+
+def test_one_costly_day_is_clipped_and_says_its_value():
+    values = [1, 2, 3, 2, 1, 2, 3, 2, 1, 90]
+    labels = [f"2025-01-{d:02d}" for d in range(1, 11)]
+    root = parse(charts.stacked_bars(labels, {"x": values}, title="t", clip=True))
+    ticks = [float(t.text) for t in by_class(root, "text", "chart-tick") if "-" not in t.text]
+    assert 3 <= ticks[-1] <= 5  # the scale fits the ordinary days, not the costly one
+    bars = by_class(root, "rect", "chart-bar")
+    heights = [float(b.get("height")) for b in bars]
+    assert heights[-1] == pytest.approx(charts.PLOT_HEIGHT, abs=0.02)  # drawn to the top
+    assert heights[2] == pytest.approx(heights[0] * 3, abs=0.02)  # the rest stay proportional
+    assert heights[2] > charts.PLOT_HEIGHT / 2  # and are no longer flat
+    (label,) = by_class(root, "text", "chart-clip-label")
+    assert label.text == "↑ 90" and label.get("data-index") == "9"
+    assert len(by_class(root, "path", "chart-break")) == 1
+    assert title_of(bars[-1]) == "2025-01-10 · x: 90"  # the tooltip keeps the real value
+    # Without clipping, the scale covers the costly day.
+    root = parse(charts.stacked_bars(labels, {"x": values}, title="t"))
+    assert not by_class(root, "text", "chart-clip-label")
+    ticks = [float(t.text) for t in by_class(root, "text", "chart-tick") if "-" not in t.text]
+    assert ticks[-1] >= 90
+
+
+def test_a_slow_day_is_clipped_on_a_line_chart():
+    labels = [f"d{i}" for i in range(8)]
+    root = parse(
+        charts.lines(
+            labels,
+            {"p95": [100, 120, 110, 130, 90, 100, 9000, 120]},
+            title="t",
+            value_format=format_ms,
+            axis_format=chart_scales.ms_axis,
+            clip=True,
+        )
+    )
+    (clipped,) = by_class(root, "circle", "chart-clipped")
+    assert title_of(clipped) == "d6 · p95: 9,000 ms"
+    assert [t.text for t in by_class(root, "text", "chart-clip-label")] == ["↑ 9,000 ms"]
+    ticks = [t.text for t in by_class(root, "text", "chart-tick") if t.text.endswith("ms")]
+    assert ticks[0] == "0 ms" and ticks[-1] == "150 ms"
+
+
+def test_days_link_to_their_report_and_carry_hooks_for_the_script():
+    links = [f"/report/?day={label}&x=<1>" for label in LABELS]
+    markup = charts.stacked_bars(
+        LABELS, {"a": [1, 2, 3, 4], "b": [0, 1, 0, 1]}, title="t", links=links
+    )
+    root = parse(markup)
+    anchors = by_class(root, "a", "chart-day")
+    assert [a.get("href") for a in anchors] == links  # escaped in the markup, intact parsed
+    assert "&amp;x=&lt;1&gt;" in markup
+    assert [a.get("data-index") for a in anchors] == ["0", "1", "2", "3"]
+    band = anchors[3].find(f"{SVG}rect")
+    assert title_of(band).splitlines() == ["2025-01-04: 5", "a: 4", "b: 1"]
+    bars = by_class(root, "rect", "chart-bar")
+    assert {(b.get("data-series"), b.get("data-index"), b.get("data-value")) for b in bars} >= {
+        ("0", "3", "4.0"),
+        ("1", "3", "1.0"),
+    }
+    assert root.get("data-top-value") == "6"
+    assert [g.get("data-series") for g in by_class(root, "g", "chart-legend-item")] == ["0", "1"]
+    lines_root = parse(charts.lines(LABELS, {"p50": [1, 2, 3, 4]}, title="t", links=links))
+    assert len(by_class(lines_root, "a", "chart-day")) == 4
+    assert by_class(lines_root, "path", "chart-line")[0].get("data-series") == "0"
