@@ -67,3 +67,41 @@ def format_usd(value: Number | None, *, signed: bool = False) -> str:
         return f"{sign}${amount:,.2f}"
     digits = max(4, 2 - math.floor(math.log10(amount)))
     return f"{sign}${amount:.{digits}f}"
+
+
+def _trimmed(value: float, digits: int) -> str:
+    """Return ``value`` with at most ``digits`` decimals and no trailing zeros: 95.0 -> ``95``."""
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_rate(value: Number | None) -> str:
+    """Return a ratio as a percentage with up to two decimals: 0.717949 -> ``71.79%``,
+    0.95 -> ``95%``; ``—`` for None. (For thresholds and the values compared with them.)"""
+    if value is None:
+        return "—"
+    return f"{_trimmed(float(value) * 100, 2)}%"
+
+
+def format_seconds(value: Number | None) -> str:
+    """Return a duration given in seconds: ``850 ms`` under a second, ``2.35 s`` from one on."""
+    if value is None:
+        return "—"
+    seconds = float(value)
+    if abs(seconds) < 1:
+        return f"{seconds * 1000:,.0f} ms"
+    return f"{_trimmed(seconds, 2)} s"
+
+
+def format_ratio(value: Number | None) -> str:
+    """Return a multiple with a multiplication sign: 2.5 -> ``2.5x``; ``—`` for None."""
+    if value is None:
+        return "—"
+    return f"{_trimmed(float(value), 2)}\N{MULTIPLICATION SIGN}"
+
+
+def format_number(value: Number | None) -> str:
+    """Return a plain number with up to four decimals: 0.717949 -> ``0.7179``; ``—`` for None."""
+    if value is None:
+        return "—"
+    return _trimmed(float(value), 4)

@@ -6,15 +6,17 @@ rollups' histograms, satisfaction from feedback, and exposure counts from ``Expo
 """
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, FloatField, Q, Sum
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, TruncDate
 
 from analytics.histogram import percentile
 from analytics.models import AICall, CallRollup
 from analytics.rollups import merge_histograms
+from analytics.timezones import day_bounds, local_day, reporting_zone, today
 from core.task_types import TaskType
 
 from . import stats
@@ -289,3 +291,96 @@ def latest_eval(experiment: Experiment) -> EvalSummary | None:
         unjudged=run.results.exclude(error="").count(),
         total=run.results.count(),
     )
+
+
+# --- Day by day ---------------------------------------------------------------------------------
+
+MAX_DAILY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class DailyMetrics:
+    """Per variant key, one value per day (None: nothing to measure that day)."""
+
+    days: list[date]
+    satisfaction: dict[str, list[float | None]]
+    error_rate: dict[str, list[float | None]]
+    latency_ms: dict[str, list[float | None]]
+    cost_per_call: dict[str, list[float | None]]
+
+
+def _experiment_days(experiment: Experiment) -> list[date]:
+    if experiment.started_at is None:
+        return []
+    first = local_day(experiment.started_at)
+    last = local_day(experiment.ended_at) if experiment.ended_at else today()
+    first = max(first, last - timedelta(days=MAX_DAILY_DAYS - 1))
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def daily_metrics(experiment: Experiment) -> DailyMetrics:
+    """Return each variant's satisfaction, error rate, average latency and cost per call per day
+    of the experiment (from its start to its end or today, at most 90 days): calls from the daily
+    rollups, satisfaction from the feedback given that day."""
+    days = _experiment_days(experiment)
+    variants = list(experiment.variants.all())
+    empty: dict[str, list[float | None]] = {v.key: [None] * len(days) for v in variants}
+    result = DailyMetrics(
+        days,
+        {k: list(v) for k, v in empty.items()},
+        {k: list(v) for k, v in empty.items()},
+        {k: list(v) for k, v in empty.items()},
+        {k: list(v) for k, v in empty.items()},
+    )
+    if not days or not variants:
+        return result
+    index = {d: i for i, d in enumerate(days)}
+    by_label = {v.label: v.key for v in variants}
+    start, _ = day_bounds(days[0])
+    _, end = day_bounds(days[-1])
+    zone = reporting_zone()
+
+    rollups = (
+        CallRollup.objects.filter(
+            period=CallRollup.Period.DAY,
+            task_type=TaskType.CHAT,
+            variant__in=list(by_label),
+            bucket_start__gte=start,
+            bucket_start__lt=end,
+        )
+        .values("bucket_start", "variant")
+        .annotate(
+            n_calls=Sum("calls"),
+            n_errors=Sum("errors"),
+            n_unpriced=Sum("unpriced_calls"),
+            cost=Sum("cost_usd"),
+            ok_calls=Sum("calls", filter=Q(status="ok")),
+            ok_latency=Sum("latency_ms_sum", filter=Q(status="ok")),
+        )
+    )
+    for row in rollups:
+        i = index.get(row["bucket_start"].astimezone(zone).date())
+        if i is None:
+            continue
+        key = by_label[row["variant"]]
+        if row["n_calls"]:
+            result.error_rate[key][i] = row["n_errors"] / row["n_calls"]
+        if row["ok_calls"]:
+            result.latency_ms[key][i] = row["ok_latency"] / row["ok_calls"]
+        priced = row["n_calls"] - (row["n_unpriced"] or 0)
+        if priced > 0:
+            result.cost_per_call[key][i] = float(row["cost"]) / priced
+
+    feedback = (
+        Feedback.objects.filter(
+            variant__in=list(by_label), created_at__gte=start, created_at__lt=end
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day", "variant")
+        .annotate(rated=Count("id"), up=Count("id", filter=Q(rating=1)))
+    )
+    for rated in feedback:
+        i = index.get(rated["day"])
+        if i is not None and rated["rated"]:
+            result.satisfaction[by_label[rated["variant"]]][i] = rated["up"] / rated["rated"]
+    return result

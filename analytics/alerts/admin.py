@@ -5,7 +5,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .models import AlertEvent, AlertRule, NotificationChannel
-from .notify import dashboard_url, redacted
+from .notify import calls_url, dashboard_url, redacted
+from .presenters import rule_history_context
+
+# Rules about failures: their events link to the failed calls as well.
+FAILURE_METRICS = {AlertRule.Metric.SUCCESS_RATE, AlertRule.Metric.HTTP_ERROR_RATE}
 
 
 @admin.register(NotificationChannel)
@@ -54,9 +58,30 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "metric"]
     filter_horizontal = ["channels"]
 
-    @admin.display(description="Fires when")
+    @admin.display(description="Fires when", ordering="threshold")
     def condition(self, rule):
-        return f"{rule.get_comparison_display()} {rule.threshold.normalize():f}"
+        return rule.condition
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The threshold is stored in the metric's base unit (ratios, seconds, dollars): say which.
+        if obj is not None and obj.metric in AlertRule.THRESHOLD_HELP:
+            units = AlertRule.THRESHOLD_HELP[obj.metric]
+        else:
+            units = "; ".join(
+                f"{AlertRule.Metric(metric).label}: {text}"
+                for metric, text in AlertRule.THRESHOLD_HELP.items()
+            )
+        kwargs["help_texts"] = {
+            "threshold": f"In the metric's unit — {units}.",
+            **kwargs.get("help_texts", {}),
+        }
+        return super().get_form(request, obj, change, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        rule = self.get_object(request, object_id)
+        if rule is not None:
+            extra_context = {**(extra_context or {}), **rule_history_context(rule)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class AcknowledgedFilter(admin.SimpleListFilter):
@@ -79,12 +104,13 @@ class AlertEventAdmin(admin.ModelAdmin):
     list_display = [
         "rule",
         "state",
-        "value",
-        "threshold",
+        "shown_value",
+        "shown_condition",
         "samples",
         "started_at",
         "resolved_at",
         "acknowledged_by",
+        "calls",
         "dashboard",
     ]
     list_filter = ["state", "rule", AcknowledgedFilter]
@@ -94,8 +120,8 @@ class AlertEventAdmin(admin.ModelAdmin):
     readonly_fields = [
         "rule",
         "state",
-        "value",
-        "threshold",
+        "shown_value",
+        "shown_condition",
         "samples",
         "window_start",
         "window_end",
@@ -105,14 +131,38 @@ class AlertEventAdmin(admin.ModelAdmin):
         "notifications",
         "acknowledged_by",
         "acknowledged_at",
+        "calls",
         "dashboard",
     ]
+    # Read-only, each in its unit (``shown_value`` stands for the raw ``value``): no form field.
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="value", ordering="value")
+    def shown_value(self, event):
+        return event.value_display
+
+    @admin.display(description="fires when", ordering="threshold")
+    def shown_condition(self, event):
+        return event.condition
+
+    @admin.display(description="Calls")
+    def calls(self, event):
+        if event.rule.metric in FAILURE_METRICS:
+            return format_html(
+                '<a href="{}" data-calls="all">calls in the window</a> '
+                '(<a href="{}" data-calls="failed">failed</a>)',
+                calls_url(event),
+                calls_url(event, failed_only=True),
+            )
+        return format_html(
+            '<a href="{}" data-calls="all">calls in the window</a>', calls_url(event)
+        )
 
     @admin.display(description="Dashboard")
     def dashboard(self, event):

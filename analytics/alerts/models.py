@@ -4,9 +4,21 @@ The tables keep the names they had while these models lived in ``analytics`` (``
 the move to this app changed Django's state only, not the database.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from core.formatting import (
+    format_count,
+    format_money,
+    format_number,
+    format_rate,
+    format_ratio,
+    format_seconds,
+)
 
 
 class NotificationChannel(models.Model):
@@ -106,6 +118,34 @@ class AlertRule(models.Model):
             return value < self.threshold
         return value > self.threshold
 
+    # Each metric's unit, as its values and threshold are shown (rates are stored as ratios,
+    # latency in seconds): never a bare 0.717949.
+    UNIT_FORMATS: dict[str, Callable[[Any], str]] = {
+        Metric.SUCCESS_RATE: format_rate,
+        Metric.HTTP_ERROR_RATE: format_rate,
+        Metric.AVG_LATENCY: format_seconds,
+        Metric.DAILY_COST: format_money,
+        Metric.DAILY_TOKENS_RATIO: format_ratio,
+        Metric.EXPERIMENT_GUARDRAIL: format_count,
+    }
+    THRESHOLD_HELP: dict[str, str] = {
+        Metric.SUCCESS_RATE: "a ratio: 0.95 means 95%",
+        Metric.HTTP_ERROR_RATE: "a ratio: 0.05 means 5%",
+        Metric.AVG_LATENCY: "seconds: 10 means 10 s",
+        Metric.DAILY_COST: "US dollars: 10 means $10.00",
+        Metric.DAILY_TOKENS_RATIO: "a multiple of the trailing daily average: 3 means three times",
+        Metric.EXPERIMENT_GUARDRAIL: "a count of experiments: 0 fires on the first one",
+    }
+
+    def format_value(self, value) -> str:
+        """Return ``value`` in the metric's unit: ``71.79%``, ``850 ms``, ``$12.30``, ``3x``."""
+        return self.UNIT_FORMATS.get(self.metric, format_number)(value)
+
+    @property
+    def condition(self) -> str:
+        """When the rule fires, in the metric's unit: ``< 95%``."""
+        return f"{self.get_comparison_display()} {self.format_value(self.threshold)}"
+
 
 class AlertEvent(models.Model):
     class State(models.TextChoices):
@@ -142,3 +182,16 @@ class AlertEvent(models.Model):
 
     def __str__(self):
         return f"{self.rule} {self.state} since {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def value_display(self) -> str:
+        return self.rule.format_value(self.value)
+
+    @property
+    def threshold_display(self) -> str:
+        return self.rule.format_value(self.threshold)
+
+    @property
+    def condition(self) -> str:
+        """The condition as it stood when the event fired (the rule's threshold may change)."""
+        return f"{self.rule.get_comparison_display()} {self.threshold_display}"

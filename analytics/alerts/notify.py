@@ -14,11 +14,14 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.urls import reverse
 from django.utils import timezone
 
+from analytics.rollups import ERROR_STATUSES, floor_hour
 from analytics.timezones import local_day
+from core.task_types import TaskType
 
-from .models import AlertEvent, NotificationChannel
+from .models import AlertEvent, AlertRule, NotificationChannel
 from .webhook_address import UnsafeWebhookAddress, open_checked
 
 logger = logging.getLogger(__name__)
@@ -44,21 +47,55 @@ def dashboard_url(event: AlertEvent) -> str:
     return f"{settings.SITE_URL}/admin/analytics/aicall/dashboard/?{query}"
 
 
+# The AI calls each metric counts, beyond the window (rollup-based metrics count every task type).
+_HOURLY_METRICS = {AlertRule.Metric.SUCCESS_RATE, AlertRule.Metric.AVG_LATENCY}
+
+
+def calls_query(event: AlertEvent, *, failed_only: bool = False) -> dict[str, str]:
+    """Return the AICall admin's filters for the calls behind ``event``: its window (rounded
+    out to the whole hours the rollups count for the rolling rules) and the metric's scope."""
+    metric = event.rule.metric
+    start = event.window_start
+    if metric in _HOURLY_METRICS:
+        start = floor_hour(start)
+    query = {
+        "created_at__gte": start.isoformat(),
+        "created_at__lt": event.window_end.isoformat(),
+    }
+    if metric == AlertRule.Metric.AVG_LATENCY:
+        query["status__exact"] = "ok"  # the average is over successful calls only
+    if metric == AlertRule.Metric.EXPERIMENT_GUARDRAIL:
+        query["task_type"] = TaskType.CHAT  # guardrails compare the variants' chat calls
+    if failed_only:
+        query["status__in"] = ",".join(ERROR_STATUSES)
+    return query
+
+
+def calls_url(event: AlertEvent, *, failed_only: bool = False, absolute: bool = True) -> str:
+    """Return the AI calls admin list filtered to the calls behind ``event``."""
+    path = reverse("admin:analytics_aicall_changelist")
+    query = urlencode(calls_query(event, failed_only=failed_only))
+    return f"{settings.SITE_URL if absolute else ''}{path}?{query}"
+
+
 def build_message(event: AlertEvent, state: str) -> AlertMessage:
     rule = event.rule
     comparison = "<" if rule.comparison == rule.Comparison.LESS else ">"
     status = {"firing": "FIRING", "still firing": "STILL FIRING", "resolved": "RESOLVED"}[state]
     title = f"[{status}] {rule.name}"
+    value_text = rule.format_value(event.value)
+    threshold_text = rule.format_value(rule.threshold)
     lines = [
         title,
-        f"{rule.get_metric_display()}: {event.value:.4f} (fires when {comparison} "
-        f"{rule.threshold.normalize():f}), {event.samples} samples",
+        f"{rule.get_metric_display()}: {value_text} (fires when {comparison} "
+        f"{threshold_text}), {event.samples} samples",
         f"Window: {event.window_start:%Y-%m-%d %H:%M} to {event.window_end:%Y-%m-%d %H:%M} UTC",
     ]
     if state != "resolved" and rule.likely_cause:
         lines.append(f"Likely cause: {rule.likely_cause}")
     if event.resolved_at:
         lines.append(f"Resolved at {event.resolved_at:%Y-%m-%d %H:%M} UTC")
+    lines.append(f"Calls: {calls_url(event)}")
     lines.append(f"Dashboard: {dashboard_url(event)}")
     data = {
         "rule": rule.name,
@@ -66,6 +103,8 @@ def build_message(event: AlertEvent, state: str) -> AlertMessage:
         "metric": rule.metric,
         "value": float(event.value),
         "threshold": float(rule.threshold),
+        "value_text": value_text,
+        "threshold_text": threshold_text,
         "comparison": comparison,
         "samples": event.samples,
         "window_start": event.window_start.isoformat(),
@@ -74,6 +113,7 @@ def build_message(event: AlertEvent, state: str) -> AlertMessage:
         "resolved_at": event.resolved_at.isoformat() if event.resolved_at else None,
         "likely_cause": rule.likely_cause,
         "dashboard_url": dashboard_url(event),
+        "calls_url": calls_url(event),
     }
     return AlertMessage(title, "\n".join(lines), data)
 

@@ -53,3 +53,17 @@ def test_other_formats():
 )
 def test_usd_keeps_the_digits_a_per_call_cost_needs(value, signed, text):
     assert formatting.format_usd(value, signed=signed) == text
+
+
+def test_alert_unit_formats():
+    assert formatting.format_rate(Decimal("0.717949")) == "71.79%"
+    assert formatting.format_rate(Decimal("0.95")) == "95%"
+    assert formatting.format_rate(0.0505) == "5.05%"
+    assert formatting.format_seconds(Decimal("0.85")) == "850 ms"
+    assert formatting.format_seconds(Decimal("12.3456")) == "12.35 s"
+    assert formatting.format_seconds(10) == "10 s"
+    assert formatting.format_ratio(Decimal("3.0000")) == "3\N{MULTIPLICATION SIGN}"
+    assert formatting.format_ratio(2.456) == "2.46\N{MULTIPLICATION SIGN}"
+    assert formatting.format_number(Decimal("0.717949")) == "0.7179"
+    for fmt in (formatting.format_rate, formatting.format_seconds, formatting.format_ratio):
+        assert fmt(None) == "—"

@@ -1,7 +1,11 @@
 """Presenters of ``selectors.compare`` for the comparison page: formatted rows, no queries."""
 
-from django.urls import reverse
+from functools import partial
 
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+
+from analytics import charts
 from core.formatting import format_count, format_ms, format_percent, format_usd
 
 # How each metric of ``selectors.compare`` reads: its unit, and which way is better.
@@ -56,10 +60,16 @@ def _interval(interval) -> str:
     return f"{low * 100:.1f}\N{EN DASH}{high * 100:.1f}%"
 
 
+def variant_role(is_control: bool) -> str:
+    """How a variant's column is labelled under its key."""
+    return "control group" if is_control else "treatment"
+
+
 def variant_row(v, version_id: int | None) -> dict:
     return {
         "key": v.key,
         "is_control": v.is_control,
+        "role": variant_role(v.is_control),
         "weight": v.weight,
         "model": v.model,
         "prompt_version": v.prompt_version,
@@ -147,3 +157,31 @@ def srm_summary(comparison) -> dict | None:
             for v in comparison.variants
         ],
     }
+
+
+# The daily charts: (title, attribute of selectors.DailyMetrics, value format).
+DAILY_CHARTS = (
+    ("Satisfaction per day (thumbs up of the replies rated that day)", "satisfaction", "rate"),
+    ("Error rate per day", "error_rate", "rate"),
+    ("Average latency per day (successful calls)", "latency_ms", "ms"),
+    ("Cost per call per day", "cost_per_call", "usd"),
+)
+
+
+def daily_charts(daily, variants) -> list[dict]:
+    """Return one server-rendered SVG line chart per metric, a line per variant (control first)."""
+    if not daily.days:
+        return []
+    labels = [f"{d:%b} {d.day}" for d in daily.days]
+    order = sorted(variants, key=lambda v: not v.is_control)
+    result = []
+    for title, attribute, kind in DAILY_CHARTS:
+        values = getattr(daily, attribute)
+        series = {
+            f"{v.key} ({variant_role(v.is_control)})": values.get(v.key, [None] * len(labels))
+            for v in order
+        }
+        svg = charts.lines(labels, series, title=title, value_format=partial(format_value, kind))
+        # charts.lines escapes every text it writes.
+        result.append({"metric": attribute, "title": title, "svg": mark_safe(svg)})  # noqa: S308
+    return result

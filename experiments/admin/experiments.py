@@ -2,21 +2,19 @@
 the life-cycle buttons (one service each, logged in the admin history); the comparison page
 (``<id>/compare/``) needs the view permission. No inline script, style or handler (CSP)."""
 
-from decimal import Decimal, InvalidOperation
-
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .. import selectors, services
+from .. import selectors
 from ..models import Experiment, PromptVersion, Variant
-from .comparison import difference_tables, srm_summary, variant_row
+from .comparison import daily_charts, difference_tables, srm_summary, variant_row
+from .lifecycle import LIFECYCLE_ACTIONS, LifecycleMixin
 from .protection import STYLESHEET, refuse_protected
 
 
@@ -79,11 +77,8 @@ class VariantInline(admin.TabularInline):
         return self._is_draft(obj) and super().has_delete_permission(request, obj)
 
 
-LIFECYCLE_ACTIONS = ("start", "pause", "resume", "traffic", "complete", "rollback")
-
-
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(LifecycleMixin):
     list_display = (
         "key",
         "prompt_name",
@@ -180,10 +175,6 @@ class ExperimentAdmin(admin.ModelAdmin):
     def comparison(self, obj):
         return format_html('<a href="{}">Compare</a>', self._url("compare", obj))
 
-    def _url(self, name: str, obj) -> str:
-        info = self.opts.app_label, self.opts.model_name
-        return reverse(f"admin:{info[0]}_{info[1]}_{name}", args=[obj.pk])
-
     # --- Custom URLs ------------------------------------------------------------------------------
 
     def get_urls(self):
@@ -207,83 +198,11 @@ class ExperimentAdmin(admin.ModelAdmin):
         ]
         return urls + super().get_urls()
 
-    def lifecycle_view(self, request, object_id, action):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        experiment = self.get_object(request, unquote(object_id))
-        if not self.has_change_permission(request, experiment):
-            raise PermissionDenied
-        if experiment is None:
-            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
-                request, self.opts, object_id
-            )
-        try:
-            message = getattr(self, f"_{action}")(request, experiment)
-        except services.ExperimentError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        else:
-            self.log_change(request, experiment, message)
-            self.message_user(request, message, messages.SUCCESS)
-        return HttpResponseRedirect(self._url("change", experiment))
-
-    # Each button calls one service and returns what the admin history records.
-
-    def _start(self, request, experiment) -> str:
-        services.start_experiment(experiment=experiment)
-        return f"Started, with {experiment.traffic_percent}% of users enrolled."
-
-    def _pause(self, request, experiment) -> str:
-        services.pause_experiment(experiment=experiment)
-        return "Paused: everyone gets the live version; assignments are kept."
-
-    def _resume(self, request, experiment) -> str:
-        services.resume_experiment(experiment=experiment)
-        return "Resumed: everyone enrolled gets their variant again."
-
-    def _traffic(self, request, experiment) -> str:
-        raw = request.POST.get("traffic_percent", "").strip()
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite():
-            shown = raw if len(raw) <= 20 else f"{raw[:20]}…"
-            raise services.ExperimentError(f"Traffic must be a number, not “{shown}”.")
-        if Decimal(0) <= value <= Decimal(100):
-            value = value.quantize(Decimal("0.01"))  # the column's precision
-        before = experiment.traffic_percent
-        services.set_traffic(experiment=experiment, percent=value)
-        return f"Changed traffic from {before}% to {experiment.traffic_percent}%."
-
-    def _complete(self, request, experiment) -> str:
-        key = request.POST.get("promote", "").strip()
-        if not key:
-            raise services.ExperimentError("Choose the variant to promote.")
-        # Promoting makes a prompt version live, which is a change to prompt versions.
-        if not request.user.has_perm("experiments.change_promptversion"):
-            raise PermissionDenied
-        services.complete_experiment(experiment=experiment, promote=key)
-        version = selectors.variant_version(experiment, key)
-        self.log_change(request, version, f"Made live by completing experiment {experiment.key}.")
-        return f"Completed; promoted {key}: {version} is now live."
-
-    def _rollback(self, request, experiment) -> str:
-        services.complete_experiment(experiment=experiment, promote=None)
-        return "Rolled back: completed without promoting; the live version is unchanged."
-
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             is_draft = obj.status == Experiment.Status.DRAFT
-            can_act = self.has_change_permission(request, obj)
             context.update(
-                {
-                    "compare_url": self._url("compare", obj),
-                    "lifecycle_urls": {a: self._url(a, obj) for a in LIFECYCLE_ACTIONS},
-                    "can_act": can_act,
-                    "can_promote": can_act
-                    and request.user.has_perm("experiments.change_promptversion"),
-                    "lifecycle_variants": selectors.experiment_variants(obj),
-                }
+                compare_url=self._url("compare", obj), **self.lifecycle_context(request, obj)
             )
             if not is_draft:
                 # Nothing in the form is editable once started: no save buttons to confuse.
@@ -309,6 +228,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         evaluation = selectors.latest_eval(experiment)
         context = {
             **self.admin_site.each_context(request),
+            **self.lifecycle_context(request, experiment),
             "title": f"Comparison: {experiment.key}",
             "opts": self.opts,
             "experiment": experiment,
@@ -322,6 +242,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             "differences": difference_tables(comparison),
             "srm": srm_summary(comparison),
             "has_control": any(v.is_control for v in comparison.variants),
+            "daily_charts": daily_charts(selectors.daily_metrics(experiment), comparison.variants),
             "eval_run": evaluation.run if evaluation else None,
         }
         if evaluation is not None:

@@ -286,7 +286,12 @@ def test_two_monitors_at_once_make_one_event_and_one_notification(now, receiver)
             "dingtalk",
             lambda b: b["msgtype"] == "text" and "Likely cause" in b["text"]["content"],
         ),
-        ("wecom", lambda b: b["msgtype"] == "text" and "25.0000" in b["text"]["content"]),
+        (
+            "wecom",
+            lambda b: (
+                b["msgtype"] == "text" and "$25.00 (fires when > $10.00)" in b["text"]["content"]
+            ),
+        ),
     ],
 )
 def test_webhook_formats(now, receiver, fmt, check):
@@ -352,7 +357,7 @@ def test_email_goes_to_staff_with_the_permission_by_default(now):
     message = mail.outbox[0]
     assert message.to == ["boss@example.com"]
     assert message.subject == "[FIRING] Daily cost"
-    assert "Daily cost (USD): 25.0000 (fires when > 10)" in message.body
+    assert "Daily cost (USD): $25.00 (fires when > $10.00)" in message.body
     assert "Likely cause: Check for abuse." in message.body
 
 

@@ -76,4 +76,4 @@ def test_rules_are_editable_in_the_admin(client, boss):
     page = client.get(reverse("admin:alerts_alertrule_change", args=[rule.pk]))
     assert page.status_code == 200
     listing = client.get(reverse("admin:alerts_alertrule_changelist")).content.decode()
-    assert "&gt; 10" in listing and "&lt; 0.95" in listing
+    assert "&gt; $10.00" in listing and "&lt; 95%" in listing

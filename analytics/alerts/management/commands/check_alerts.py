@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from analytics.alerts.alerting import evaluate_all
+from analytics.alerts.models import AlertRule
 from analytics.rollups import rollup_recent
 
 
@@ -17,6 +18,11 @@ class Command(BaseCommand):
     def handle(self, *args, no_rollup=False, **options):
         if not no_rollup:
             rollup_recent()
+        rules = {rule.name: rule for rule in AlertRule.objects.all()}
         for outcome in evaluate_all():
-            value = "no data" if outcome.value is None else f"{outcome.value:.4f}"
+            rule = rules.get(outcome.rule)
+            if outcome.value is None:
+                value = "no data"
+            else:
+                value = rule.format_value(outcome.value) if rule else f"{outcome.value:.4f}"
             self.stdout.write(f"{outcome.rule}: {outcome.action} ({value})")
