@@ -21,6 +21,7 @@ from core import draining
 
 from .errors import error_json
 from .outages import REDIS, outage_response
+from .redis_clients import async_redis_client
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -35,9 +36,7 @@ def _check_database() -> None:
 
 
 async def _check_redis() -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(
+    client = async_redis_client(
         settings.REDIS_URL,
         socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
         socket_timeout=CHECK_TIMEOUT_SECONDS,
