@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import global_settings
 
-from core.redis_clients import parse_sentinels
+from core.redis_clients import is_cluster_url, parse_sentinels
 
 from .settings_env import (
     bounded,
@@ -152,6 +152,11 @@ CHANNEL_REDIS_URLS = [url for url in env.list("CHANNEL_REDIS_URLS", default=[]) 
 check(
     not CHANNEL_REDIS_URLS or bool(REDIS_URL),
     "CHANNEL_REDIS_URLS is set but REDIS_URL is not (the cache and quotas need it)",
+)
+check(
+    not any(map(is_cluster_url, [REDIS_URL, *CHANNEL_REDIS_URLS])),
+    "Only QUOTA_REDIS_URL may name a Redis Cluster (redis+cluster://): the channel layer and "
+    "the cache need a plain Redis or Sentinel",
 )
 CHANNEL_LAYERS = channel_layers(
     urls=CHANNEL_REDIS_URLS, sentinels=REDIS_SENTINELS, prefix=CHANNEL_LAYER_PREFIX
