@@ -35,19 +35,24 @@ def _check_database() -> None:
         connection.close()
 
 
-async def _check_redis() -> None:
+async def _ping(url: str) -> None:
     client = async_redis_client(
-        settings.REDIS_URL,
-        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-        socket_timeout=CHECK_TIMEOUT_SECONDS,
+        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
     )
     try:
         await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _check_redis() -> None:
+    """REDIS_URL and every instance of the channel layer (CHANNEL_REDIS_URLS) answer."""
+    urls = dict.fromkeys([settings.REDIS_URL, *settings.CHANNEL_REDIS_URLS])
+    try:
+        await asyncio.gather(*(_ping(url) for url in urls))
     except Exception as exc:
         REDIS.failed(exc)  # logged once per outage; /metrics shows it
         raise
-    finally:
-        await client.aclose()
     REDIS.recovered()
 
 

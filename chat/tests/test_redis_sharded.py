@@ -7,6 +7,7 @@ Every Redis here is one the test starts itself; never the shared one.
 
 import threading
 
+import httpx
 import pytest
 from channels_redis.utils import _consistent_hash
 
@@ -119,3 +120,19 @@ def test_reconnect_and_stop_on_the_other_process(pair, user):
     assert second.final.data["status"] == "cancelled"
     reply = Message.objects.get(pk=message_id)
     assert first.text + second.text == reply.content
+
+
+def test_readyz_fails_while_one_channel_instance_is_down(pair, shards):
+    a, _ = pair
+
+    def readyz() -> httpx.Response:
+        return httpx.get(f"{a.base_url}/readyz", timeout=10)
+
+    assert readyz().status_code == 200
+    shards[2].kill()  # not REDIS_URL: only the channel layer uses it
+    try:
+        down = readyz()
+        assert down.status_code == 503 and down.json()["failing"] == ["redis"]
+    finally:
+        shards[2].start()
+    assert wait_for(lambda: readyz().status_code == 200)
