@@ -27,7 +27,7 @@ def channel_layers(*, urls: list[str], sentinels: list[tuple[str, int]], prefix:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "core.channel_layers.ShardedRedisChannelLayer",
             "CONFIG": {
                 "hosts": layer_hosts(urls, sentinels),
                 "prefix": prefix,

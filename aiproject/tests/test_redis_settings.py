@@ -14,7 +14,10 @@ SENTINELS = [("sentinel-1", 26379), ("sentinel-2", 26379)]
 
 
 def test_the_layer_spreads_over_every_listed_instance():
-    config = channel_layers(urls=URLS, sentinels=[], prefix="p")["default"]["CONFIG"]
+    layers = channel_layers(urls=URLS, sentinels=[], prefix="p")
+    # channels-redis' layer with local channels routed alike on send and receive.
+    assert layers["default"]["BACKEND"] == "core.channel_layers.ShardedRedisChannelLayer"
+    config = layers["default"]["CONFIG"]
     assert [host["address"] for host in config["hosts"]] == URLS
     layer = RedisChannelLayer(**config)
     assert layer.ring_size == 3
