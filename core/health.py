@@ -46,8 +46,11 @@ async def _ping(url: str) -> None:
 
 
 async def _check_redis() -> None:
-    """REDIS_URL and every instance of the channel layer (CHANNEL_REDIS_URLS) answer."""
+    """REDIS_URL, every instance of the channel layer (CHANNEL_REDIS_URLS) and the quota
+    counters' Redis (QUOTA_REDIS_URL, a Cluster too) answer."""
     urls = dict.fromkeys([settings.REDIS_URL, *settings.CHANNEL_REDIS_URLS])
+    if settings.QUOTA_BACKEND == "redis" and settings.QUOTA_REDIS_URL:
+        urls[settings.QUOTA_REDIS_URL] = None
     try:
         await asyncio.gather(*(_ping(url) for url in urls))
     except Exception as exc:

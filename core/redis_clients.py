@@ -42,10 +42,14 @@ def redis_client(url: str, **options: Any):
 
 
 def async_redis_client(url: str, **options: Any):
-    """An asyncio client of the Redis ``url`` names (no Cluster: the health check's client)."""
+    """An asyncio client of the Redis ``url`` names (the health check's)."""
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.sentinel import Sentinel
 
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", **options)
     if settings.REDIS_SENTINELS:
         target = sentinel_target(url)
         sentinel = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_kwargs(options))

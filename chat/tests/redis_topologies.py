@@ -33,16 +33,16 @@ def wait_until(check, *, timeout: float = START_TIMEOUT_SECONDS, what: str) -> N
 
 
 class SentinelServer:
-    """One ``redis-server --sentinel`` watching ``MASTER_NAME`` (quorum 1, fast failure
-    detection: a master that does not answer for a second is down)."""
+    """One ``redis-server --sentinel`` watching ``MASTER_NAME`` (fast failure detection: a master
+    that does not answer for a second is down; ``quorum`` Sentinels must agree)."""
 
-    def __init__(self, root: Path, master_port: int):
+    def __init__(self, root: Path, master_port: int, quorum: int = 1):
         self.root = root
         self.port = free_port()
         self.conf = root / "sentinel.conf"
         self.conf.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {root}\n"
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
             f"sentinel failover-timeout {MASTER_NAME} 10000\n"
         )
@@ -81,7 +81,8 @@ class SentinelServer:
 def sentinel_group(
     sentinels: int = 1,
 ) -> Iterator[tuple[RedisServer, RedisServer, list[SentinelServer]]]:
-    """A master, its replica, and Sentinels that know both; all killed when the block ends."""
+    """A master, its replica, and Sentinels that know both (a majority of them must agree that
+    the master is down); all killed when the block ends."""
     with redis_server(aof=False) as master:
         replica_of = ("--replicaof", "127.0.0.1", str(master.port))
         with redis_server(aof=False, args=replica_of) as replica:
@@ -92,17 +93,22 @@ def sentinel_group(
             watchers = []
             try:
                 for _ in range(sentinels):
-                    watcher = SentinelServer(scratch_dir("sentinel-"), master.port)
+                    watcher = SentinelServer(
+                        scratch_dir("sentinel-"), master.port, quorum=sentinels // 2 + 1
+                    )
                     _alive.add(watcher)  # type: ignore[arg-type]
                     watchers.append(watcher)
                     watcher.start()
-                # Each Sentinel learns of the replica from the master's INFO (every 10 s at first).
+                # Each Sentinel learns of the replica from the master's INFO, and of the other
+                # Sentinels from their hellos on the master.
                 wait_until(
                     lambda: all(
                         len(w.client().execute_command("SENTINEL", "REPLICAS", MASTER_NAME)) == 1
+                        and len(w.client().execute_command("SENTINEL", "SENTINELS", MASTER_NAME))
+                        == sentinels - 1
                         for w in watchers
                     ),
-                    what="the Sentinels to discover the replica",
+                    what="the Sentinels to discover the replica and each other",
                 )
                 yield master, replica, watchers
             finally:

@@ -1,7 +1,8 @@
 """The app through Redis Sentinel (REDIS_SENTINELS; the URLs name the master): a master, its
-replica and a Sentinel as real processes, two daphne processes. Replies cross processes and the
-quota counters are kept through the master that Sentinel names; after the master is killed and
-Sentinel promotes the replica, new replies and quota checks work again, on the new master.
+replica and three Sentinels (quorum 2) as real processes, two daphne processes. Replies cross
+processes and the quota counters are kept through the master that Sentinel names; after the
+master is killed and Sentinel promotes the replica, new replies and quota checks work again, on
+the new master.
 
 Every Redis here is one the test starts itself; never the shared one.
 """
@@ -32,7 +33,7 @@ PREFIX = "sentinel"
 
 @pytest.fixture(scope="module")
 def group():
-    with sentinel_group(1) as running:
+    with sentinel_group(3) as running:
         yield running
 
 

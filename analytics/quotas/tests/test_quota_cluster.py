@@ -6,6 +6,7 @@ reservation it creates (passed as an argument) and every key left in Redis. The 
 same work through a real three-node cluster (``QUOTA_REDIS_URL=redis+cluster://...``).
 """
 
+import asyncio
 import functools
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from analytics.services import CallRecord, record_call
 from analytics.tests.factories import make_price, make_user
 from chat.tests import services_process
 from chat.tests.redis_topologies import redis_cluster
+from core.health import _ping
 
 PRICED = "cluster-test-model"  # $1 per million input tokens, $2 per million output tokens
 SCRIPTS = ("reserve", "release", "renew", "charge", "rate", "sweep", "reconcile")
@@ -124,6 +126,8 @@ def test_quota_checks_run_on_a_real_redis_cluster(limited):
             quotas.reserve(user, model=PRICED, input_tokens=9000, max_tokens=501)
         assert refused.value.limit == "tokens_per_day" and refused.value.used == 500
         assert quotas.reserve(user, model=PRICED, input_tokens=9000, max_tokens=500) is not None
+        # /readyz pings the quota counters' cluster too (a cluster client of its own).
+        asyncio.run(_ping(limited.QUOTA_REDIS_URL))
         # The counters live on one node: the one that owns their slot.
         holding = [
             node.port
