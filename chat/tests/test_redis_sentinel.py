@@ -102,6 +102,7 @@ def test_the_cache_goes_through_sentinel(group, sentinel_env):
         assert client.exists(f"{PREFIX}:1:probe")
 
 
+@pytest.mark.fault
 def test_replies_and_quotas_through_sentinel_survive_a_failover(group, pair, user):
     master, replica, sentinels = group
     a, b = pair
