@@ -39,10 +39,14 @@ def test_under_sentinel_a_url_names_the_master_its_database_and_password():
         "password": "s3cret",
     }
     assert sentinel_target("rediss://user:pw@other")["ssl"] is True
-    config = channel_layers(urls=["redis://mymaster/0"], sentinels=SENTINELS, prefix="p")
+    urls = ["redis://mymaster/0", "redis://:pw@other-master/1"]
+    config = channel_layers(urls=urls, sentinels=SENTINELS, prefix="p")
     layer = RedisChannelLayer(**config["default"]["CONFIG"])
-    pool = layer.create_pool(0)
-    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "mymaster"
+    pools = [layer.create_pool(0), layer.create_pool(1)]
+    assert all(isinstance(pool, SentinelConnectionPool) for pool in pools)
+    assert [pool.service_name for pool in pools] == ["mymaster", "other-master"]
+    assert pools[1].connection_kwargs["password"] == "pw"
+    assert pools[1].connection_kwargs["db"] == 1
     options = caches(url="redis://mymaster/0", sentinels=SENTINELS, prefix="p")["default"]
     assert options["OPTIONS"]["service_name"] == "mymaster"
 
