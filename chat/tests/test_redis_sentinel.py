@@ -11,8 +11,10 @@ import threading
 
 import httpx
 import pytest
+from django.db.models import Sum
 
 from analytics import quotas
+from analytics.models import AICall
 from chat.models import Message
 from devtools.live import api_client, app_env, database_url, run_app_server
 from devtools.sse import read_stream
@@ -69,6 +71,16 @@ def tokens_counter(server: services_process.RedisServer, user) -> int:
     return int(value) if value is not None else 0
 
 
+def recorded_tokens(user) -> int:
+    """The user's recorded usage (every AICall: the replies and the title call)."""
+    return AICall.objects.filter(user=user).aggregate(n=Sum("total_tokens"))["n"] or 0
+
+
+def titles_recorded(user) -> int:
+    """Title calls recorded (one after each conversation's first reply, charged after it)."""
+    return AICall.objects.filter(user=user, task_type="title").count()
+
+
 def followed_from_b(a, b, user, content: str) -> int:
     """Post on A, follow the whole reply from B; check it arrived exactly; return its id."""
     with api_client(a, user) as on_a, api_client(b, user) as on_b:
@@ -87,7 +99,10 @@ def followed_from_b(a, b, user, content: str) -> int:
 
 
 def ready(server) -> bool:
-    response = httpx.get(f"{server.base_url}/readyz", timeout=5)
+    try:
+        response = httpx.get(f"{server.base_url}/readyz", timeout=10)
+    except httpx.TimeoutException:
+        return False  # still waiting on the old master's address: not ready yet
     return response.status_code == 200 and response.json()["checks"]["redis"]["ok"]
 
 
@@ -108,10 +123,14 @@ def test_replies_and_quotas_through_sentinel_survive_a_failover(group, pair, use
     a, b = pair
     assert ready(a) and ready(b)
     followed_from_b(a, b, user, "Through Sentinel [sim:tokens=40,tps=40]")
-    # The reply's reservation and charge went to the master Sentinel names, and on to its replica.
-    charged = tokens_counter(master, user)
+    # The reply's and its title call's reservations, charges and releases (after the reply's
+    # last event: waited for) went to the master Sentinel names, and on to its replica: the
+    # counter is the recorded usage.
+    wait_for(lambda: titles_recorded(user) == 1, timeout=30)
+    charged = recorded_tokens(user)
     assert charged > 0
-    wait_until(lambda: tokens_counter(replica, user) == charged, what="replication", timeout=10)
+    wait_until(lambda: tokens_counter(master, user) == charged, what="the charge", timeout=30)
+    wait_until(lambda: tokens_counter(replica, user) == charged, what="replication", timeout=30)
 
     master.kill()
     wait_until(lambda: sentinels[0].master_port() == replica.port, what="the failover", timeout=60)
@@ -119,4 +138,10 @@ def test_replies_and_quotas_through_sentinel_survive_a_failover(group, pair, use
 
     followed_from_b(a, b, user, "After the failover [sim:tokens=40,tps=40]")
     # Quota checks and charges work again, on the promoted replica.
-    assert tokens_counter(replica, user) > charged
+    wait_for(lambda: titles_recorded(user) == 2, timeout=30)
+    assert recorded_tokens(user) > charged
+    wait_until(
+        lambda: tokens_counter(replica, user) == recorded_tokens(user),
+        what="the charge on the promoted replica",
+        timeout=30,
+    )
