@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.conf import global_settings
 
+from core.redis_clients import is_cluster_url, parse_sentinels
+
 from .settings_env import (
     bounded,
     check,
@@ -25,6 +27,7 @@ from .settings_env import (
     strict_bool,
     time_zone,
 )
+from .settings_redis import caches, channel_layers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,32 +138,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and cache ---------------------------------------------------------
 # Unset REDIS_URL means the in-memory channel layer and local-memory cache: one process only.
+# At scale (docs/deploy.md "Redis at scale"): the channel layer over several instances, Sentinel,
+# the quota counters on a Redis Cluster.
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="aiproject")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py's 5 s socket timeout races the layer's 5 s blocking pop; its pool's
-                # 100 connections are too few (each cross-process stream and publisher holds one).
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
-                "prefix": CHANNEL_LAYER_PREFIX,
-                "capacity": 1000,
-                "expiry": 60,
-            },
-        }
-    }
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sentinels (host:port,...): every Redis URL's host is then the master's name, e.g. mymaster.
+REDIS_SENTINELS = parse_sentinels(env.str("REDIS_SENTINELS", default=""))
+check(not REDIS_SENTINELS or bool(REDIS_URL), "REDIS_SENTINELS is set but REDIS_URL is not")
+# The channel layer's instances (channels and groups hashed over them); default: REDIS_URL.
+CHANNEL_REDIS_URLS = [url for url in env.list("CHANNEL_REDIS_URLS", default=[]) if url] or (
+    [REDIS_URL] if REDIS_URL else []
+)
+check(
+    not CHANNEL_REDIS_URLS or bool(REDIS_URL),
+    "CHANNEL_REDIS_URLS is set but REDIS_URL is not (the cache and quotas need it)",
+)
+check(
+    not any(map(is_cluster_url, [REDIS_URL, *CHANNEL_REDIS_URLS])),
+    "Only QUOTA_REDIS_URL may name a Redis Cluster (redis+cluster://): the channel layer and "
+    "the cache need a plain Redis or Sentinel",
+)
+CHANNEL_LAYERS = channel_layers(
+    urls=CHANNEL_REDIS_URLS, sentinels=REDIS_SENTINELS, prefix=CHANNEL_LAYER_PREFIX
+)
+CACHES = caches(url=REDIS_URL, sentinels=REDIS_SENTINELS, prefix=CHANNEL_LAYER_PREFIX)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -319,6 +320,8 @@ QUOTA_COST_PER_MONTH_USD = limit("QUOTA_COST_PER_MONTH_USD", Decimal("20.00"), D
 AI_DAILY_COST_CAP_USD = limit("AI_DAILY_COST_CAP_USD", None, Decimal)
 QUOTA_BACKEND = choice("QUOTA_BACKEND", "redis" if REDIS_URL else "database", ("redis", "database"))
 check(QUOTA_BACKEND != "redis" or REDIS_URL, "QUOTA_BACKEND is 'redis' but REDIS_URL is not set")
+# The quota counters' Redis (empty: REDIS_URL); redis+cluster://HOST:PORT for a Redis Cluster.
+QUOTA_REDIS_URL = env.str("QUOTA_REDIS_URL", default="")
 QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", default=120.0)
 
 # Raw AI call rows older than this are deleted by `monitor` (rollups are kept).

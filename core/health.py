@@ -21,6 +21,7 @@ from core import draining
 
 from .errors import error_json
 from .outages import REDIS, outage_response
+from .redis_clients import async_redis_client
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -34,21 +35,27 @@ def _check_database() -> None:
         connection.close()
 
 
-async def _check_redis() -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-        socket_timeout=CHECK_TIMEOUT_SECONDS,
+async def _ping(url: str) -> None:
+    client = async_redis_client(
+        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
     )
     try:
         await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _check_redis() -> None:
+    """REDIS_URL, every instance of the channel layer (CHANNEL_REDIS_URLS) and the quota
+    counters' Redis (QUOTA_REDIS_URL, a Cluster too) answer."""
+    urls = dict.fromkeys([settings.REDIS_URL, *settings.CHANNEL_REDIS_URLS])
+    if settings.QUOTA_BACKEND == "redis" and settings.QUOTA_REDIS_URL:
+        urls[settings.QUOTA_REDIS_URL] = None
+    try:
+        await asyncio.gather(*(_ping(url) for url in urls))
     except Exception as exc:
         REDIS.failed(exc)  # logged once per outage; /metrics shows it
         raise
-    finally:
-        await client.aclose()
     REDIS.recovered()
 
 

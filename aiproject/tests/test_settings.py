@@ -118,6 +118,10 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console, not 'xml'."),
         ("AI_HTTP_CLIENT", "curl", "AI_HTTP_CLIENT must be one of aiohttp, httpx, not 'curl'."),
         ("ANALYTICS_ROLLUP_SECONDS", "0", "ANALYTICS_ROLLUP_SECONDS must be between 1 and 3600"),
+        ("REDIS_SENTINELS", "sentinel-1", "REDIS_SENTINELS must be host:port[,host:port...]"),
+        ("REDIS_SENTINELS", "s1:26379", "REDIS_SENTINELS is set but REDIS_URL is not"),
+        ("CHANNEL_REDIS_URLS", "redis://a:6379/0", "CHANNEL_REDIS_URLS is set but REDIS_URL is"),
+        ("REDIS_URL", "redis+cluster://node:6379", "Only QUOTA_REDIS_URL may name a Redis Cluster"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name, value, message):

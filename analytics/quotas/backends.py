@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.redis_clients import redis_client
+
 from .meters import RATE_WINDOW_SECONDS, Meter, _prefix
 from .models import QuotaCounter, QuotaReservation
 from .scripts import lua
@@ -17,9 +19,9 @@ from .scripts import lua
 
 class RedisBackend:
     def __init__(self, url: str):
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        # A plain Redis, the master that Sentinel names, or a Redis Cluster (every key a script
+        # touches shares the hash tag of meters._prefix(), so one slot: docs/quotas.md).
+        self.client = redis_client(url, socket_timeout=5, health_check_interval=30)
         self._reserve = self.client.register_script(lua("reserve"))
         self._release = self.client.register_script(lua("release"))
         self._renew = self.client.register_script(lua("renew"))
@@ -269,5 +271,5 @@ def _logged(hit) -> list:
 @cache
 def backend() -> RedisBackend | DatabaseBackend:
     if settings.QUOTA_BACKEND == "redis":
-        return RedisBackend(settings.REDIS_URL)
+        return RedisBackend(settings.QUOTA_REDIS_URL or settings.REDIS_URL)
     return DatabaseBackend()

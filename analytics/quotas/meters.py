@@ -60,7 +60,10 @@ class Meter:
 
 
 def _prefix() -> str:
-    return f"{settings.CHANNEL_LAYER_PREFIX}:quota:"
+    # One hash tag for every quota key: a Lua script's keys then share one Redis Cluster slot
+    # (a reservation checks the user's and the global meters at once, and the sweep reaches
+    # reservations it finds in the shared set; docs/quotas.md "On a Redis Cluster").
+    return f"{settings.CHANNEL_LAYER_PREFIX}:{{quota}}:"
 
 
 def user_meters(user_id: int, limits: Limits | None, now: datetime | None = None) -> list[Meter]:

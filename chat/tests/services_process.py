@@ -242,8 +242,9 @@ class RedisServer:
     last second of ``everysec``); ``wipe()`` before ``start()`` makes it come back empty.
     """
 
-    def __init__(self, root: Path, *, aof: bool = True):
+    def __init__(self, root: Path, *, aof: bool = True, args: tuple[str, ...] = ()):
         self.root = root
+        self.args = args  # more redis-server options: --replicaof, --cluster-enabled ...
         self.data = root / "redis"
         self.data.mkdir(exist_ok=True)
         self.port = free_port()
@@ -261,7 +262,8 @@ class RedisServer:
     def start(self) -> None:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else []
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                *(persistence or ["--appendonly", "no"]), "--dir", str(self.data)]  # fmt: skip
+                *(persistence or ["--appendonly", "no"]), "--dir", str(self.data),
+                *self.args]  # fmt: skip
         with open(self.log_path, "ab") as log:
             # Its own session: a Ctrl-C of the test run reaches it only through our teardown.
             self.process = subprocess.Popen(
@@ -320,9 +322,9 @@ def postgres_server(*, database: str = "aiproject") -> Iterator[PostgresServer]:
 
 
 @contextlib.contextmanager
-def redis_server(*, aof: bool = True) -> Iterator[RedisServer]:
+def redis_server(*, aof: bool = True, args: tuple[str, ...] = ()) -> Iterator[RedisServer]:
     """A started private redis-server, killed and deleted when the block ends."""
-    server = RedisServer(scratch_dir("redis-"), aof=aof)
+    server = RedisServer(scratch_dir("redis-"), aof=aof, args=args)
     _alive.add(server)
     try:
         server.start()
