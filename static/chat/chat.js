@@ -9,6 +9,7 @@
  *   composer.js      the message box, its counter, Send/Stop, the quota line
  *   actions.js       send, stop, regenerate, resume; the buttons in the message list
  *   stream.js        a reply over Server-Sent Events: offsets, reconnects, the end
+ *   render.js        live Markdown while a reply streams (vendored markdown-it + DOMPurify)
  *   messages.js      building messages, a finished reply from the API, feedback, scrolling
  *   conversation.js  title, sidebar entries, rename, delete
  *   errors.js, dom.js, footer.js, copy.js, waiting.js  error lines, DOM helpers, the reply
@@ -16,8 +17,9 @@
  * theme.js is a classic script loaded in <head>. The site's Content-Security-Policy forbids inline
  * scripts and inline style attributes, so everything here works on classes, attributes and the CSSOM.
  *
- * Streamed text is only ever written with textContent. Server HTML (already sanitised by
- * chat.rendering) is inserted with innerHTML only from the `done` event and the message API.
+ * Streamed text is rendered by render.js (markdown-it without raw HTML, then DOMPurify with the
+ * server's allow-list). Server HTML (already sanitised by chat.rendering) is inserted with
+ * innerHTML only from the `done` event and the message API.
  */
 import { addCodeCopyButtons } from "./copy.js";
 import { ensureToolbar } from "./footer.js";

@@ -1,5 +1,9 @@
 /*
  * Streaming a reply over Server-Sent Events: offsets, reconnects, waiting states, the end.
+ *
+ * While it streams, the text is rendered as Markdown in the browser (render.js: markdown-it, then
+ * DOMPurify with the server's allow-list), at most once per animation frame; when it is done the
+ * server's HTML (the same, plus highlighted code) takes its place, which is what a reload shows.
  */
 import { addCodeCopyButtons } from "./copy.js";
 import { FINISHED, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
@@ -9,6 +13,7 @@ import { scheduleTitleRefresh } from "./conversation.js";
 import { clearMessageError, setNotice, showMessageError } from "./errors.js";
 import { scrollToBottom, updateRegenerateButtons } from "./messages.js";
 import { MAX_STREAM_INTERRUPTIONS, announce, state } from "./page.js";
+import { forgetLive, renderLive, sourceOf } from "./render.js";
 
 /**
  * Open an EventSource on a reply and render it as it arrives.
@@ -21,21 +26,24 @@ import { MAX_STREAM_INTERRUPTIONS, announce, state } from "./page.js";
 export function attachStream(article, url) {
   if (state.stream) detachStream();
   const body = article.querySelector(".message-body");
+  // The Markdown so far: plain text from the server on a reload, else what was rendered live.
+  const initial = sourceOf(body);
   const stream = {
     id: article.dataset.messageId,
     article,
     body,
-    text: body.textContent || "",
+    text: initial,
     // Offsets count Unicode code points (as the server does), not UTF-16 units.
-    length: Array.from(body.textContent || "").length,
+    length: Array.from(initial).length,
     frame: 0,
     source: null,
     interruptions: 0, // stream_interrupted in a row without new text (see the error listener)
     waiting: null, // "Thinking…" / "Still waiting for the model…" (waiting.js)
   };
   state.stream = stream;
-  body.classList.add("is-streaming");
-  body.classList.remove("markdown", "is-plain");
+  body.classList.add("is-streaming", "markdown");
+  body.classList.remove("is-plain");
+  if (initial) renderStreamText(stream);
   body.setAttribute("aria-busy", "true");
   clearMessageError(article);
   setStoppedBadge(article, false);
@@ -142,7 +150,7 @@ function scheduleRender(stream) {
 }
 
 function renderStreamText(stream) {
-  stream.body.textContent = stream.text; // plain text only while streaming
+  if (renderLive(stream.body, stream.text)) addCodeCopyButtons(stream.body);
   scrollToBottom(false);
 }
 
@@ -154,6 +162,7 @@ function finishStream(stream) {
     stream.frame = 0;
   }
   renderStreamText(stream);
+  stream.body.classList.remove("is-streaming");
   stream.waiting.end();
   stream.body.removeAttribute("aria-busy");
   setNotice(stream.article, "");
@@ -175,12 +184,14 @@ function onDone(stream, data) {
   const status = data.status || "completed";
   article.dataset.status = status;
   body.classList.remove("is-streaming");
+  forgetLive(body);
   if (data.html) {
-    body.classList.add("markdown");
-    body.innerHTML = data.html; // sanitised by the server
+    body.innerHTML = data.html; // sanitised by the server; the live render's structure, highlighted
     addCodeCopyButtons(body);
   } else {
-    body.classList.add("is-plain"); // keep the streamed text
+    body.classList.remove("markdown");
+    body.classList.add("is-plain");
+    body.textContent = stream.text;
   }
   // The streamed text is the reply's Markdown, exactly (offsets make it so): the copy button's.
   if (FINISHED.includes(status)) article.dataset.markdown = stream.text;
@@ -209,8 +220,11 @@ function onDone(stream, data) {
 function onStreamError(stream, data) {
   const { article, body } = stream;
   article.dataset.status = data.status || "failed";
-  body.classList.remove("is-streaming");
-  body.classList.add("is-plain"); // keep any partial text
+  // Any partial text stays, rendered (as the server stores and a reload shows it).
+  if (!stream.text) {
+    body.classList.remove("markdown");
+    body.classList.add("is-plain");
+  }
   const message = data.message || "The reply could not be completed.";
   // A reached quota names its reset time; a Retry button would only fail again until then.
   showMessageError(article, message, data.code === "quota_exceeded" ? false : "regenerate");
