@@ -12,6 +12,7 @@
  *   render.js        live Markdown while a reply streams (vendored markdown-it + DOMPurify)
  *   messages.js      building messages, a finished reply from the API, feedback, scrolling
  *   conversation.js  title, sidebar entries, rename, delete
+ *   drawer.js        the conversation list as a drawer on narrow screens
  *   errors.js, dom.js, footer.js, copy.js, waiting.js  error lines, DOM helpers, the reply
  *                    footer, copy buttons, waiting states
  * theme.js is a classic script loaded in <head>. The site's Content-Security-Policy forbids inline
@@ -27,6 +28,7 @@ import { messageApiUrl } from "./api.js";
 import { sendMessage, stopReply, initMessageActions } from "./actions.js";
 import { autoGrow, initComposer, updateCounter } from "./composer.js";
 import { initConversationActions } from "./conversation.js";
+import { initDrawer } from "./drawer.js";
 import { followScrolling, scrollToBottom } from "./messages.js";
 import { ACTIVE_STATUSES, app, el } from "./page.js";
 import { attachStream, detachStream } from "./stream.js";
@@ -36,6 +38,7 @@ function start() {
   initComposer({ send: sendMessage, stop: stopReply });
   initMessageActions();
   initConversationActions({ beforeLeave: detachStream });
+  initDrawer();
 
   updateCounter();
   autoGrow();
