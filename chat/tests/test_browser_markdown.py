@@ -96,6 +96,29 @@ def test_the_browser_renders_markdown_as_the_server_does(page, app_server):
     assert 'class="align-right"' in live_html(page, SAMPLES["table with alignment"])
 
 
+def test_rendering_a_growing_reply_piece_by_piece_ends_as_one_render(page, app_server):
+    """renderLive() freezes complete blocks and re-renders only the tail: fed in small pieces,
+    as a stream comes, it must end with what one render of the whole text gives."""
+    log_in(page, app_server.base_url)
+    text = "\n\n".join(SAMPLES.values()) + "\n\nThe end **here**.\n"
+    result = page.evaluate(
+        """async ([text, step]) => {
+             const { renderLive, renderMarkdown } = await import('/static/chat/render.js');
+             const body = document.createElement('div');
+             for (let end = 1; end < text.length + step; end += step) {
+               renderLive(body, text.slice(0, end));
+             }
+             const once = document.createElement('div');
+             renderLive(once, text);
+             return [body.innerHTML, renderMarkdown(text), once.innerHTML];
+           }""",
+        [text, 7],
+    )
+    pieces, whole, once = result
+    assert normalised(page, pieces) == normalised(page, whole)
+    assert pieces == once  # the same nodes, not just the same normal form
+
+
 # HTML that markdown-it never writes (it escapes raw HTML): the sanitisers' own agreement.
 HOSTILE_HTML = {
     "handlers and script URLs": (

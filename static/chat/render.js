@@ -118,8 +118,14 @@ export function renderMarkdown(text) {
   return sanitise(md.render(text));
 }
 
-// What each live-rendered body shows: its Markdown and the HTML of each top-level node.
+// Live rendering keeps, per body: the Markdown shown (`text`); a frozen head of it (`frozenText`,
+// whole top-level blocks that later text can no longer change) whose `frozenNodes` first child
+// nodes are never rendered again, with the link reference definitions it holds (`references`);
+// and the HTML of each node of the live tail (`keys`), to replace only the ones that changed.
 const rendered = new WeakMap();
+// Top-level blocks at the end that stay live: the last one grows, and the one before it may
+// still take in a following line (a list item's continuation, a setext underline, a table row).
+const LIVE_BLOCKS = 2;
 
 /** The Markdown last rendered into `body` by renderLive(), else its text (plain text from the server). */
 export function sourceOf(body) {
@@ -127,27 +133,73 @@ export function sourceOf(body) {
   return entry ? entry.text : body.textContent || "";
 }
 
+function nodeKey(node) {
+  return node.nodeType === Node.ELEMENT_NODE ? node.outerHTML : `#${node.textContent}`;
+}
+
+/** The character offset where line `line` (0-based) of `text` starts. */
+function lineOffset(text, line) {
+  let offset = 0;
+  for (let i = 0; i < line; i += 1) {
+    offset = text.indexOf("\n", offset) + 1;
+    if (offset === 0) return -1;
+  }
+  return offset;
+}
+
 /**
- * Render Markdown into `body`, replacing only the top-level blocks that changed: while a reply
- * streams only its last block or two change, so earlier ones (a selection in them, a code
- * block's copy button) stay as they are. Call it at most once per animation frame.
+ * Render Markdown into `body` while it grows. Only the tail after the frozen head is parsed and
+ * sanitised again, and of its nodes only those that changed are replaced: a frame costs what the
+ * last blocks cost, not the whole reply, and earlier blocks (a selection in them, a code block's
+ * copy button) stay as they are. Call it at most once per animation frame.
  */
 export function renderLive(body, text) {
-  const entry = rendered.get(body) || { text: null, keys: [] };
-  if (entry.text === text) return false;
+  let entry = rendered.get(body);
+  if (entry && entry.text === text) return false;
+  if (!entry || !text.startsWith(entry.frozenText)) {
+    // A new body (or plain text from the server), or text that changed before the frozen head.
+    entry = { text: null, frozenText: "", frozenNodes: 0, references: {}, keys: [] };
+    body.replaceChildren();
+  }
+  const tail = text.slice(entry.frozenText.length);
+  const env = { references: { ...entry.references } };
+  const tokens = md.parse(tail, env);
   const template = document.createElement("template");
-  template.innerHTML = renderMarkdown(text); // sanitised just above: the allow-list only
+  template.innerHTML = sanitise(md.renderer.render(tokens, md.options, env)); // the allow-list only
   const fresh = Array.from(template.content.childNodes);
-  const keys = fresh.map((node) => (node.nodeType === Node.ELEMENT_NODE ? node.outerHTML : `#${node.textContent}`));
-  const current = Array.from(body.childNodes);
+  const keys = fresh.map(nodeKey);
+  const live = Array.from(body.childNodes).slice(entry.frozenNodes);
   let same = 0;
-  if (rendered.has(body) && current.length === entry.keys.length) {
+  if (live.length === entry.keys.length) {
     while (same < keys.length && same < entry.keys.length && keys[same] === entry.keys[same]) same += 1;
   }
-  current.slice(same).forEach((node) => node.remove());
+  live.slice(same).forEach((node) => node.remove());
   body.append(...fresh.slice(same));
-  rendered.set(body, { text, keys });
+  entry.text = text;
+  entry.keys = keys;
+  freeze(entry, tail, tokens, fresh);
+  rendered.set(body, entry);
   return true;
+}
+
+/** Move the tail's complete blocks (all but the last LIVE_BLOCKS) into the frozen head. */
+function freeze(entry, tail, tokens, fresh) {
+  // markdown-it counts lines after turning \r\n into \n: with a \r the offsets would differ.
+  if (tail.includes("\r")) return;
+  const blocks = tokens.filter((token) => token.level === 0 && token.nesting !== -1 && token.map);
+  const elements = fresh.filter((node) => node.nodeType === Node.ELEMENT_NODE);
+  if (blocks.length <= LIVE_BLOCKS || elements.length !== blocks.length) return;
+  const keep = blocks.length - LIVE_BLOCKS; // blocks to freeze
+  const offset = lineOffset(tail, blocks[keep].map[0]);
+  if (offset <= 0) return;
+  const nodes = fresh.indexOf(elements[keep]); // the nodes before the first block that stays live
+  const head = tail.slice(0, offset);
+  const headEnv = { references: { ...entry.references } };
+  md.parse(head, headEnv); // only the definitions in the frozen part: later ones may still grow
+  entry.references = headEnv.references || {};
+  entry.frozenText += head;
+  entry.frozenNodes += nodes;
+  entry.keys = entry.keys.slice(nodes);
 }
 
 /** Forget what renderLive() wrote (the server's HTML or plain text replaces it). */
