@@ -157,6 +157,15 @@ def test_the_conversation_list_is_a_drawer_for_keyboards_and_screen_readers(phon
     assert state["expanded"] == "true" and state["inert"] is True
     assert page.evaluate("() => document.activeElement.classList.contains('is-current')")
     assert page.locator(".conversation-link").count() == 2
+    # The page behind it is inert: Tab and Shift+Tab never leave the drawer for it.
+    assert page.evaluate("() => document.querySelector('.topbar').inert")
+    for key in ["Tab"] * 5 + ["Shift+Tab"] * 5:
+        page.keyboard.press(key)
+        assert page.evaluate(
+            """() => { const a = document.activeElement;
+                 return !a || a === document.body || !!a.closest('#sidebar'); }"""
+        ), key
+    page.locator(".conversation-link.is-current").focus()
     assert_nothing_cut_off(page)
     shot(page, "drawer-open")
 

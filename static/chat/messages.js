@@ -8,6 +8,7 @@ import { api, messageApiUrl } from "./api.js";
 import { clearMessageError, setNotice, showComposerError, showMessageError } from "./errors.js";
 import { FINISHED, addRegenerate, ensureToolbar, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
 import { el, state } from "./page.js";
+import { forgetLive } from "./render.js";
 
 export function removeEmptyState() {
   const empty = document.getElementById("empty-state");
@@ -101,11 +102,13 @@ export function renderFinishedReply(article, message) {
   body.removeAttribute("aria-busy");
   body.classList.remove("is-streaming");
   article.dataset.status = message.status;
+  forgetLive(body); // a live render of it, if any, is replaced below
   if (message.html) {
     body.classList.add("markdown");
     body.innerHTML = message.html; // sanitised by the server
     addCodeCopyButtons(body);
   } else {
+    body.classList.remove("markdown");
     body.classList.add("is-plain");
     body.textContent = message.content || "";
   }
