@@ -92,6 +92,9 @@ def sidebar_state(page) -> dict:
 
 def test_nothing_is_cut_off_and_the_reply_footer_shows_whole(phone, app_server):
     page = phone
+    page.goto(f"{app_server.base_url}/")  # the log-in page
+    assert_nothing_cut_off(page)
+    shot(page, "login")
     log_in(page, app_server.base_url)
     assert_nothing_cut_off(page)
     shot(page, "empty")
