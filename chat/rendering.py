@@ -58,7 +58,11 @@ def _markdown() -> MarkdownIt:
 
 def render_markdown(text: str) -> str:
     """Return sanitised HTML for model output written in Markdown."""
-    html = _markdown().render(text)
+    return sanitise(_markdown().render(text))
+
+
+def sanitise(html: str) -> str:
+    """Return HTML with only the allow-list left (static/chat/render.js applies the same one)."""
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

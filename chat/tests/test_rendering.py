@@ -56,3 +56,34 @@ def test_the_committed_highlight_stylesheet_is_up_to_date():
     assert committed.read_text(encoding="utf-8") == highlighting.stylesheet(), (
         "static/chat/highlight.css is stale: run python scripts/highlight_css.py"
     )
+
+
+def _js_strings(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r'"([^"]+)"', text))
+
+
+def _js_constant(source: str, name: str) -> str:
+    start = source.index(f"const {name} = ")
+    return source[start : source.index(";\n", start)]
+
+
+def test_the_live_renderer_has_the_same_allow_list():
+    """static/chat/render.js copies the allow-list (the browser tests compare their output on
+    samples; this catches an entry added on one side only, which no sample may exercise)."""
+    import re
+
+    from chat.rendering import ALIGN_CLASSES, ALLOWED_ATTRIBUTES, ALLOWED_TAGS
+
+    source = (Path(__file__).resolve().parents[2] / "static/chat/render.js").read_text()
+    strings = _js_strings
+    assert strings(_js_constant(source, "ALLOWED_TAGS")) == ALLOWED_TAGS
+    assert strings(_js_constant(source, "ALIGN_CLASSES")) == ALIGN_CLASSES
+    attributes = _js_constant(source, "ALLOWED_ATTRIBUTES")
+    for tag, names in ALLOWED_ATTRIBUTES.items():
+        line = re.search(rf"^\s*{tag}: \[(.*)\]", attributes, re.M)
+        assert line and strings(line.group(1)) == names, tag
+    # The class names the live render writes itself (never Pygments' token classes).
+    classes = _js_constant(source, "ALLOWED_CLASSES")
+    assert strings(classes) == highlighting.BLOCK_CLASSES | highlighting.LABEL_CLASSES

@@ -1,0 +1,158 @@
+/*
+ * The conversation around the messages: its title (and the generated one), its entry in the
+ * sidebar's list, Rename and Delete.
+ */
+import { h } from "./dom.js";
+import { api, conversationApiUrl } from "./api.js";
+import { clearComposerError, showComposerError } from "./errors.js";
+import { APP_NAME, UNTITLED, announce, config, el, state } from "./page.js";
+
+export function setTitle(title) {
+  const shown = title || UNTITLED;
+  el.title.textContent = shown;
+  document.title = `${shown} · ${APP_NAME}`;
+}
+
+function sidebarLink(id) {
+  return el.sidebarList.querySelector(`.conversation-link[data-conversation-id="${CSS.escape(String(id))}"]`);
+}
+
+export function upsertSidebarLink({ id, title, url }) {
+  let link = sidebarLink(id);
+  if (!link) {
+    const empty = document.getElementById("conversation-empty");
+    if (empty) empty.remove();
+    const now = new Date();
+    link = h("a", { className: "conversation-link", href: url, dataset: { conversationId: id } });
+    const item = h(
+      "li",
+      { className: "conversation-item" },
+      link,
+      h("time", {
+        className: "conversation-time",
+        datetime: now.toISOString(),
+        text: now.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" }),
+      })
+    );
+    el.sidebarList.prepend(item);
+  }
+  link.textContent = title || UNTITLED;
+  markCurrent(id);
+  return link;
+}
+
+function markCurrent(id) {
+  el.sidebarList.querySelectorAll(".conversation-link").forEach((link) => {
+    const current = link.dataset.conversationId === String(id);
+    link.classList.toggle("is-current", current);
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  });
+}
+
+export function moveSidebarLinkToTop(id) {
+  const link = sidebarLink(id);
+  if (!link) return;
+  const item = link.closest("li");
+  if (item && item !== el.sidebarList.firstElementChild) el.sidebarList.prepend(item);
+}
+
+function applyConversation(conversation) {
+  setTitle(conversation.title);
+  const link = sidebarLink(conversation.id);
+  if (link) link.textContent = conversation.title || UNTITLED;
+  if (conversation.title_generated) state.titleGenerated = true;
+}
+
+export async function refreshTitle() {
+  const id = state.conversationId;
+  if (!id) return;
+  try {
+    const conversation = await api("GET", conversationApiUrl(id));
+    if (state.conversationId === String(conversation.id) && !isRenaming()) applyConversation(conversation);
+  } catch (err) {
+    // A missed title refresh is harmless: the next page load shows the title.
+  }
+}
+
+/** The title is generated after the first exchange: look for it twice, then give up. */
+export function scheduleTitleRefresh() {
+  state.titleTimers.forEach((timer) => window.clearTimeout(timer));
+  state.titleTimers = [1500, 4000].map((delay) =>
+    window.setTimeout(() => {
+      if (!state.titleGenerated) refreshTitle();
+    }, delay)
+  );
+}
+
+function isRenaming() {
+  return !el.renameForm.hidden;
+}
+
+function openRename() {
+  el.renameInput.value = el.title.textContent === UNTITLED ? "" : el.title.textContent;
+  el.title.hidden = true;
+  el.actions.hidden = true;
+  el.renameForm.hidden = false;
+  el.renameInput.focus();
+  el.renameInput.select();
+}
+
+function closeRename() {
+  el.renameForm.hidden = true;
+  el.title.hidden = false;
+  el.actions.hidden = !state.conversationId;
+  el.renameButton.focus();
+}
+
+/** Rename (Enter saves, Escape cancels) and Delete; `beforeLeave` runs before the page goes home. */
+export function initConversationActions({ beforeLeave }) {
+  el.renameButton.addEventListener("click", openRename);
+  el.renameCancel.addEventListener("click", closeRename);
+  el.renameInput.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeRename();
+    }
+  });
+
+  el.renameForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const title = el.renameInput.value.trim();
+    if (!title) {
+      showComposerError("A conversation title cannot be empty.");
+      el.renameInput.focus();
+      return;
+    }
+    const submit = el.renameForm.querySelector('button[type="submit"]');
+    submit.disabled = true;
+    try {
+      const conversation = await api("PATCH", conversationApiUrl(state.conversationId), { title });
+      clearComposerError();
+      state.titleGenerated = true; // a name the user chose is never replaced
+      applyConversation(conversation);
+      closeRename();
+      announce("Conversation renamed.");
+    } catch (err) {
+      showComposerError(err.message);
+      el.renameInput.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  el.deleteButton.addEventListener("click", async () => {
+    if (!state.conversationId) return;
+    const name = el.title.textContent;
+    if (!window.confirm(`Delete “${name}”? This cannot be undone.`)) return;
+    el.deleteButton.disabled = true;
+    try {
+      await api("DELETE", conversationApiUrl(state.conversationId));
+      beforeLeave();
+      window.location.assign(config.homeUrl);
+    } catch (err) {
+      el.deleteButton.disabled = false;
+      showComposerError(err.message);
+    }
+  });
+}
