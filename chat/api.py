@@ -110,8 +110,13 @@ def message_json(message: Message) -> dict:
         "content": message.content,
         "html": message.html,
         "reply_to": message.reply_to_id,
+        "parent": message.parent_id,
         "created_at": message.created_at.isoformat(),
     }
+    versions = getattr(message, "versions", None)  # on a branch read by selectors
+    if versions is not None:
+        data["versions"] = {"count": versions.count, "index": versions.index, "ids": versions.ids}
+    data["select_url"] = reverse("api:message-select", args=[message.pk])
     if message.role == Message.Role.ASSISTANT:
         data |= {
             "model": message.model,

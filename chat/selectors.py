@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from .models import Conversation, Message
 from .state import ReplyState
+from .tree import Tree, linear_parents
 
 
 def conversations_of(user, *, limit: int = 200) -> list[Conversation]:
@@ -24,22 +25,58 @@ def with_reply_in_progress(conversations):
     return conversations.annotate(reply_in_progress=Exists(busy))
 
 
+def _tree(conversation: Conversation, messages: list[Message]) -> tuple[Tree, int | None]:
+    """Return the conversation's tree and its current leaf.
+
+    A conversation whose messages were written directly (the demo, fixtures: no current leaf)
+    reads the old linear way (chat.tree.linear_parents); posting to it links them for good
+    (services.link_tree).
+    """
+    leaf = conversation.current_leaf_id
+    if leaf is None and not any(m.parent_id for m in messages):
+        parents, leaf = linear_parents(messages)
+    else:
+        parents = {m.pk: m.parent_id for m in messages}
+    tree = Tree(
+        parents,
+        {m.pk: m.role for m in messages},
+        {m.pk: (m.chosen_at or m.created_at, m.pk) for m in messages},
+    )
+    if leaf not in parents and messages:  # its leaf was deleted: read the newest branch
+        roots = [pk for pk in tree.children.get(None, []) if tree.roles[pk] == "user"]
+        leaf = tree.descend(max(roots, key=tree.chosen.__getitem__)) if roots else None
+    return tree, leaf
+
+
 def visible_messages(conversation: Conversation) -> list[Message]:
-    """Return the user messages, each followed by its latest reply (older regenerations hidden)."""
+    """Return the messages of the branch the conversation reads along, root first, each with
+    ``versions`` (its siblings: chat.tree.Versions) and ``feedback_rating``."""
     messages = list(conversation.messages.select_related("feedback"))
-    for message in messages:
+    tree, leaf = _tree(conversation, messages)
+    by_id = {m.pk: m for m in messages}
+    path = [by_id[pk] for pk in tree.path_to(leaf)]
+    for message in path:
         feedback = getattr(message, "feedback", None)
         message.feedback_rating = ("up" if feedback.rating > 0 else "down") if feedback else ""
-    latest_reply: dict[int, Message] = {}
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT and message.reply_to_id is not None:
-            latest_reply[message.reply_to_id] = message
-    return [
-        m
-        for m in messages
-        if m.role == Message.Role.USER
-        or (m.reply_to_id is not None and latest_reply.get(m.reply_to_id) is m)
-    ]
+        message.versions = tree.versions(message.pk)
+    return path
+
+
+def tree_of(conversation: Conversation) -> tuple[Tree, int | None]:
+    """Return the conversation's tree (ids only) and its current leaf."""
+    return _tree(conversation, list(conversation.messages.only(*_TREE_FIELDS)))
+
+
+_TREE_FIELDS = ("id", "role", "reply_to_id", "parent_id", "chosen_at", "created_at")
+
+
+def context_before(message: Message) -> list[Message]:
+    """Return the messages ``message`` follows on its own branch, root first (the context of a
+    reply: never another branch's messages)."""
+    messages = list(message.conversation.messages.all())
+    tree, _ = _tree(message.conversation, messages)
+    by_id = {m.pk: m for m in messages}
+    return [by_id[pk] for pk in tree.path_to(message.pk)[:-1]]
 
 
 def reply_state(message_id: int, *, user_id: int | None = None) -> ReplyState | None:
