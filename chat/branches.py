@@ -12,9 +12,11 @@ from .models import Conversation, Message
 def link_tree(*, conversation: Conversation) -> int | None:
     """Store the parent pointers of a conversation whose messages were written directly (read
     the old linear way until then: chat.selectors), and return its current leaf."""
+    if conversation.current_leaf_id is not None:  # a tree already: nothing to read
+        return conversation.current_leaf_id
     tree, leaf = selectors.tree_of(conversation)
-    if conversation.current_leaf_id is not None or leaf is None:
-        return leaf
+    if leaf is None:
+        return None
     unlinked = [
         Message(pk=pk, parent_id=parent)
         for pk, parent in tree.parents.items()

@@ -58,17 +58,23 @@ def test_regenerate_select_and_edit_through_the_api(app_server, simulator, user)
         simulator.clear()
         first_user = started["user_message"]["id"]
         edited = client.post(
-            f"/api/messages/{first_user}/edit", json={"content": "first, edited [sim:tokens=5]"}
+            f"/api/messages/{first_user}/edit",
+            json={"content": "first, edited [sim:tokens=30,tps=60]"},
         )
         assert edited.status_code == 202, edited.text
         body = edited.json()
         assert body["user_message"]["parent"] is None
-        read_stream(client, body["stream_url"])
+        # Its stream resumes with Last-Event-ID like any reply's.
+        part = read_stream(client, body["stream_url"], stop_after_deltas=3)
+        rest = read_stream(client, body["stream_url"], last_event_id=part.events[-1].id)
+        assert rest.final.event == "done"
+        stored = client.get(f"/api/messages/{body['assistant_message']['id']}").json()
+        assert part.text + rest.text == stored["content"]
         messages = branch(client, conversation_id)
-        assert [m["content"] for m in messages][:1] == ["first, edited [sim:tokens=5]"]
+        assert [m["content"] for m in messages][:1] == ["first, edited [sim:tokens=30,tps=60]"]
         assert len(messages) == 2
         assert messages[0]["versions"]["ids"] == [first_user, body["user_message"]["id"]]
-        assert sent_upstream(simulator)[0] == ["first, edited [sim:tokens=5]"]
+        assert sent_upstream(simulator)[0] == ["first, edited [sim:tokens=30,tps=60]"]
 
         # Back to the old branch through the first message's versions: all of it, as chosen.
         back = client.post(f"/api/messages/{first_user}/select").json()["messages"]

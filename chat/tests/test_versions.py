@@ -142,6 +142,29 @@ def test_messages_written_directly_read_linearly_and_are_linked_by_a_post(conver
     assert Message.objects.get(content="a1").parent_id == q1.pk
 
 
+@pytest.mark.django_db
+def test_edit_and_regenerate_take_a_rate_limit_slot_and_switching_takes_none(
+    conversation, settings
+):
+    from analytics import quotas
+
+    settings.QUOTA_REQUESTS_PER_MINUTE = 3
+    quotas.backend().clear()
+    try:
+        first = ask(conversation, "one")  # slot 1
+        services.select_version(message=first)
+        services.select_version(message=first.reply_to)
+        finish(services.regenerate_reply(reply=first).reply, "again")  # slot 2
+        finish(services.edit_message(message=first.reply_to, content="edited").reply, "x")  # 3
+        with pytest.raises(quotas.QuotaExceeded):
+            services.edit_message(message=first.reply_to, content="once more")
+        with pytest.raises(quotas.QuotaExceeded):
+            services.regenerate_reply(reply=first)
+        assert conversation.messages.count() == 5  # nothing stored by the refused ones
+    finally:
+        quotas.backend().clear()
+
+
 def migrate(target):
     executor = MigrationExecutor(connection)
     executor.migrate([target])
