@@ -15,6 +15,9 @@ class Conversation(models.Model):
     title_generated = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Pinned ones head the sidebar; archived ones are listed only behind its "Archived" toggle.
+    pinned = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
     # The end of the branch the conversation reads along (chat.tree); None: not yet a tree
     # (no messages, or messages written directly, read in their old linear way).
     current_leaf = models.ForeignKey(

@@ -1,16 +1,61 @@
 """Reads of the chat app. Plain synchronous functions; async callers wrap them with ``db()``."""
 
-from django.db.models import Exists, OuterRef
+import re
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .models import Conversation, Message
+from .sidebar import group_by_date
 from .state import ReplyState
 from .tree import Tree, linear_parents
 
 
-def conversations_of(user, *, limit: int = 200) -> list[Conversation]:
-    """Return the user's conversations, newest first (the model's ordering)."""
-    return list(Conversation.objects.filter(user=user)[:limit])
+def conversations_of(
+    user, *, query: str = "", archived: bool = False, limit: int = 200
+) -> list[Conversation]:
+    """Return the user's conversations (the archived ones, or the others), pinned ones first,
+    then newest first; with ``query``, only those whose title or a message matches it."""
+    conversations = Conversation.objects.filter(user=user, archived=archived)
+    if query.strip():
+        conversations = conversations.filter(_matching(user, query))
+    return list(conversations.order_by("-pinned", "-updated_at", "-id")[:limit])
+
+
+def _matching(user, query: str) -> Q:
+    """Conversations of ``user`` whose title has every word of ``query``, or one of whose messages
+    does: full-text on PostgreSQL (each word a prefix, so results come while typing; the GIN
+    index of migration 0007), LIKE elsewhere."""
+    words = re.findall(r"\w+", query)[:10] or [query.strip()]
+    in_title = Q()
+    for word in words:
+        in_title &= Q(title__icontains=word)
+    messages = Message.objects.filter(conversation__user=user)
+    if connection.vendor == "postgresql" and re.fullmatch(r"\w+", words[0]):
+        tsquery = " & ".join(f"{word}:*" for word in words)  # \w only: nothing to escape
+        messages = messages.annotate(search=SearchVector("content", config="simple")).filter(
+            search=SearchQuery(tsquery, config="simple", search_type="raw")
+        )
+    else:
+        for word in words:
+            messages = messages.filter(content__icontains=word)
+    return in_title | Q(pk__in=messages.values("conversation_id"))
+
+
+def sidebar_groups(conversations: list[Conversation]) -> list[tuple[str, list[Conversation]]]:
+    """Return the conversations in the sidebar's groups (chat.sidebar), days in
+    REPORTING_TIME_ZONE."""
+    zone = ZoneInfo(settings.REPORTING_TIME_ZONE)
+    return group_by_date(
+        conversations,
+        today=timezone.localdate(timezone.now(), zone),
+        day_of=lambda c: timezone.localdate(c.updated_at, zone),
+        pinned=lambda c: c.pinned,
+    )
 
 
 def replies_in_progress(conversation: Conversation) -> list[tuple[int, str]]:
