@@ -70,7 +70,7 @@ import { fromTemplate, h } from "./dom.js";
     const link = node.querySelector(".conversation-link");
     link.href = conversation.url;
     link.title = title;
-    link.textContent = title;
+    link.querySelector(".conversation-link-text").textContent = title;
     link.dataset.conversationId = id;
     if (id === currentId()) {
       link.classList.add("is-current");
