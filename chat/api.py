@@ -19,7 +19,7 @@ from core.outages import outage_response
 from core.request_id import current_request_id
 from experiments.services import rate_reply, remove_feedback
 
-from . import runner, selectors, services, streaming
+from . import filing, runner, selectors, services, streaming
 from .models import Conversation, Message
 from .state import NOT_RETRYABLE
 
@@ -98,6 +98,8 @@ def conversation_json(conversation: Conversation) -> dict:
         "title_generated": conversation.title_generated,
         "url": conversation.get_absolute_url(),
         "updated_at": conversation.updated_at.isoformat(),
+        "pinned": conversation.pinned,
+        "archived": conversation.archived,
     }
 
 
@@ -110,8 +112,13 @@ def message_json(message: Message) -> dict:
         "content": message.content,
         "html": message.html,
         "reply_to": message.reply_to_id,
+        "parent": message.parent_id,
         "created_at": message.created_at.isoformat(),
     }
+    versions = getattr(message, "versions", None)  # on a branch read by selectors
+    if versions is not None:
+        data["versions"] = {"count": versions.count, "index": versions.index, "ids": versions.ids}
+    data["select_url"] = reverse("api:message-select", args=[message.pk])
     if message.role == Message.Role.ASSISTANT:
         data |= {
             "model": message.model,
@@ -158,8 +165,9 @@ def _own_reply(user, message_id: int) -> Message:
 @api_view("GET", "POST")
 async def conversations(request, user):
     if request.method == "GET":
-        rows = await sync_to_async(selectors.conversations_of)(user)
-        return JsonResponse({"conversations": [conversation_json(c) for c in rows]})
+        query, archived = _list_params(request)
+        rows = await sync_to_async(_sidebar_json)(user, query, archived)
+        return JsonResponse({"conversations": rows})
     body = read_json(request)
     # No title (or an empty one) leaves it to the first message; any other value must be text.
     title = body.get("title")
@@ -168,14 +176,43 @@ async def conversations(request, user):
     return JsonResponse(conversation_json(conversation), status=201)
 
 
+def _list_params(request) -> tuple[str, bool]:
+    """The list's ``q`` (search) and ``archived`` (true: the archived ones) parameters."""
+    query = request.GET.get("q", "").strip()
+    services.refuse_unstorable(query, field="q")
+    if len(query) > 200:
+        raise services.ChatError("The search is longer than 200 characters.", code="invalid_query")
+    archived = request.GET.get("archived", "false").lower()
+    if archived not in ("true", "false", "1", "0"):
+        raise services.ChatError(
+            "'archived' must be true or false.", code="invalid_flag", field="archived"
+        )
+    return query, archived in ("true", "1")
+
+
+def _sidebar_json(user, query: str, archived: bool) -> list[dict]:
+    found = selectors.conversations_of(user, query=query, archived=archived)
+    return [
+        conversation_json(c) | {"group": label}
+        for label, members in selectors.sidebar_groups(found)
+        for c in members
+    ]
+
+
+def _patch_conversation(conversation: Conversation, body: dict) -> None:
+    flags = {field: body[field] for field in filing.FLAGS if field in body}
+    for field, value in flags.items():  # all checked before anything is saved
+        filing.clean_flag(value, field=field)
+    if "title" in body or not flags:
+        services.rename_conversation(conversation=conversation, title=body.get("title"))
+    filing.file_conversation(conversation=conversation, **flags)
+
+
 @api_view("GET", "PATCH", "DELETE")
 async def conversation(request, user, conversation_id: int):
     conversation = await sync_to_async(_own_conversation)(user, conversation_id)
     if request.method == "PATCH":
-        body = read_json(request)
-        await sync_to_async(services.rename_conversation)(
-            conversation=conversation, title=body.get("title")
-        )
+        await sync_to_async(_patch_conversation)(conversation, read_json(request))
     elif request.method == "DELETE":
         in_progress = await sync_to_async(selectors.replies_in_progress)(conversation)
         # Delete first, then stop: a runner that ends finds its reply gone and tells its

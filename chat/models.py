@@ -3,6 +3,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from .tree import Versions
+
 
 class Conversation(models.Model):
     user = models.ForeignKey(
@@ -13,6 +15,14 @@ class Conversation(models.Model):
     title_generated = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Pinned ones head the sidebar; archived ones are listed only behind its "Archived" toggle.
+    pinned = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    # The end of the branch the conversation reads along (chat.tree); None: not yet a tree
+    # (no messages, or messages written directly, read in their old linear way).
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -53,6 +63,13 @@ class Message(models.Model):
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="replies"
     )
+    # The message this one follows (chat.tree): a reply's user message, a user message's reply
+    # (None: the first). Siblings are the versions of a turn (Regenerate, Edit).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="children"
+    )
+    # When this version was last chosen among its siblings (None: when it was written).
+    chosen_at = models.DateTimeField(null=True, blank=True)
     content = models.TextField(blank=True)
     html = models.TextField(blank=True)
     status = models.CharField(
@@ -92,6 +109,8 @@ class Message(models.Model):
 
     # Not a column: "up", "down" or "" for the chat page (chat.selectors.visible_messages).
     feedback_rating: str
+    # Not a column: this message's siblings, the versions of its turn (chat.tree.Versions).
+    versions: "Versions"
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -11,11 +11,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics import quotas
-from core.errors import AppError
 from core.tokens import estimate_messages_tokens, trim_history
-from core.user_text import unstorable
 from experiments.config import ChatConfig, resolve_config
 
+from . import selectors
+from .branches import link_tree, select_version  # noqa: F401 (the tree's writes)
+from .cleaning import (  # noqa: F401 (callers import them here)
+    clean_content,
+    clean_title,
+    fallback_title,
+    refuse_unstorable,
+)
+from .errors import (
+    ChatError,
+    ConversationGone,
+    NotInProgress,
+    ReplyInProgress,
+)
 from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers import them here)
     fail_unstarted_reply,
     finish_reply,
@@ -24,12 +36,6 @@ from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers imp
     sweep_stale_replies,
 )
 from .models import Conversation, Message
-from .selectors import visible_messages
-
-
-class ChatError(AppError):
-    """A request the chat cannot take; ``status`` is the HTTP status to answer with, ``field``
-    the request field at fault (if one is)."""
 
 
 def check_rateable(reply: Message) -> None:
@@ -38,72 +44,6 @@ def check_rateable(reply: Message) -> None:
         raise ChatError("Only assistant replies can be rated.", code="not_a_reply")
     if reply.status in Message.IN_PROGRESS:
         raise ReplyInProgress("The reply is still being written.")
-
-
-def refuse_unstorable(value: str, *, field: str) -> None:
-    """Raise ChatError(invalid_input) for text no database can store (NUL, lone surrogates)."""
-    reason = unstorable(value)
-    if reason:
-        raise ChatError(f"'{field}' {reason}.", code="invalid_input", field=field)
-
-
-class ReplyInProgress(ChatError):
-    status = 409
-    code = "reply_in_progress"
-
-
-class ConversationGone(ChatError):
-    status = 404
-    code = "not_found"
-
-
-class NotInProgress(ChatError):
-    status = 409
-    code = "not_in_progress"
-
-
-def clean_content(content: object) -> str:
-    if not isinstance(content, str):
-        raise ChatError("'content' must be a string.", code="invalid_content")
-    refuse_unstorable(content, field="content")
-    content = content.strip()
-    if not content:
-        raise ChatError("The message is empty.", code="empty_content")
-    if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise ChatError(
-            f"The message is {len(content):,} characters long; the limit is "
-            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}.",
-            code="content_too_long",
-        )
-    return content
-
-
-def clean_title(title: object) -> str:
-    if not isinstance(title, str) or not title.strip():
-        raise ChatError("'title' must be a non-empty string.", code="invalid_title")
-    refuse_unstorable(title, field="title")
-    title = " ".join(title.split())
-    if len(title) > 200:
-        raise ChatError("The title is longer than 200 characters.", code="invalid_title")
-    return title
-
-
-# `[name:...]`: a bracketed lowercase word and a colon, the shape of machine-read markers such as
-# the simulator's fault markers (`[sim:status=401]`) or a tool's `[ref:42]`. They are noise in a
-# title. Matched by shape, not by name: production code knows nothing of the simulator.
-_MARKER = re.compile(r"\[[a-z][a-z0-9_-]*:[^\[\]\n]*\]")
-
-
-def fallback_title(content: str, *, words: int = 6) -> str:
-    """Return the first words of a message, the title until the model names the conversation
-    (and for good if it never does, e.g. when the first reply failed), markers left out."""
-    all_words = _MARKER.sub(" ", content).split()
-    title = " ".join(all_words[:words])
-    if len(title) > 60:
-        title = title[:59].rstrip() + "…"
-    elif len(all_words) > words:
-        title += "…"
-    return title or "New conversation"
 
 
 def create_conversation(*, user, title: str = "") -> Conversation:
@@ -127,13 +67,16 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
                 reply_to=user_message,
+                parent=user_message,
                 status=Message.Status.PENDING,
                 runner_channel=runner_channel,
                 heartbeat_at=now,
             )
     except IntegrityError as exc:  # the partial unique index: another reply is in progress
         raise ReplyInProgress("A reply is already being written in this conversation.") from exc
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+    # The new reply is where the conversation now reads (its branch, for an edit or regenerate).
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, current_leaf=reply)
+    conversation.current_leaf = reply
     return reply
 
 
@@ -194,7 +137,8 @@ class Posted(NamedTuple):
 
 
 def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
-    """Store the user's message and a pending reply to it; raise if a reply is in progress.
+    """Store the user's message (at the end of the branch the conversation reads along) and a
+    pending reply to it; raise if a reply is in progress.
 
     The quota check runs before the transaction that stores: its own database work (the rate
     limit's row, expired reservations) must not hold locks for the rest of this request. The
@@ -202,6 +146,25 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     the partial unique index settles a race with another post (ReplyInProgress as well, and the
     loser gives its slot back).
     """
+    return _post(conversation=conversation, content=content, runner_channel=runner_channel)
+
+
+def edit_message(*, message: Message, content: str, runner_channel: str = "") -> Posted:
+    """Start a new branch from a sent user message: a new version of it (``content``) in the
+    same place, and a pending reply; the older branch stays reachable (select_version)."""
+    if message.role != Message.Role.USER:
+        raise ChatError("Only your own messages can be edited.", code="not_a_user_message")
+    return _post(
+        conversation=message.conversation,
+        content=content,
+        runner_channel=runner_channel,
+        edited=message,
+    )
+
+
+def _post(
+    *, conversation: Conversation, content: str, runner_channel: str, edited: Message | None = None
+) -> Posted:
     content = clean_content(content)
     busy = getattr(conversation, "reply_in_progress", None)
     if busy is None:
@@ -212,8 +175,17 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     # The slot is given back after the rollback, outside the transaction.
     try:
         with _slot_given_back_on_failure(admission), transaction.atomic():
+            leaf = link_tree(conversation=conversation)
+            if edited is not None:
+                edited.refresh_from_db(fields=["parent"])
+                parent_id = edited.parent_id
+            else:
+                parent_id = leaf
             user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=content,
+                parent_id=parent_id,
             )
             if not conversation.title:
                 conversation.title = fallback_title(content)
@@ -223,25 +195,24 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
             )
     except IntegrityError as exc:  # its foreign key, at commit: deleted meanwhile (another tab)
         raise ConversationGone("The conversation was deleted.") from exc
+    except Message.DoesNotExist as exc:  # the edited message, deleted meanwhile
+        raise ConversationGone("The message was deleted.") from exc
     return Posted(user_message, reply, admission)
 
 
 def regenerate_reply(*, reply: Message, runner_channel: str = "") -> Posted:
-    """Start a new reply to the user message that ``reply`` answered."""
+    """Start a new version of ``reply``: another reply to the same user message, with the same
+    context. The earlier versions stay (select_version); the new one is read from now on."""
     if reply.role != Message.Role.ASSISTANT or reply.reply_to_id is None:
         raise ChatError("Only an assistant reply can be regenerated.", code="not_a_reply")
     conversation = reply.conversation
     if conversation.messages.in_progress().exists():
         raise ReplyInProgress("A reply is already being written in this conversation.")
-    latest_user = conversation.messages.filter(role=Message.Role.USER).last()
-    if latest_user is None or latest_user.pk != reply.reply_to_id:
-        raise ChatError(
-            "Only the reply to the latest message can be regenerated.", code="not_latest_reply"
-        )
     user_message = reply.reply_to
     assert user_message is not None  # reply_to_id was checked above
     admission = admit_request(user=conversation.user, content=user_message.content)
     with _slot_given_back_on_failure(admission), transaction.atomic():
+        link_tree(conversation=conversation)
         new_reply = _start_reply(
             conversation=conversation, user_message=user_message, runner_channel=runner_channel
         )
@@ -291,11 +262,8 @@ def start_generation(*, message: Message, admission: Admission | None = None) ->
     config = admission.config
     history = [
         {"role": m.role, "content": m.content}
-        for m in visible_messages(conversation)
-        if m.created_at <= message.created_at
-        and m.pk != message.pk
-        and m.content
-        and (m.role == Message.Role.USER or m.status == Message.Status.COMPLETED)
+        for m in selectors.context_before(message)
+        if m.content and (m.role == Message.Role.USER or m.status == Message.Status.COMPLETED)
     ]
     budget = max(settings.CHAT_CONTEXT_TOKEN_BUDGET - config.max_tokens, 256)
     upstream_messages = (

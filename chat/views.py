@@ -46,7 +46,9 @@ def _chat_page(request, *, conversation):
         request,
         "chat/chat.html",
         {
-            "conversations": selectors.conversations_of(request.user),
+            "conversation_groups": selectors.sidebar_groups(
+                selectors.conversations_of(request.user)
+            ),
             "conversation": conversation,
             "messages": messages,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,

@@ -107,6 +107,8 @@ async function regenerate(article, button) {
     const result = await api("POST", messageApiUrl(article.dataset.messageId, "regenerate"));
     const fresh = renderAssistantPlaceholder(result.assistant_message);
     article.replaceWith(fresh);
+    // Hook for versions.js: the new reply is the latest version of its turn.
+    fresh.dispatchEvent(new CustomEvent("chat:regenerated", { bubbles: true, detail: { previous: article } }));
     moveSidebarLinkToTop(state.conversationId);
     scrollToBottom(true);
     attachStream(fresh, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"));

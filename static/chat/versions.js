@@ -1,0 +1,225 @@
+/*
+ * Versions and branches on the chat page (docs/ui.md): the "< 2/3 >" switcher of a turn with
+ * several versions (Regenerate, Edit), and Edit on a sent message, which asks again from there
+ * as a new branch. The server stores the choice (POST /api/messages/<id>/select), so this module
+ * asks it and then shows the page it renders for the chosen branch: the same markup as any
+ * reload, and a reply started by an edit is followed by chat.js like any reply in progress.
+ *
+ * A module of its own beside chat.js; the only hook there is the `chat:regenerated` event a
+ * live Regenerate dispatches, after which the new reply gets the switcher of its turn.
+ */
+import { fromTemplate, h } from "./dom.js";
+
+(function () {
+  const app = document.getElementById("chat-app");
+  const list = document.getElementById("message-list");
+  if (!app || !list) return;
+  const errors = document.getElementById("composer-errors");
+  const messagesApi = app.dataset.messagesApi || "/api/messages";
+  const ACTIVE = '.message[data-status="pending"], .message[data-status="streaming"]';
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  async function post(url, body) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(body || {}),
+      });
+    } catch (err) {
+      throw new Error("Could not reach the server. Check your connection and try again.");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok || data === null) {
+      const error = data && data.error;
+      throw new Error(
+        (error && error.message) || "The server sent an unexpected answer. Your session may have expired: reload the page."
+      );
+    }
+    return data;
+  }
+
+  function showError(message) {
+    if (!errors) return;
+    errors.replaceChildren(h("p", { className: "error-line", role: "alert" }, h("span", { className: "error-text", text: message })));
+  }
+
+  function busy() {
+    return list.querySelector(ACTIVE) !== null;
+  }
+
+  /** Show the page of the conversation as the server now reads it (the chosen branch). */
+  function showChosenBranch() {
+    const url = app.dataset.conversationUrl;
+    if (url && window.location.pathname !== url) window.location.assign(url);
+    else window.location.reload();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The switcher
+
+  async function select(button) {
+    if (busy()) {
+      showError("Wait for the reply being written (or stop it) before switching versions.");
+      return;
+    }
+    const nav = button.closest(".versions");
+    nav.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    try {
+      await post(`${messagesApi}/${encodeURIComponent(button.dataset.selectId)}/select`);
+      showChosenBranch();
+    } catch (err) {
+      showError(err.message);
+      renderSwitcher(nav, idsOf(nav), indexOf(nav)); // the arrows as they were
+    }
+  }
+
+  function idsOf(nav) {
+    return (nav.dataset.versionIds || "").split(",").filter(Boolean);
+  }
+
+  function indexOf(nav) {
+    return parseInt(nav.dataset.index || "0", 10) || idsOf(nav).indexOf(nav.closest(".message").dataset.messageId) + 1;
+  }
+
+  function arrow(direction, id) {
+    const previous = direction === "previous";
+    return h("button", {
+      type: "button",
+      className: `button button--small button--quiet button--icon version-button version-${direction}`,
+      "aria-label": previous ? "Previous version" : "Next version",
+      title: previous ? "Previous version" : "Next version",
+      dataset: id ? { selectId: id } : undefined,
+      disabled: !id,
+      text: previous ? "‹" : "›",
+    });
+  }
+
+  /** Fill (or refill) a switcher: ids oldest first, index 1-based (as _versions.html renders). */
+  function renderSwitcher(nav, ids, index) {
+    nav.dataset.versionIds = ids.join(",");
+    nav.dataset.index = String(index);
+    nav.replaceChildren(
+      arrow("previous", index > 1 ? ids[index - 2] : null),
+      h("span", { className: "version-label", text: `${index}/${ids.length}` }),
+      arrow("next", index < ids.length ? ids[index] : null)
+    );
+  }
+
+  /** A live Regenerate: the new reply is the last version of its turn. */
+  list.addEventListener("chat:regenerated", (event) => {
+    const fresh = event.target;
+    const previous = event.detail && event.detail.previous;
+    const old = previous && previous.querySelector(".versions");
+    const ids = old ? idsOf(old) : previous ? [previous.dataset.messageId] : [];
+    ids.push(fresh.dataset.messageId);
+    const nav = h("nav", { className: "versions", "aria-label": "Versions" });
+    renderSwitcher(nav, ids, ids.length);
+    fresh.querySelector(".message-header").append(nav);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Edit a sent message
+
+  function addEditButton(article) {
+    if (article.querySelector(".user-actions")) return;
+    const actions = fromTemplate("edit-template");
+    if (actions) article.append(actions);
+  }
+
+  function textOf(article) {
+    if (article.dataset.content !== undefined) return article.dataset.content;
+    const body = article.querySelector(".message-body");
+    return body ? body.innerText : "";
+  }
+
+  function openEditor(article) {
+    if (article.querySelector(".edit-form")) return;
+    const input = h("textarea", { className: "edit-input", name: "content", rows: "3", "aria-label": "Edited message" });
+    input.value = textOf(article);
+    const form = h(
+      "form",
+      { className: "edit-form" },
+      input,
+      h(
+        "div",
+        { className: "edit-form-actions" },
+        h("button", { type: "submit", className: "button button--primary button--small", text: "Send" }),
+        h("button", { type: "button", className: "button button--small edit-cancel", text: "Cancel" })
+      ),
+      h("p", { className: "edit-hint", text: "Sends the edited message as a new branch; the earlier one stays under the arrows." })
+    );
+    article.classList.add("is-editing");
+    article.querySelector(".message-body").after(form);
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendEdit(article, form, input.value);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") closeEditor(article);
+      else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+
+  function closeEditor(article) {
+    const form = article.querySelector(".edit-form");
+    if (form) form.remove();
+    article.classList.remove("is-editing");
+  }
+
+  async function sendEdit(article, form, content) {
+    if (busy()) {
+      showError("Wait for the reply being written (or stop it) before editing a message.");
+      return;
+    }
+    form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = true));
+    try {
+      await post(`${messagesApi}/${encodeURIComponent(article.dataset.messageId)}/edit`, { content });
+      showChosenBranch(); // the new branch, its reply followed as it is written
+    } catch (err) {
+      form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = false));
+      showError(err.message);
+    }
+  }
+
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button || !list.contains(button)) return;
+    const article = button.closest(".message");
+    if (!article) return;
+    if (button.classList.contains("version-button") && button.dataset.selectId) {
+      select(button);
+    } else if (button.classList.contains("edit-button")) {
+      openEditor(article);
+    } else if (button.classList.contains("edit-cancel")) {
+      closeEditor(article);
+    }
+  });
+
+  list.querySelectorAll(".message--user").forEach(addEditButton);
+  // User messages chat.js adds while the page is open get their Edit button too.
+  new MutationObserver((records) => {
+    for (const record of records) {
+      record.addedNodes.forEach((node) => {
+        if (node.nodeType === 1 && node.matches(".message--user")) addEditButton(node);
+      });
+    }
+  }).observe(list, { childList: true });
+})();
