@@ -141,7 +141,7 @@ def _closing(rng: random.Random, count: int) -> str:
     return " ".join(sentences)
 
 
-def generate_reply(user_text: str, model: str, reply_tokens: int) -> str:
+def generate_reply(user_text: str, model: str, reply_tokens: int, *, showcase: bool = True) -> str:
     """Readable Markdown of exactly ``reply_tokens`` tokens, seeded by the message and model.
 
     A message naming what it wants to see (a table, code in some language, a list, headings, math;
@@ -150,7 +150,7 @@ def generate_reply(user_text: str, model: str, reply_tokens: int) -> str:
     rng = _rng(user_text, model)
     quote = _quote(user_text)
     opening = f'You asked about "{quote}". ' if quote else ""
-    blocks = showcase_blocks(user_text)
+    blocks = showcase_blocks(user_text) if showcase else []
     if blocks:
         return _showcase_reply(opening, blocks, rng, reply_tokens)
     parts = [opening + "Here is a short, practical overview.\n\n"]
@@ -240,14 +240,15 @@ def plan_reply(
 ) -> str:
     """The reply text for a request: a title for title requests, otherwise Markdown.
 
-    A showcase message gets as many tokens as its blocks need (``showcase_tokens``) unless
-    ``exact`` (a ``[sim:tokens=N]`` marker) fixes the length.
+    A showcase message gets as many tokens as its blocks need (``showcase_tokens``); with
+    ``exact`` (a ``[sim:tokens=N]`` marker) the reply is the ordinary one of exactly that length,
+    whatever the words (tests choose lengths and timings with it).
     """
     user_text, _ = extract_marker(last_user_text(messages))
     if wants_judgement(messages):
         return generate_judgement(user_text, model)
     if wants_title(messages):
         return generate_title(user_text, model)
-    if not exact:
-        reply_tokens = showcase_tokens(user_text, reply_tokens)
-    return generate_reply(user_text, model, reply_tokens)
+    if exact:
+        return generate_reply(user_text, model, reply_tokens, showcase=False)
+    return generate_reply(user_text, model, showcase_tokens(user_text, reply_tokens))

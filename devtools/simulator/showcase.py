@@ -68,7 +68,8 @@ _LONG = (
     "that matches your question.",
 )
 
-_WORD = re.compile(r"[a-z]+")
+# Whole words: "a_very_long_name" or "listen" name nothing.
+_WORD = re.compile(r"\w+")
 
 
 def showcase_blocks(user_text: str) -> list[str]:

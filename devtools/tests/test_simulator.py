@@ -659,8 +659,14 @@ def test_showcase_replies_are_as_long_as_their_blocks_and_long_is_longer():
     assert len(split_tokens(plain)) == 60
     assert len(split_tokens(table)) >= 60
     assert len(split_tokens(long)) == 60 * 6
-    # A [sim:tokens=N] marker still fixes the length exactly.
-    assert len(split_tokens(plan_reply(user("a table"), MODEL, 7, exact=True))) == 7
+    # A [sim:tokens=N] marker fixes the length, and the reply is the ordinary one.
+    exact = plan_reply(user("a long table"), MODEL, 70, exact=True)
+    assert len(split_tokens(exact)) == 70 and "|" not in exact
+    assert exact == generate_reply("a long table", MODEL, 70, showcase=False)
+    # Only whole words count.
+    assert plan_reply(user("a_very_long_name listens"), MODEL, 60) == generate_reply(
+        "a_very_long_name listens", MODEL, 60, showcase=False
+    )
 
 
 def test_a_showcase_block_that_does_not_fit_the_exact_budget_is_left_out():
