@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from .metrics import RAW_CALL_PARTITIONS, RAW_CALLS_MOVED
@@ -178,30 +178,61 @@ def ensure_partitions(*, now: datetime | None = None, oldest: datetime | None = 
     have = {p.start.date() for p in partitions()}
     created = []
     for month in sorted(wanted - have):
-        if create_partition(month) is not None:
+        try:
+            moved = create_partition(month)
+        except OperationalError as exc:
+            if not lock_not_available(exc):
+                raise
+            logger.warning(
+                "partition %s not created, the default partition was busy for %s "
+                "(next pass retries)",
+                partition_for(month).name,
+                DDL_LOCK_TIMEOUT,
+            )
+            continue
+        if moved is not None:
             created.append(partition_for(month).name)
     return created
 
 
-def drop_partitions_before(cutoff: datetime) -> list[str]:
-    """Detach and drop every monthly partition that ends at or before ``cutoff``; return the
-    names dropped. Its calls must have been rolled up already."""
+@dataclass(frozen=True)
+class Dropped:
+    names: tuple[str, ...] = ()
+    # The first partition that could not be dropped (its lock not had in time), if any: its
+    # calls must not be deleted row by row instead; the next pass tries again.
+    blocked: Partition | None = None
+
+
+def lock_not_available(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's lock_timeout (SQLSTATE 55P03), not an outage."""
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"
+
+
+def drop_partitions_before(cutoff: datetime) -> Dropped:
+    """Detach and drop every monthly partition that ends at or before ``cutoff``.
+
+    Their calls must have been rolled up already. Stops at the first partition whose lock it
+    cannot get within DDL_LOCK_TIMEOUT (logged; the next pass retries).
+    """
     if not is_partitioned():
-        return []
-    dropped = []
+        return Dropped()
+    dropped: list[str] = []
     for part in partitions():
         if part.end > cutoff:
             break
-        with transaction.atomic(), connection.cursor() as cursor:
-            _lock(cursor)
-            if not _attached(cursor, part.name):
-                continue  # another monitor dropped it
-            cursor.execute(
-                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [part.name]
+        try:
+            estimate = _detach_and_drop(part)
+        except OperationalError as exc:
+            if not lock_not_available(exc):
+                raise
+            logger.warning(
+                "retention: %s not dropped, the table was busy for %s (next pass retries)",
+                part.name,
+                DDL_LOCK_TIMEOUT,
             )
-            estimate = cursor.fetchone()[0]
-            cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {part.name}")
-            cursor.execute(f"DROP TABLE {part.name}")
+            return Dropped(tuple(dropped), blocked=part)
+        if estimate is None:
+            continue  # another monitor dropped it
         RAW_CALL_PARTITIONS.labels("dropped").inc()
         logger.info(
             "dropped partition %s (calls before %s; %s)",
@@ -210,4 +241,19 @@ def drop_partitions_before(cutoff: datetime) -> list[str]:
             f"about {estimate} rows" if estimate >= 0 else "never analyzed",
         )
         dropped.append(part.name)
-    return dropped
+    return Dropped(tuple(dropped))
+
+
+def _detach_and_drop(part: Partition) -> int | None:
+    """Return the planner's row estimate of the dropped partition, None if it was gone."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock(cursor)
+        if not _attached(cursor, part.name):
+            return None
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [part.name]
+        )
+        estimate = cursor.fetchone()[0]
+        cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {part.name}")
+        cursor.execute(f"DROP TABLE {part.name}")
+    return estimate

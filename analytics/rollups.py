@@ -238,10 +238,13 @@ def drop_raw_calls_before(cutoff: datetime) -> Purged:
     """
     dropped = drop_partitions_before(cutoff)
     # Partition pruning: only the month the cutoff falls in and the default partition are read.
-    deleted, _ = AICall.objects.filter(created_at__lt=cutoff).delete()
+    expired = AICall.objects.filter(created_at__lt=cutoff)
+    if dropped.blocked is not None:  # never delete row by row what a drop will take next pass
+        expired = expired.filter(created_at__gte=dropped.blocked.end)
+    deleted, _ = expired.delete()
     if deleted:
         RAW_CALLS_DELETED.inc(deleted)
-    return Purged(deleted=deleted, dropped=tuple(dropped))
+    return Purged(deleted=deleted, dropped=dropped.names)
 
 
 def merge_histograms(histograms) -> list[int]:

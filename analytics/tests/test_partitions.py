@@ -20,6 +20,7 @@ from analytics.models import AICall, CallRollup
 from analytics.partitions import (
     MONTHS_AHEAD,
     create_partition,
+    drop_partitions_before,
     ensure_partitions,
     month_of,
     next_month,
@@ -243,3 +244,34 @@ def test_the_migration_moves_existing_rows_and_back():
         executor.migrate(executor.loader.graph.leaf_nodes())
     assert partitions.is_partitioned()
     assert AICall.objects.count() == len(ids) + 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retention_leaves_a_busy_months_partition_for_the_next_pass(settings, caplog):
+    """A long query holds the table: the detach gives up after DDL_LOCK_TIMEOUT instead of
+    queueing every insert behind it, and that month's calls are not deleted row by row."""
+    import psycopg
+
+    make_price(model="m1", inp="1", out="1")
+    older, partial = months_back(2), months_back(1)
+    drop_partitions_before(at(older, 1, 0))  # empty ones other tests left, e.g. of 2001
+    for month in (older, partial):
+        create_partition(month)
+    cutoff_day = at(partial, 11).date()
+    settings.ANALYTICS_RAW_RETENTION_DAYS = (local_day(timezone.now()) - cutoff_day).days
+    waiting = make_call(created_at=at(older, 20), model="m1")
+    expired = make_call(created_at=at(partial, 3), model="m1")
+
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as reader:
+        reader.execute("SELECT count(*) FROM analytics_aicall")  # its transaction stays open
+        purged = purge_raw_calls()
+    assert partition_for(older).name not in purged.dropped
+    assert "next pass retries" in caplog.text
+    assert purged.deleted == 1  # the later month's expired call; the busy month is left whole
+    left = set(AICall.objects.values_list("pk", flat=True))
+    assert waiting.pk in left and expired.pk not in left
+
+    purged = purge_raw_calls()  # the reader is gone
+    assert partition_for(older).name in purged.dropped
+    assert not AICall.objects.filter(pk=waiting.pk).exists()
