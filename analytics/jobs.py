@@ -1,6 +1,7 @@
 """The analytics jobs of ``manage.py monitor``: each is idempotent, so two monitors are safe.
 
-Rollups, retention and the daily report. The alerts and quotas apps register their own jobs
+Rollups, retention (with the monthly partitions of the raw calls on PostgreSQL) and the daily
+report. The alerts and quotas apps register their own jobs
 (after this one, so that alerts read fresh rollups)."""
 
 import logging
@@ -10,7 +11,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .rollups import purge_raw_calls, rollup_recent
+from .partitions import ensure_partitions
+from .rollups import purge_raw_calls, raw_horizon, rollup_recent
 from .selectors import daily_report
 from .services import claim_once, email_cost_report
 from .timezones import reporting_zone
@@ -40,10 +42,14 @@ class AnalyticsJobs:
         if self._due("rollup", settings.ANALYTICS_ROLLUP_SECONDS):
             counts = rollup_recent(now)
             done.append(f"rollup {counts}")
-        if self._due("purge", PURGE_EVERY):
-            deleted = purge_raw_calls()
-            if deleted:
-                done.append(f"purged {deleted} raw calls")
+        # This month's partition and the next ones, and those of retained months whose calls
+        # wait in the default partition (PostgreSQL; nothing to do on SQLite).
+        if self._due("partitions", PURGE_EVERY) and (
+            created := ensure_partitions(now=now, oldest=raw_horizon())
+        ):
+            done.append(f"created partitions {', '.join(created)}")
+        if self._due("purge", PURGE_EVERY) and (purged := purge_raw_calls()):
+            done.append(f"retention: {purged}")
         if (sent := send_daily_report_if_due(now)) is not None:
             done.append(f"cost report emailed to {len(sent)}")
         return done

@@ -84,6 +84,24 @@ QUOTA_REFUSALS = Counter(
     registry=REGISTRY,
 )
 
+# The monitor's retention and partition upkeep (served at MONITOR_METRICS_ADDRESS).
+RAW_CALL_PARTITIONS = Counter(
+    "aiproject_raw_call_partitions",
+    "Monthly partitions of the raw AI calls created ahead or dropped by retention (PostgreSQL).",
+    ["action"],
+    registry=REGISTRY,
+)
+RAW_CALLS_MOVED = Counter(
+    "aiproject_raw_calls_moved_from_default_partition",
+    "Raw AI calls moved out of the default partition when their month's partition was created.",
+    registry=REGISTRY,
+)
+RAW_CALLS_DELETED = Counter(
+    "aiproject_raw_calls_deleted",
+    "Raw AI calls deleted row by row by retention (the calls of dropped partitions not included).",
+    registry=REGISTRY,
+)
+
 
 def observe_call(call, cost) -> None:
     """Count one recorded upstream call (``call`` is an analytics.services.CallRecord)."""

@@ -6,6 +6,7 @@ are deleted only after their buckets were rolled up, and buckets are never rebui
 whose raw calls are already gone.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +16,9 @@ from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from .metrics import RAW_CALLS_DELETED
 from .models import LATENCY_BUCKETS_MS, N_BUCKETS, AICall, CallRollup, JobState, UserDailyUsage
+from .partitions import drop_partitions_before
 from .timezones import day_bounds, local_day, reporting_zone
 
 KEY_FIELDS = ("model", "task_type", "variant", "status")
@@ -190,24 +193,58 @@ def rollup_recent(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def purge_raw_calls() -> int:
-    """Delete raw calls of the whole reporting-zone days before the retention horizon.
+@dataclass(frozen=True)
+class Purged:
+    """What one retention pass removed: rows deleted, and whole monthly partitions dropped."""
+
+    deleted: int = 0
+    dropped: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.deleted or self.dropped)
+
+    def __str__(self) -> str:
+        parts = [f"deleted {self.deleted} raw calls"]
+        if self.dropped:
+            parts.append(f"dropped partitions {', '.join(self.dropped)}")
+        return "; ".join(parts)
+
+
+def purge_raw_calls() -> Purged:
+    """Remove raw calls of the whole reporting-zone days before the retention horizon.
 
     Their days are rolled up first, from the raw calls that are still all there, so nothing is
-    lost: rollups are kept forever.
+    lost: rollups are kept forever. On PostgreSQL the monthly partitions that end before the
+    cutoff are dropped whole; rows are deleted one by one only in the month the cutoff falls in
+    (and in the default partition). SQLite deletes them all row by row.
     """
     cutoff, _ = day_bounds(local_day(raw_horizon()))
     oldest = AICall.objects.filter(created_at__lt=cutoff).order_by("created_at").first()
     if oldest is None:
-        return 0
+        return Purged()
     first_day = local_day(oldest.created_at)
     last_day = local_day(cutoff - timedelta(microseconds=1))
     # Whole hours: in a zone like +05:30 the cutoff falls inside a UTC hour, whose raw calls are
     # all still here now (after the delete, that hour is never rebuilt again).
     hour_end = floor_hour(cutoff - timedelta(microseconds=1)) + timedelta(hours=1)
     _rebuild(floor_hour(oldest.created_at), hour_end, first_day, last_day)
-    deleted, _ = AICall.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    return drop_raw_calls_before(cutoff)
+
+
+def drop_raw_calls_before(cutoff: datetime) -> Purged:
+    """Drop the partitions that end by ``cutoff``, then delete the older calls left.
+
+    The caller has rolled their days up (``purge_raw_calls``); the benchmark times this part.
+    """
+    dropped = drop_partitions_before(cutoff)
+    # Partition pruning: only the month the cutoff falls in and the default partition are read.
+    expired = AICall.objects.filter(created_at__lt=cutoff)
+    if dropped.blocked is not None:  # never delete row by row what a drop will take next pass
+        expired = expired.filter(created_at__gte=dropped.blocked.end)
+    deleted, _ = expired.delete()
+    if deleted:
+        RAW_CALLS_DELETED.inc(deleted)
+    return Purged(deleted=deleted, dropped=dropped.names)
 
 
 def merge_histograms(histograms) -> list[int]:

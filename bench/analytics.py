@@ -30,7 +30,13 @@ truncated in between):
 Then, with the large table in place: ``finish_reply`` of an assistant message in state streaming
 with a ``CallRecord`` against the same ``finish_reply`` with ``call=None`` (interleaved, one new
 message per call), and ``record_call`` alone. None of it is on the token path: the runner writes
-the reply and its call once, after the stream ended.
+the reply and its call once, after the stream ended. Last, retention on the table partitioned by
+month (migration 0011): the oldest partial month and then a whole month dropped as partitions,
+then one day deleted row by row (``analytics_bench/retention.py``).
+
+The process runs as a job (``core.postgresql.run_as_job``), as the monitor does: no statement
+timeout, so the 90-day rollup rebuild of millions of calls is not cancelled. The load average is
+recorded before each size and at the end: the machine may be shared.
 
 Percentiles use the nearest-rank method: the p-th percentile of n values is sorted[ceil(p/100*n)
 - 1], so p95 of 15 repetitions is their maximum. Nothing is asserted; the targets are printed with
@@ -64,6 +70,7 @@ from bench.analytics_bench.load import (  # noqa: E402
     truncate_calls,
 )
 from bench.analytics_bench.report import machine, ratio, table, targets  # noqa: E402
+from bench.analytics_bench.retention import time_retention  # noqa: E402
 from bench.analytics_bench.timing import (  # noqa: E402
     FINISH_ITERATIONS,
     RANGE_DAYS,
@@ -125,14 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connections
 
+    from core.postgresql import run_as_job
+
+    run_as_job()  # before the first connection: rollups and retention are the monitor's work
+    load_average = {"start": os.getloadavg()}
     try:
         call_command("migrate", verbosity=0)
         user_ids = create_users()
         sizes = [run_size(url, args.small_rows, user_ids)]
         truncate_calls(url)
+        load_average["before_large"] = os.getloadavg()
         sizes.append(run_size(url, args.rows, user_ids))
         print(f"  finish_reply x {FINISH_ITERATIONS} with and without a call ...", flush=True)
         finish = time_finish_reply()
+        print("  retention: drop a partial month, a whole month, delete a day ...", flush=True)
+        retention = time_retention()
+        load_average["end"] = os.getloadavg()
         info = machine(url)
     finally:
         connections.close_all()
@@ -161,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             for view in ("dashboard", "report")
         },
         "finish_reply": finish,
+        "retention": retention,
+        "load_average_1_5_15": load_average,
     }
     result["targets"] = [
         {"target": name, "pass": ok, "measured": measured} for name, ok, measured in targets(result)
@@ -175,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         f"work_mem {m['postgresql']['work_mem']})"
     )
     print(table(result))
+    print(
+        "\nload average (1, 5, 15 min): "
+        + "; ".join(f"{k} {' '.join(f'{v:.2f}' for v in la)}" for k, la in load_average.items())
+    )
     print()
     print("targets:")
     for name, ok, measured in targets(result):

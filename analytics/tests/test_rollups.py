@@ -165,7 +165,9 @@ def test_retention_deletes_old_raw_calls_but_keeps_their_rollups(settings):
     old = [make_call(created_at=now - timedelta(days=20, hours=h), model="m1") for h in range(3)]
     recent = make_call(created_at=now - timedelta(days=1), model="m1")
     # The monitor never rolled the old day up: the purge does it before deleting.
-    assert purge_raw_calls() == 3
+    purged = purge_raw_calls()
+    # SQLite deletes them; on PostgreSQL their month's partition may have been dropped whole.
+    assert purged.deleted == 3 or purged.dropped, purged
     assert not AICall.objects.filter(pk__in=[c.pk for c in old]).exists()
     assert AICall.objects.filter(pk=recent.pk).exists()
     old_day = local_day(old[0].created_at)

@@ -244,8 +244,11 @@ def load_calls(url: str, n: int, user_ids: list[int], start: datetime, end: date
         conn.execute("VACUUM ANALYZE analytics_aicall")
         conn.execute("CHECKPOINT")
         vacuum_s = time.perf_counter() - started
+        # Partitioned (migration 0011): the parent holds nothing, its partitions everything.
         size = conn.execute(
-            "SELECT pg_total_relation_size('analytics_aicall'), count(*) FROM analytics_aicall"
+            """SELECT (SELECT sum(pg_total_relation_size(relid))
+                       FROM pg_partition_tree('analytics_aicall')),
+                      count(*), count(DISTINCT tableoid) FROM analytics_aicall"""
         ).fetchone()
         mix = conn.execute(
             """SELECT
@@ -267,6 +270,7 @@ def load_calls(url: str, n: int, user_ids: list[int], start: datetime, end: date
         "insert_s": insert_s,
         "vacuum_analyze_checkpoint_s": vacuum_s,
         "table_mb": round(size[0] / 1024 / 1024, 1),
+        "partitions_with_calls": size[2],
         "mix": {
             "ok_share": float(mix[0]),
             "unpriced_share": float(mix[1]),
