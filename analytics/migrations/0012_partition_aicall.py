@@ -153,7 +153,7 @@ def unpartition(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analytics", "0010_move_alerts_and_quotas"),
+        ("analytics", "0011_api_token"),
     ]
 
     operations = [migrations.RunPython(partition, unpartition, elidable=False)]
