@@ -3,7 +3,7 @@
 The table is partitioned, calls land in their month's partition (or the default one), the
 monitor prepares the months ahead (idempotent, two monitors at once), a call waiting in the
 default partition moves when its month's partition is created, and retention drops whole
-expired months and deletes rows only in the month the cutoff falls in. Migration 0011 moves
+expired months and deletes rows only in the month the cutoff falls in. Migration 0012 moves
 existing rows, and back and forth again.
 """
 
@@ -201,7 +201,7 @@ def test_retention_drops_whole_months_and_deletes_only_in_the_cutoffs_month(sett
     assert not purge_raw_calls()
 
 
-BEFORE = [("analytics", "0010_move_alerts_and_quotas")]
+BEFORE = [("analytics", "0011_api_token")]
 
 
 @pytest.mark.django_db(transaction=True)
