@@ -117,7 +117,11 @@ def rename_conversation(*, conversation: Conversation, title: object) -> Convers
     return conversation
 
 
-def _start_reply(*, conversation: Conversation, user_message: Message, runner_channel: str):
+def _start_reply(
+    *, conversation: Conversation, user_message: Message, runner_channel: str, title: str = ""
+):
+    """Store a pending reply to ``user_message`` and touch the conversation (with ``title``, its
+    stand-in title, in the same statement)."""
     now = timezone.now()
     try:
         # No savepoint: inside post_message's transaction a conflict rolls back the user's
@@ -133,7 +137,10 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
             )
     except IntegrityError as exc:  # the partial unique index: another reply is in progress
         raise ReplyInProgress("A reply is already being written in this conversation.") from exc
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=now, **({"title": title} if title else {})
+    )
+    conversation.updated_at = now
     return reply
 
 
@@ -193,7 +200,9 @@ class Posted(NamedTuple):
     admission: Admission
 
 
-def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
+def post_message(
+    *, conversation: Conversation, content: object, runner_channel: str = ""
+) -> Posted:
     """Store the user's message and a pending reply to it; raise if a reply is in progress.
 
     The quota check runs before the transaction that stores: its own database work (the rate
@@ -202,24 +211,27 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     the partial unique index settles a race with another post (ReplyInProgress as well, and the
     loser gives its slot back).
     """
-    content = clean_content(content)
+    text = clean_content(content)
     busy = getattr(conversation, "reply_in_progress", None)
     if busy is None:
         busy = conversation.messages.in_progress().exists()
     if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
-    admission = admit_request(user=conversation.user, content=content)
+    admission = admit_request(user=conversation.user, content=text)
     # The slot is given back after the rollback, outside the transaction.
     try:
         with _slot_given_back_on_failure(admission), transaction.atomic():
             user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content
+                conversation=conversation, role=Message.Role.USER, content=text
             )
+            title = ""
             if not conversation.title:
-                conversation.title = fallback_title(content)
-                conversation.save(update_fields=["title"])
+                title = conversation.title = fallback_title(text)
             reply = _start_reply(
-                conversation=conversation, user_message=user_message, runner_channel=runner_channel
+                conversation=conversation,
+                user_message=user_message,
+                runner_channel=runner_channel,
+                title=title,
             )
     except IntegrityError as exc:  # its foreign key, at commit: deleted meanwhile (another tab)
         raise ConversationGone("The conversation was deleted.") from exc
