@@ -21,7 +21,14 @@ from bench.stream_bench.clients import (
     connected,
     direct_stream,
 )
-from bench.stream_bench.procfs import Sampler, cpu_seconds, listen_overflows, settle, system_busy
+from bench.stream_bench.procfs import (
+    Pids,
+    Sampler,
+    cpu_seconds,
+    listen_overflows,
+    settle,
+    system_busy,
+)
 
 ROUND_TIMEOUT = 180.0
 
@@ -104,7 +111,7 @@ async def direct_round(sim_url: str, sim_pid: int | None, n: int, spread: float 
 
 
 async def app_round(
-    base_url: str, session: str, pid: int, sim_pid: int | None, n: int, spread: float = 0.0
+    base_url: str, session: str, pid: Pids, sim_pid: int | None, n: int, spread: float = 0.0
 ) -> dict:
     count = OpenCount()
     async with app_client(base_url, session, 20) as setup:
