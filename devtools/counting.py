@@ -9,7 +9,8 @@ chat/tests/test_work_counts.py). Every unit of work is counted under the *phase*
 - ``reply``: the reply's runner task, from its start to its end stored (``chat.runner.run``),
   the title call left out;
 - ``title``: the title call after a first exchange (``chat.titles.name_conversation``);
-- ``other``: everything else (other requests, the channel layer's publisher and listener).
+- ``other``: everything else (other requests, the channel layer's publisher);
+- not counted: the control channel's receive loop (it polls Redis on its own clock).
 
 ``GET /__counts__`` answers the counts as JSON (``{phase: {"sql": n, "redis": n, "threads": n,
 "statements": [...]}}``); ``DELETE /__counts__`` sets them to zero. Counts, not timings: they
@@ -42,7 +43,7 @@ _statements: dict[str, list[str]] = defaultdict(list)
 
 def _count(kind: str, what: str = "") -> None:
     phase = _phase.get()
-    if phase == "off":
+    if phase in ("off", "listening"):
         return
     with _lock:
         _counts[phase][kind] += 1
@@ -125,7 +126,17 @@ def _patch_thread_pools() -> None:
 
 
 def _patch_phases() -> None:
-    from chat import runner, titles
+    from chat import runner, streaming, titles
+
+    listen = streaming._listen_for_control
+
+    async def uncounted_listen(*args, **kwargs):
+        # The control channel's receive loop polls Redis on its own clock (a blocking pop with
+        # a timeout): its round trips are not any reply's, and their number depends on time.
+        _phase.set("listening")
+        return await listen(*args, **kwargs)
+
+    streaming._listen_for_control = uncounted_listen
 
     run = runner.run
 
@@ -181,6 +192,13 @@ async def application(scope, receive, send):
 
 def _install() -> None:
     from django.db.backends.signals import connection_created
+
+    from analytics import request_metrics
+
+    # The requests-per-minute counts go to the database every 10 s, from whichever request
+    # comes then (one upsert and one hand-off a process, not a reply's): a count that depends
+    # on the clock. Not flushed here.
+    request_metrics.FLUSH_EVERY_SECONDS = float("inf")
 
     connection_created.connect(_watch_connection, weak=False)
     _patch_redis()
