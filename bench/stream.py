@@ -137,6 +137,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a reply's stream may land on another process).",
     )
     parser.add_argument(
+        "--title-replies",
+        type=int,
+        default=5,
+        help="After the rounds, this many first replies (one after another) with the title "
+        "call that follows each, against as many without: the title's CPU apart (0: skip).",
+    )
+    parser.add_argument(
         "--litellm",
         default=os.environ.get("LITELLM", ""),
         help="The litellm script of a LiteLLM venv (bash bench/install-litellm.sh makes "
@@ -220,7 +227,7 @@ def log_problems(path: Path) -> dict[str, int]:
 
 async def bench(
     args, base_url: str, session: str, pid: Pids, sim_url: str, sim_pid, proxy=None
-) -> list:
+) -> tuple[list, dict | None]:
     # Warm-up, not measured: imports, the upstream client's pool, the first queries.
     async with app_client(base_url, session, 4) as c:
         convs = await create_conversations(c, 3)
@@ -259,7 +266,28 @@ async def bench(
                 **({"litellm": peer} if peer is not None else {}),
             }
         )
-    return rounds
+    print("  title round ...", flush=True)
+    title = await title_cost(args, base_url, session, pid, sim_pid)
+    return rounds, title
+
+
+async def title_cost(args, base_url: str, session: str, pid: Pids, sim_pid) -> dict | None:
+    """Daphne's CPU per first reply with its title call and without (one reply at a time)."""
+    if args.title_replies < 1:
+        return None
+    per_reply = {}
+    for titled in (True, False):
+        cpu = 0.0
+        for _ in range(args.title_replies):
+            r = await app_round(base_url, session, pid, sim_pid, 1, titled=titled)
+            cpu += r["daphne"]["cpu_s_per_stream"]
+        per_reply["with_title" if not titled else "without_title"] = cpu / args.title_replies
+    return {
+        "replies": args.title_replies,
+        "cpu_s_per_reply_without_title": per_reply["without_title"],
+        "cpu_s_per_reply_with_title": per_reply["with_title"],
+        "title_cpu_s": per_reply["with_title"] - per_reply["without_title"],
+    }
 
 
 @contextmanager
@@ -342,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 if proxy is not None:
                     print(f"  litellm pid {proxy.pid} at {proxy.base_url}")
                 try:
-                    rounds = asyncio.run(
+                    rounds, title = asyncio.run(
                         bench(args, base_url, session, pid, simulator.base_url, sim_pid, proxy)
                     )
                 except BaseException:
@@ -380,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     result["targets"] = [
         {"target": name, "pass": ok, "measured": measured} for name, ok, measured in targets(result)
     ]
+    result["title"] = title
     result["app_log_problems"] = problems
     result["disturbed"] = disturbed(result)
 
@@ -392,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; starts spread over {args.spread:g} s" if args.spread else "; starts at once")
     )
     print(table(result))
+    if title is not None:
+        print(
+            f"\ntitle call, daphne CPU per first reply ({title['replies']} each, one at a time): "
+            f"{title['cpu_s_per_reply_with_title'] * 1000:.1f} ms with it, "
+            f"{title['cpu_s_per_reply_without_title'] * 1000:.1f} ms without: "
+            f"the title costs {title['title_cpu_s'] * 1000:.1f} ms"
+        )
     print()
     print("targets:")
     for name, ok, measured in targets(result):
