@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # A Python >= 3.12 from PATH or pyenv (override with `make PYTHON=/path/to/python3.12 ...`).
 PYTHON ?= $(shell bash scripts/find-python.sh)
 
-.PHONY: install run test lint format bench clean images test-containers
+.PHONY: install run test lint format bench bench-litellm-install bench-litellm clean images test-containers
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,14 @@ format: install
 bench: install
 	$(PY) bench/stream.py
 	$(PY) bench/quotas.py
+
+# The LiteLLM proxy, bench/stream.py's optional peer, in a venv of its own (.venv-litellm) from
+# the pinned bench/requirements-litellm.txt; then the streaming bench with it beside the app.
+bench-litellm-install:
+	bash bench/install-litellm.sh
+
+bench-litellm: install bench-litellm-install
+	$(PY) bench/stream.py --litellm .venv-litellm/bin/litellm
 
 # Every base image the stack needs, from Debian's packages (no container registry); writes
 # images.env with their names for docker compose (`docker compose --env-file images.env ...`

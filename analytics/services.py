@@ -66,15 +66,23 @@ def record_call(call: CallRecord) -> AICall:
         cached_input_tokens=call.cached_input_tokens,
         output_tokens=call.output_tokens,
     )
-    try:
-        with transaction.atomic():
-            row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
-    except IntegrityError:
-        # The conversation or user was deleted while the call ran: keep the call without them.
-        fields.update(conversation_id=None, message_id=None)
-        if fields["user_id"] and not get_user_model().objects.filter(pk=fields["user_id"]).exists():
-            fields["user_id"] = None
+    if transaction.get_connection().in_atomic_block:
+        # Inside the caller's transaction (the end of a reply): the foreign keys are checked at
+        # its commit (Django's are deferred), where a savepoint here could catch nothing; the
+        # caller leaves out a conversation deleted meanwhile (chat.lifecycle).
         row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+    else:
+        try:
+            with transaction.atomic():
+                row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
+        except IntegrityError:
+            # The conversation or user was deleted while the call ran: keep the call without
+            # them.
+            fields.update(conversation_id=None, message_id=None)
+            user_id = fields["user_id"]
+            if user_id and not get_user_model().objects.filter(pk=user_id).exists():
+                fields["user_id"] = None
+            row = AICall.objects.create(**fields, total_tokens=call.total_tokens)
     observe_call(call, row.cost_usd)
     # Announced after commit: a rolled-back record must not count against anyone's quota.
     transaction.on_commit(
@@ -105,8 +113,11 @@ def record_call(call: CallRecord) -> AICall:
     return row
 
 
-def record_call_once(call: CallRecord) -> AICall:
+def record_call_once(call: CallRecord, *, retry: bool = True) -> AICall:
     """``record_call``, unless this very record is stored already.
+
+    ``retry`` False: the first try of the write, so nothing of it can have landed yet, and the
+    record is stored without looking for it first (one statement and a savepoint fewer).
 
     For writes that are retried (the end of a reply, during a database outage): when a commit
     landed but its answer was lost, or the record was stored alone while the rest of its
@@ -115,6 +126,8 @@ def record_call_once(call: CallRecord) -> AICall:
     task type, attempt, model and latency it names the attempt. The one writer of a record is the
     runner that made it, so checking and inserting in one transaction is enough.
     """
+    if not retry:
+        return record_call(call)
     with transaction.atomic():
         existing = AICall.objects.filter(
             created_at=call.created_at,

@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +76,9 @@ if str(REPO) not in sys.path:
 from bench import common  # noqa: E402
 from bench.common import git_state, redact  # noqa: E402
 from bench.stream_bench.clients import API_KEY, MODEL, OpenCount, app_client, app_stream  # noqa: E402
-from bench.stream_bench.procfs import settle  # noqa: E402
+from bench.stream_bench.front import run_front  # noqa: E402
+from bench.stream_bench.litellm import run_litellm, versus_direct  # noqa: E402
+from bench.stream_bench.procfs import Pids, settle  # noqa: E402
 from bench.stream_bench.report import disturbed, jsonable, table, targets  # noqa: E402
 from bench.stream_bench.rounds import (  # noqa: E402
     app_round,
@@ -126,6 +129,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Redis for the channel layer and cache (default: env REDIS_URL, else none).",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="Daphne processes of the app (default 1). K > 1 runs K processes behind the "
+        "shipped nginx/nginx.conf, as compose's WEB_REPLICAS=K does; needs --redis-url "
+        "(a reply's stream may land on another process).",
+    )
+    parser.add_argument(
+        "--title-replies",
+        type=int,
+        default=5,
+        help="After the rounds, this many first replies (one after another) with the title "
+        "call that follows each, against as many without: the title's CPU apart (0: skip).",
+    )
+    parser.add_argument(
+        "--litellm",
+        default=os.environ.get("LITELLM", ""),
+        help="The litellm script of a LiteLLM venv (bash bench/install-litellm.sh makes "
+        ".venv-litellm): also run each N through the LiteLLM proxy in front of the same "
+        "simulator, as a peer (default: env LITELLM, else not run).",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="Write results here (default bench/results/)."
     )
     args = parser.parse_args(argv)
@@ -137,6 +162,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--clients needs at least one N >= 1")
     if args.spread < 0:
         parser.error("--spread must be >= 0 seconds")
+    if args.processes < 1:
+        parser.error("--processes must be >= 1")
+    if args.processes > 1 and not args.redis_url:
+        parser.error("--processes > 1 needs --redis-url (the cross-process channel layer)")
+    if args.litellm and not os.access(args.litellm, os.X_OK):
+        parser.error(f"--litellm: {args.litellm} is not an executable (bench/install-litellm.sh)")
     return args
 
 
@@ -194,7 +225,9 @@ def log_problems(path: Path) -> dict[str, int]:
     return counts
 
 
-async def bench(args, base_url: str, session: str, pid: int, sim_url: str, sim_pid) -> list:
+async def bench(
+    args, base_url: str, session: str, pid: Pids, sim_url: str, sim_pid, proxy=None
+) -> tuple[list, dict | None]:
     # Warm-up, not measured: imports, the upstream client's pool, the first queries.
     async with app_client(base_url, session, 4) as c:
         convs = await create_conversations(c, 3)
@@ -202,6 +235,8 @@ async def bench(args, base_url: str, session: str, pid: int, sim_url: str, sim_p
             *(app_stream(c, cid, f"warm-up {i}", OpenCount()) for i, cid in enumerate(convs))
         )
     await direct_round(sim_url, sim_pid, 3)
+    if proxy is not None:
+        await direct_round(proxy.base_url, proxy.pid, 3)
     await settle(pid)
 
     rounds = []
@@ -210,14 +245,59 @@ async def bench(args, base_url: str, session: str, pid: int, sim_url: str, sim_p
         print(f"  N={n}: direct ...", end="", flush=True)
         direct = await direct_round(sim_url, sim_pid, n, args.spread)
         await asyncio.sleep(0.5)
+        peer = None
+        if proxy is not None:
+            print(" litellm ...", end="", flush=True)
+            proxied = await direct_round(proxy.base_url, proxy.pid, n, args.spread)
+            peer = {**jsonable(proxied), "versus_direct": versus_direct(direct, proxied)}
+            await asyncio.sleep(0.5)
         print(" app ...", end="", flush=True)
         app = await app_round(base_url, session, pid, sim_pid, n, args.spread)
         print(f" done ({direct['wall_s']:.1f} s + {app['wall_s']:.1f} s)", flush=True)
         for label, r in (("direct", direct), ("app", app)):
             if r["errors"]:
                 print(f"    {label} errors: {r['errors']}", flush=True)
-        rounds.append({"clients": n, "direct": direct, "app": app, "compare": compare(direct, app)})
-    return rounds
+        rounds.append(
+            {
+                "clients": n,
+                "direct": direct,
+                "app": app,
+                "compare": compare(direct, app),
+                **({"litellm": peer} if peer is not None else {}),
+            }
+        )
+    print("  title round ...", flush=True)
+    title = await title_cost(args, base_url, session, pid, sim_pid)
+    return rounds, title
+
+
+async def title_cost(args, base_url: str, session: str, pid: Pids, sim_pid) -> dict | None:
+    """Daphne's CPU per first reply with its title call and without (one reply at a time)."""
+    if args.title_replies < 1:
+        return None
+    per_reply = {}
+    for titled in (True, False):
+        cpu = 0.0
+        for _ in range(args.title_replies):
+            r = await app_round(base_url, session, pid, sim_pid, 1, titled=titled)
+            cpu += r["daphne"]["cpu_s_per_stream"]
+        per_reply["with_title" if not titled else "without_title"] = cpu / args.title_replies
+    return {
+        "replies": args.title_replies,
+        "cpu_s_per_reply_without_title": per_reply["without_title"],
+        "cpu_s_per_reply_with_title": per_reply["with_title"],
+        "title_cpu_s": per_reply["with_title"] - per_reply["without_title"],
+    }
+
+
+@contextmanager
+def peer_proxy(litellm: str, simulator_url: str, log_dir: Path):
+    """The LiteLLM proxy in front of the simulator (None without ``--litellm``)."""
+    if not litellm:
+        yield None
+        return
+    with run_litellm(litellm, simulator_url, log_dir) as proxy:
+        yield proxy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,17 +351,36 @@ def main(argv: list[str] | None = None) -> int:
         with run_simulator(*sim_args, env=env) as simulator:
             sim_pid = simulator.pid
             app_env = {**env, "AI_BASE_URL": simulator.base_url}
-            with run_app_server(env=app_env, log_dir=tmpdir) as server:
-                pid = server.process.pid
-                print(f"  daphne pid {pid} at {server.base_url}, simulator pid {sim_pid}")
+            with ExitStack() as stack:
+                servers = [
+                    stack.enter_context(run_app_server(env=app_env, log_dir=tmpdir))
+                    for _ in range(args.processes)
+                ]
+                proxy = stack.enter_context(peer_proxy(args.litellm, simulator.base_url, tmpdir))
+                pids = tuple(server.process.pid for server in servers)
+                pid = pids[0] if len(pids) == 1 else pids
+                base_url = servers[0].base_url
+                if len(servers) > 1:
+                    ports = [int(server.base_url.rpartition(":")[2]) for server in servers]
+                    base_url = stack.enter_context(run_front(ports, tmpdir))
+                    print(f"  nginx at {base_url} in front of {len(servers)} daphne processes")
+                for server in servers:
+                    print(f"  daphne pid {server.process.pid} at {server.base_url}")
+                print(f"  simulator pid {sim_pid}")
+                if proxy is not None:
+                    print(f"  litellm pid {proxy.pid} at {proxy.base_url}")
                 try:
-                    rounds = asyncio.run(
-                        bench(args, server.base_url, session, pid, simulator.base_url, sim_pid)
+                    rounds, title = asyncio.run(
+                        bench(args, base_url, session, pid, simulator.base_url, sim_pid, proxy)
                     )
                 except BaseException:
-                    print(f"\ndaphne log (tail):\n{log_tail(server.log_path)}", file=sys.stderr)
+                    for server in servers:
+                        print(f"\ndaphne log (tail):\n{log_tail(server.log_path)}", file=sys.stderr)
                     raise
-                problems = log_problems(server.log_path)
+                problems: dict[str, int] = {}
+                for server in servers:
+                    for key, number in log_problems(server.log_path).items():
+                        problems[key] = problems.get(key, 0) + number
 
     result = {
         "started": started,
@@ -298,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             "channel_layer": "redis" if args.redis_url else "in-memory",
             "percentiles": "nearest rank: sorted[ceil(p/100*n) - 1]",
             "app_env_overrides": app_overrides(),
+            "litellm": args.litellm or None,
+            "processes": args.processes,
         },
         "git": git_state(),
         "rounds": [
@@ -307,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     result["targets"] = [
         {"target": name, "pass": ok, "measured": measured} for name, ok, measured in targets(result)
     ]
+    result["title"] = title
     result["app_log_problems"] = problems
     result["disturbed"] = disturbed(result)
 
@@ -319,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; starts spread over {args.spread:g} s" if args.spread else "; starts at once")
     )
     print(table(result))
+    if title is not None:
+        print(
+            f"\ntitle call, daphne CPU per first reply ({title['replies']} each, one at a time): "
+            f"{title['cpu_s_per_reply_with_title'] * 1000:.1f} ms with it, "
+            f"{title['cpu_s_per_reply_without_title'] * 1000:.1f} ms without: "
+            f"the title costs {title['title_cpu_s'] * 1000:.1f} ms"
+        )
     print()
     print("targets:")
     for name, ok, measured in targets(result):

@@ -144,10 +144,16 @@ async def write_until_landed(
 
 async def record_attempt(call: CallRecord) -> bool:
     """Store one upstream attempt's call record (once), retrying as above; True once stored."""
+    tries = 0
+
+    def write():
+        nonlocal tries
+        tries += 1
+        return record_call_once(call, retry=tries > 1)
+
     landed, _ = await write_until_landed(
         "call record",
-        record_call_once,
-        call,
+        write,
         message_id=call.message_id,
         record=lambda: call_record(call),
     )
@@ -212,11 +218,16 @@ async def end_reply(
     }
     made: dict = {}  # the stored fields, rendered once (in the database thread)
     call_stored = False
+    tries = 0
 
     def write():
+        nonlocal tries
+        tries += 1
         if "fields" not in made:
             made["fields"] = lifecycle.final_fields(**end)
-        return lifecycle.store_final_reply(message_id, fields=made["fields"], call=call)
+        return lifecycle.store_final_reply(
+            message_id, fields=made["fields"], call=call, retry=tries > 1
+        )
 
     def from_memory():
         # Readers of this process get the end now, as it will be stored; readers elsewhere see

@@ -19,7 +19,7 @@ from core.db_thread import db
 
 from . import selectors, services, streaming
 from .feeds import Feed
-from .sse import sse_comment, sse_event
+from .sse import sse_comment, sse_delta, sse_event
 from .state import ReplyState, final_event
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ STATE_READ_TIMEOUT = 10.0
 
 
 def delta(text: str, end: int) -> bytes:
-    return sse_event("delta", {"text": text}, event_id=end)
+    return sse_delta(text, end)
 
 
 def final(event: str, data: dict, length: int, position: int) -> bytes:

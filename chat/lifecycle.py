@@ -115,14 +115,15 @@ def final_fields(
 
 
 def store_final_reply(
-    message_id: int, *, fields: dict[str, Any], call: CallRecord | None = None
+    message_id: int, *, fields: dict[str, Any], call: CallRecord | None = None, retry: bool = True
 ) -> tuple[str, dict] | None:
     """Store the final reply and its call record in one transaction; safe to retry.
 
     The reply is written only while it is in progress. Return the closing SSE event of what is
     stored: built from ``fields`` when this write stored them, else read back (a sweep or an
     earlier try of this very write won); None when the reply is gone (conversation deleted).
-    The call is recorded once whatever the number of tries (``record_call_once``).
+    The call is recorded once whatever the number of tries (``record_call_once``; ``retry``
+    False: the first try, which looks for no earlier one).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -134,7 +135,7 @@ def store_final_reply(
                 # The conversation was deleted while the reply streamed.
                 call = replace(call, message_id=None, conversation_id=None)
             # Last before the commit: its log line goes out only if nothing else failed.
-            record_call_once(call)
+            record_call_once(call, retry=retry)
     if updated:
         return closing_event(message_id, fields)
     return _stored_end(message_id)

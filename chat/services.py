@@ -57,7 +57,11 @@ def rename_conversation(*, conversation: Conversation, title: object) -> Convers
     return conversation
 
 
-def _start_reply(*, conversation: Conversation, user_message: Message, runner_channel: str):
+def _start_reply(
+    *, conversation: Conversation, user_message: Message, runner_channel: str, title: str = ""
+):
+    """Store a pending reply to ``user_message`` and touch the conversation (with ``title``, its
+    stand-in title, in the same statement)."""
     now = timezone.now()
     try:
         # No savepoint: inside post_message's transaction a conflict rolls back the user's
@@ -74,9 +78,13 @@ def _start_reply(*, conversation: Conversation, user_message: Message, runner_ch
             )
     except IntegrityError as exc:  # the partial unique index: another reply is in progress
         raise ReplyInProgress("A reply is already being written in this conversation.") from exc
-    # The new reply is where the conversation now reads (its branch, for an edit or regenerate).
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, current_leaf=reply)
+    # The new reply is where the conversation now reads (its branch, for an edit or regenerate),
+    # touched with its stand-in title in the same statement.
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=now, current_leaf=reply, **({"title": title} if title else {})
+    )
     conversation.current_leaf = reply
+    conversation.updated_at = now
     return reply
 
 
@@ -136,7 +144,9 @@ class Posted(NamedTuple):
     admission: Admission
 
 
-def post_message(*, conversation: Conversation, content: str, runner_channel: str = "") -> Posted:
+def post_message(
+    *, conversation: Conversation, content: object, runner_channel: str = ""
+) -> Posted:
     """Store the user's message (at the end of the branch the conversation reads along) and a
     pending reply to it; raise if a reply is in progress.
 
@@ -149,7 +159,7 @@ def post_message(*, conversation: Conversation, content: str, runner_channel: st
     return _post(conversation=conversation, content=content, runner_channel=runner_channel)
 
 
-def edit_message(*, message: Message, content: str, runner_channel: str = "") -> Posted:
+def edit_message(*, message: Message, content: object, runner_channel: str = "") -> Posted:
     """Start a new branch from a sent user message: a new version of it (``content``) in the
     same place, and a pending reply; the older branch stays reachable (select_version)."""
     if message.role != Message.Role.USER:
@@ -163,15 +173,19 @@ def edit_message(*, message: Message, content: str, runner_channel: str = "") ->
 
 
 def _post(
-    *, conversation: Conversation, content: str, runner_channel: str, edited: Message | None = None
+    *,
+    conversation: Conversation,
+    content: object,
+    runner_channel: str,
+    edited: Message | None = None,
 ) -> Posted:
-    content = clean_content(content)
+    text = clean_content(content)
     busy = getattr(conversation, "reply_in_progress", None)
     if busy is None:
         busy = conversation.messages.in_progress().exists()
     if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
-    admission = admit_request(user=conversation.user, content=content)
+    admission = admit_request(user=conversation.user, content=text)
     # The slot is given back after the rollback, outside the transaction.
     try:
         with _slot_given_back_on_failure(admission), transaction.atomic():
@@ -184,14 +198,17 @@ def _post(
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
-                content=content,
+                content=text,
                 parent_id=parent_id,
             )
+            title = ""
             if not conversation.title:
-                conversation.title = fallback_title(content)
-                conversation.save(update_fields=["title"])
+                title = conversation.title = fallback_title(text)
             reply = _start_reply(
-                conversation=conversation, user_message=user_message, runner_channel=runner_channel
+                conversation=conversation,
+                user_message=user_message,
+                runner_channel=runner_channel,
+                title=title,
             )
     except IntegrityError as exc:  # its foreign key, at commit: deleted meanwhile (another tab)
         raise ConversationGone("The conversation was deleted.") from exc

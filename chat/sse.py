@@ -16,3 +16,12 @@ def sse_comment(text: str) -> bytes:
 
 def sse_retry(milliseconds: int) -> bytes:
     return f"retry: {milliseconds}\n\n".encode()
+
+
+_text_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def sse_delta(text: str, event_id: int) -> bytes:
+    """``sse_event("delta", {"text": text}, event_id=event_id)``, framed without building a dict
+    or a format string: it is sent once per token to every reader (the same bytes, tested)."""
+    return b'id: %d\nevent: delta\ndata: {"text":%s}\n\n' % (event_id, _text_json(text).encode())

@@ -8,7 +8,6 @@ attempt fails. The call goes the one call path (``analytics.quotas.llm_calls.com
 import logging
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
 from analytics.quotas import llm_calls
 from core.db_thread import db
@@ -20,9 +19,9 @@ from . import finishing, services
 logger = logging.getLogger(__name__)
 
 
-def _title_request(user_id: int, text: str) -> tuple:
-    """Return the title call's config and messages."""
-    config = resolve_config(get_user_model().objects.get(pk=user_id), "title")
+def _title_request(text: str) -> tuple:
+    """Return the title call's config and messages (settings only: no database, no thread)."""
+    config = resolve_config(None, "title")
     messages = [
         {"role": "system", "content": config.system_prompt},
         {"role": "user", "content": text[:2000]},
@@ -34,7 +33,7 @@ async def name_conversation(plan: services.ReplyPlan, request_id: str) -> None:
     """Ask the model for a short title; the first words stay on failure."""
     fallback = services.fallback_title(plan.first_user_text)
     try:
-        config, messages = await db(_title_request, plan.user_id, plan.first_user_text)
+        config, messages = _title_request(plan.first_user_text)
         answer = await llm_calls.complete(
             task_type=TaskType.TITLE,
             model=config.model,

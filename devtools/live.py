@@ -63,14 +63,21 @@ class AppServer:
 
 
 @contextmanager
-def run_app_server(*, env: dict[str, str], log_dir: Path, port: int | None = None):
-    """Serve aiproject.asgi with daphne in a child process until the block ends."""
+def run_app_server(
+    *,
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    application: str = "aiproject.asgi:application",
+):
+    """Serve ``application`` (the app's, or devtools.counting's) with daphne in a child process
+    until the block ends."""
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / f"daphne-{port}.log"
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
     with managed_process(
-        [*args, "aiproject.asgi:application"],
+        [*args, application],
         log_path=log_path,
         ready=answers(f"{base_url}/accounts/login/"),
         what="daphne",

@@ -16,7 +16,7 @@ from core.outages import REDIS, is_redis_outage
 from ..pricing import MILLION, price_for
 from ..timezones import reporting_zone
 from .backends import backend
-from .limits import EXEMPT, Limits, limits_for
+from .limits import EXEMPT, Limits, limits_for, limits_of
 from .meters import (
     Limit,
     Meter,
@@ -219,15 +219,11 @@ def _answered() -> None:
 
 
 def _limited_keys(user_id: int | None, moment: datetime) -> set[str]:
-    from django.contrib.auth import get_user_model
-
     keys = set()
     gmeter = global_meter(moment)
     if gmeter.cap is not None:
         keys.add(gmeter.key)
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
-    if user is not None:
-        limits = limits_for(user)
-        if not limits.exempt:
-            keys |= {m.key for m in user_meters(user.pk, limits, moment) if m.cap is not None}
+    limits = limits_of(user_id) if user_id is not None else None
+    if user_id is not None and limits is not None and not limits.exempt:
+        keys |= {m.key for m in user_meters(user_id, limits, moment) if m.cap is not None}
     return keys

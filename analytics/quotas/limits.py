@@ -61,6 +61,18 @@ def limits_for(user) -> Limits:
     return LIMITS.get(user.pk, lambda: _read_limits(user))
 
 
+def limits_of(user_id: int) -> Limits | None:
+    """``limits_for`` by the user's id: the user's row is read only when the cache has not
+    got their limits (None: no such user)."""
+    from django.contrib.auth import get_user_model
+
+    def load() -> Limits | None:
+        user = get_user_model().objects.filter(pk=user_id).first()
+        return None if user is None else _read_limits(user)
+
+    return LIMITS.get(user_id, load)
+
+
 def _read_limits(user) -> Limits:
     if user.has_perm("quotas.exempt_from_quotas"):
         return EXEMPT

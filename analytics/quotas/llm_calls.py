@@ -128,7 +128,13 @@ def reserve(
 ) -> quotas.Reservation | None:
     """Hold a call's worst case (QuotaExceeded, recorded as refused at ``stage``, if it does not
     fit). ``user_id`` None: only the global daily cap applies (evaluation runs)."""
-    user = get_user_model().objects.get(pk=user_id) if user_id is not None else None
+    if user_id is None:
+        user = None
+    elif limits is not None:
+        # With the limits in hand only the user's id is read: no query for the row.
+        user = get_user_model()(pk=user_id)
+    else:
+        user = get_user_model().objects.get(pk=user_id)
     try:
         return quotas.reserve(
             user,

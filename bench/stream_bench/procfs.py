@@ -13,23 +13,34 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 0.05
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+Pids = int | tuple[int, ...]  # one process, or several (the app on --processes K): summed
 
 
-def status(pid: int) -> tuple[int, int]:
-    """VmRSS in bytes and the number of threads, from /proc/<pid>/status."""
+def _each(pid: Pids) -> tuple[int, ...]:
+    return pid if isinstance(pid, tuple) else (pid,)
+
+
+def cpu_seconds(pid: Pids) -> float:
+    """utime + stime of a process (or the sum of several), in seconds."""
+    total = 0
+    for one in _each(pid):
+        with open(f"/proc/{one}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def status(pid: Pids) -> tuple[int, int]:
+    """VmRSS in bytes and the number of threads, from /proc/<pid>/status (summed)."""
     rss = threads = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
+    for one in _each(pid):
+        with open(f"/proc/{one}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Threads:"):
+                    threads += int(line.split()[1])
     return rss, threads
 
 
@@ -67,7 +78,7 @@ class Sample(NamedTuple):
 class Sampler:
     """Samples a process's CPU seconds, RSS and threads (and the open streams) in the background."""
 
-    def __init__(self, pid: int, count: OpenCount) -> None:
+    def __init__(self, pid: Pids, count: OpenCount) -> None:
         self.pid = pid
         self.count = count
         self.samples: list[Sample] = []
@@ -96,7 +107,7 @@ class Sampler:
         return max(self.samples, key=lambda row: (row.open, row.rss))
 
 
-async def settle(pid: int, *, quiet: float = 0.3, times: int = 3, limit: float = 30.0) -> None:
+async def settle(pid: Pids, *, quiet: float = 0.3, times: int = 3, limit: float = 30.0) -> None:
     """Wait until the process used (almost) no CPU in ``times`` intervals of ``quiet`` seconds.
 
     Nearly a second of quiet: a conversation title is one more upstream call after the reply,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 TARGET_ADDED_TTFT_P99_MS = 25.0
 TARGET_AT_CLIENTS = 50
+# Issue 18 (docs/performance.md): from the POST at N=1, CPU per reply, the N=50 burst.
+TARGET_ADDED_FROM_POST_N1_P50_MS = 10.0
+TARGET_CPU_PER_REPLY_S = 0.020
+TARGET_BURST_FROM_POST_P99_MS = 700.0
 
 
 def disturbed(result: dict) -> list[str]:
@@ -50,6 +54,20 @@ def table(result: dict) -> str:
     row("  POST -> 202", lambda r: pair(r["app"]["post_ms"]))
     row("  GET stream -> headers", lambda r: pair(r["app"]["stream_headers_ms"]))
     row("  runner ttft_ms (server)", lambda r: pair(r["app"]["server_ttft_ms"], ".0f"))
+    if any("litellm" in r for r in rounds):
+
+        def peer(fn):
+            return lambda r: fn(r["litellm"]) if "litellm" in r else "-"
+
+        section("LiteLLM proxy (peer, same simulator, same clients)")
+        row("  TTFT, from the request", peer(lambda p: pair(p["ttft_ms"])))
+        row("  added (proxy - direct)", peer(lambda p: pair(p["versus_direct"]["added_ttft_ms"])))
+        row("  inter-token gap", peer(lambda p: pair(p["gap_ms"])))
+        row(
+            "  proxy CPU s / reply",
+            peer(lambda p: fmt(p["versus_direct"]["cpu_s_per_reply"], ".4f")),
+        )
+        row("  streams finished", peer(lambda p: f"{p['held']}/{len(p['ttft_values_ms'])}"))
     section("inter-token gap, ms (p50 / p99)")
     row("  direct", lambda r: pair(r["direct"]["gap_ms"]))
     row("  app", lambda r: pair(r["app"]["gap_ms"]))
@@ -146,6 +164,7 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
             if spread:  # not the burst the target is judged on: reported, never passed
                 ok, measured = None, f"{measured} with starts spread over {spread:g} s (not judged)"
             out.append((label, ok, measured))
+    out += issue_18_targets(result)
     bad = []
     for r in result["rounds"]:
         a, n = r["app"], r["clients"]
@@ -168,3 +187,48 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
 
 def jsonable(round_result: dict) -> dict:
     return {k: v for k, v in round_result.items() if k != "streams"}
+
+
+def issue_18_targets(result: dict) -> list[tuple[str, bool | None, str]]:
+    """Added TTFT from the POST at N=1 (and below LiteLLM's), CPU per reply, the N=50 burst."""
+    out: list[tuple[str, bool | None, str]] = []
+    by_n = {r["clients"]: r for r in result["rounds"]}
+    spread = result["config"].get("spread_s") or 0
+
+    def judged(ok: bool, measured: str) -> tuple[bool | None, str]:
+        if spread:
+            return None, f"{measured} with starts spread over {spread:g} s (not judged)"
+        return ok, measured
+
+    one = by_n.get(1)
+    name = f"added TTFT from the POST at N=1 <= {TARGET_ADDED_FROM_POST_N1_P50_MS:.0f} ms (p50)"
+    if one is None:
+        out.append((name, None, "not measured (no N=1 round)"))
+    else:
+        added = one["compare"]["added_ttft_from_post_ms"]["p50"]
+        ok = added is not None and added <= TARGET_ADDED_FROM_POST_N1_P50_MS
+        out.append((name, *judged(ok, "no first delta" if added is None else f"{added:.1f} ms")))
+        peer = one.get("litellm")
+        if peer is None:
+            out.append(("  ... and below LiteLLM's", None, "not measured (no --litellm)"))
+        else:
+            theirs = peer["versus_direct"]["added_ttft_ms"]["p50"]
+            ok = added is not None and theirs is not None and added < theirs
+            measured = f"app {fmt(added)} ms, LiteLLM {fmt(theirs)} ms"
+            out.append(("  ... and below LiteLLM's", *judged(ok, measured)))
+    at = by_n.get(TARGET_AT_CLIENTS)
+    name = f"daphne CPU per reply <= {TARGET_CPU_PER_REPLY_S * 1000:.0f} ms (N={TARGET_AT_CLIENTS})"
+    if at is None:
+        out.append((name, None, f"not measured (no N={TARGET_AT_CLIENTS} round)"))
+    else:
+        cpu = at["app"]["daphne"]["cpu_s_per_stream"]
+        ok = cpu is not None and cpu <= TARGET_CPU_PER_REPLY_S
+        out.append((name, *judged(ok, f"{fmt(None if cpu is None else cpu * 1000)} ms")))
+        p99 = at["compare"]["added_ttft_from_post_ms"]["p99"]
+        name = (
+            f"N={TARGET_AT_CLIENTS} burst, one process: added TTFT from the POST p99 "
+            f"<= {TARGET_BURST_FROM_POST_P99_MS:.0f} ms"
+        )
+        ok = p99 is not None and p99 <= TARGET_BURST_FROM_POST_P99_MS
+        out.append((name, *judged(ok, f"{fmt(p99)} ms")))
+    return out

@@ -21,7 +21,14 @@ from bench.stream_bench.clients import (
     connected,
     direct_stream,
 )
-from bench.stream_bench.procfs import Sampler, cpu_seconds, listen_overflows, settle, system_busy
+from bench.stream_bench.procfs import (
+    Pids,
+    Sampler,
+    cpu_seconds,
+    listen_overflows,
+    settle,
+    system_busy,
+)
 
 ROUND_TIMEOUT = 180.0
 
@@ -38,9 +45,15 @@ def message(n: int, i: int, path: str) -> str:
     return f"Benchmark {path} round {n}, client {i}: explain streaming back-pressure briefly."
 
 
-async def create_conversations(client: httpx.AsyncClient, n: int) -> list[int]:
+async def create_conversations(
+    client: httpx.AsyncClient, n: int, *, titled: bool = True
+) -> list[int]:
+    """N conversations; ``titled`` (the rounds): named already, so their replies ask for no
+    title; untitled, each first reply is followed by the title call (the title round)."""
+
     async def one(i: int) -> int:
-        response = await client.post("/api/conversations", json={"title": f"bench {n}/{i}"})
+        body = {"title": f"bench {n}/{i}"} if titled else {}
+        response = await client.post("/api/conversations", json=body)
         response.raise_for_status()
         return response.json()["id"]
 
@@ -104,11 +117,18 @@ async def direct_round(sim_url: str, sim_pid: int | None, n: int, spread: float 
 
 
 async def app_round(
-    base_url: str, session: str, pid: int, sim_pid: int | None, n: int, spread: float = 0.0
+    base_url: str,
+    session: str,
+    pid: Pids,
+    sim_pid: int | None,
+    n: int,
+    spread: float = 0.0,
+    *,
+    titled: bool = True,
 ) -> dict:
     count = OpenCount()
     async with app_client(base_url, session, 20) as setup:
-        conversations = await create_conversations(setup, n)
+        conversations = await create_conversations(setup, n, titled=titled)
     clients = [app_client(base_url, session) for _ in range(n)]
     try:
         await connected(clients, "/api/conversations")

@@ -4,7 +4,7 @@ import json
 
 from chat.rendering import render_markdown
 from chat.services import fallback_title
-from chat.sse import sse_comment, sse_event
+from chat.sse import sse_comment, sse_delta, sse_event
 
 
 def test_sse_event_framing_is_one_data_line():
@@ -12,6 +12,21 @@ def test_sse_event_framing_is_one_data_line():
     assert frame == 'id: 3\nevent: delta\ndata: {"text":"a\\nb"}\n\n'
     assert json.loads(frame.splitlines()[2][6:]) == {"text": "a\nb"}
     assert sse_comment("ping") == b": ping\n\n"
+
+
+def test_delta_framing_is_the_general_framing_byte_for_byte():
+    texts = [
+        "",
+        " hello",
+        'quote " and \\ backslash',
+        "a\nb\r\tc",
+        "é ✓ 𝄞 \u2028\u2029",
+        "\x00\x1f",
+    ]
+    for offset, text in enumerate(texts):
+        assert sse_delta(text, offset * 1000) == sse_event(
+            "delta", {"text": text}, event_id=offset * 1000
+        )
 
 
 def test_markdown_is_rendered_and_sanitised():
