@@ -12,6 +12,7 @@ from .api import (
     _own_conversation,
     _store_and_start,
     api_view,
+    authenticated,
     conversation_json,
     message_json,
     post_message,
@@ -61,15 +62,16 @@ async def select(request, user, message_id: int):
     return JsonResponse(await sync_to_async(_select)(user, message_id))
 
 
-def _edit(user, message_id: int, content, channel: str):
+def _edit(request, message_id: int, channel: str):
+    user = authenticated(request)
+    content = read_json(request).get("content")
     posted = services.edit_message(
         message=_own_message(user, message_id), content=content, runner_channel=channel
     )
-    return posted, services.prepare_reply(posted=posted)
+    return user, posted, services.prepare_reply(posted=posted)
 
 
 @refuse_while_draining
-@api_view("POST")
+@api_view("POST", authenticates=True)
 async def edit(request, user, message_id: int):
-    body = read_json(request)
-    return await _store_and_start(request, user, _edit, message_id, body.get("content"))
+    return await _store_and_start(request, _edit, message_id)

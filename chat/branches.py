@@ -14,6 +14,8 @@ def link_tree(*, conversation: Conversation) -> int | None:
     the old linear way until then: chat.selectors), and return its current leaf."""
     if conversation.current_leaf_id is not None:  # a tree already: nothing to read
         return conversation.current_leaf_id
+    if getattr(conversation, "has_messages", True) is False:  # chat.selectors annotated it
+        return None
     tree, leaf = selectors.tree_of(conversation)
     if leaf is None:
         return None

@@ -64,10 +64,12 @@ def replies_in_progress(conversation: Conversation) -> list[tuple[int, str]]:
 
 
 def with_reply_in_progress(conversations):
-    """Annotate each conversation with ``reply_in_progress``, which ``post_message`` uses
-    rather than asking the database again."""
+    """Annotate each conversation with ``reply_in_progress`` and ``has_messages``, which
+    ``post_message`` uses rather than asking the database again (an empty conversation has no
+    tree to link)."""
     busy = Message.objects.in_progress().filter(conversation=OuterRef("pk"))
-    return conversations.annotate(reply_in_progress=Exists(busy))
+    written = Message.objects.filter(conversation=OuterRef("pk"))
+    return conversations.annotate(reply_in_progress=Exists(busy), has_messages=Exists(written))
 
 
 def _tree(conversation: Conversation, messages: list[Message]) -> tuple[Tree, int | None]:
