@@ -29,6 +29,26 @@ for _limit in ("REQUESTS_PER_MINUTE", "TOKENS_PER_DAY", "COST_PER_DAY_USD", "COS
 django.setup()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before a test's fixtures are torn down (its database emptied among them), wait until no
+    served app process still generates a reply: its last writes (the stored end, the title call
+    after a first exchange, their AI-call records) land in this test, not in the next one's
+    rows, and never meet the flush (a TRUNCATE deadlocks with them on PostgreSQL)."""
+    from devtools.live import wait_until_all_idle
+
+    try:
+        wait_until_all_idle()
+    except AssertionError as exc:
+        still_running = exc
+    else:
+        still_running = None
+    result = yield  # the fixtures are torn down in any case
+    if still_running is not None:
+        raise still_running
+    return result
+
+
 @pytest.fixture(autouse=True)
 def _fresh_local_caches():
     """Per-process caches (aiproject.localcache) start empty: a rolled-back test's rows must
