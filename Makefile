@@ -63,4 +63,4 @@ test-containers: install
 	bash scripts/ci-containers.sh
 
 clean:
-	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) db.sqlite3* test_db*.sqlite3* staticfiles .pytest_cache .ruff_cache .mypy_cache
