@@ -6,6 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SIMULATOR_PORT ?= 8001
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: no workers, in this process). Most of the suite's time
+# is waiting (servers starting, streams at a simulated pace), so 3 workers pay even on 2 cores.
+# Whole files go to one worker (--dist loadfile): a module's servers and browser start once.
+PYTEST_WORKERS ?= 3
 
 # A Python >= 3.12 from PATH or pyenv (override with `make PYTHON=/path/to/python3.12 ...`).
 PYTHON ?= $(shell bash scripts/find-python.sh)
@@ -31,7 +35,7 @@ run: install
 	@HOST=$(HOST) PORT=$(PORT) SIMULATOR_PORT=$(SIMULATOR_PORT) bash scripts/run-dev.sh
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -67,4 +71,4 @@ test-containers: install
 	bash scripts/ci-containers.sh
 
 clean:
-	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) db.sqlite3* test_db*.sqlite3* staticfiles .pytest_cache .ruff_cache .mypy_cache

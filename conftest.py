@@ -29,6 +29,52 @@ for _limit in ("REQUESTS_PER_MINUTE", "TOKENS_PER_DAY", "COST_PER_DAY_USD", "COS
 django.setup()
 
 
+def _own_prefix_per_worker() -> None:
+    """A pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1...) inherits the environment of the
+    process that started it, and pytest-django has read the settings before this file runs: give
+    the worker, and the servers it starts, a prefix of its own (Redis keys of the channel layer,
+    the cache and the quota counters), so that no worker clears another's counters."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    from channels.layers import channel_layers
+    from django.conf import settings
+    from django.core.cache import caches
+
+    prefix = f"{os.environ['CHANNEL_LAYER_PREFIX']}-{worker}"
+    os.environ["CHANNEL_LAYER_PREFIX"] = settings.CHANNEL_LAYER_PREFIX = prefix
+    if "prefix" in settings.CHANNEL_LAYERS["default"].get("CONFIG", {}):
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = prefix
+    if "KEY_PREFIX" in settings.CACHES["default"]:
+        settings.CACHES["default"]["KEY_PREFIX"] = prefix
+    # Nothing has used them yet; drop what their handlers may have read of the settings.
+    caches.__dict__.pop("settings", None)
+    channel_layers.backends.clear()
+
+
+_own_prefix_per_worker()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before a test's fixtures are torn down (its database emptied among them), wait until no
+    served app process still generates a reply: its last writes (the stored end, the title call
+    after a first exchange, their AI-call records) land in this test, not in the next one's
+    rows, and never meet the flush (a TRUNCATE deadlocks with them on PostgreSQL)."""
+    from devtools.live import wait_until_all_idle
+
+    try:
+        wait_until_all_idle()
+    except AssertionError as exc:
+        still_running = exc
+    else:
+        still_running = None
+    result = yield  # the fixtures are torn down in any case
+    if still_running is not None:
+        raise still_running
+    return result
+
+
 @pytest.fixture(autouse=True)
 def _fresh_local_caches():
     """Per-process caches (aiproject.localcache) start empty: a rolled-back test's rows must
@@ -77,28 +123,46 @@ def other_user(transactional_db):
     return get_user_model().objects.create_user("mallory", password="correct-horse-battery")
 
 
-def _retry_flush_on_deadlock():
-    """Transactional tests end with a flush (TRUNCATE of every table). A served app process may
-    still be writing then (a title call after the test's last reply, its AI-call record), and on
-    PostgreSQL the TRUNCATE can deadlock with that transaction; PostgreSQL aborts one of the two.
-    Retry the flush then, instead of failing this test and the next one (its rows left behind)."""
-    import time
+# Rows the migrations seed (model prices, alert rules and their channel), as JSON, once the test
+# database exists; put back after every flush.
+_seeded_rows: list[str] = []
 
-    from django.core.management.base import CommandError
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases, and a copy of the rows the migrations seeded in them."""
+    from django.apps import apps
+    from django.core import serializers
+
+    with django_db_blocker.unblock():
+        for model in apps.get_models():
+            # Content types and permissions come back by themselves (post_migrate on a flush).
+            if model._meta.app_label in ("contenttypes", "auth") or model._meta.proxy:
+                continue
+            rows = list(model._default_manager.order_by("pk"))
+            if rows:
+                _seeded_rows.append(serializers.serialize("json", rows))
+    yield
+
+
+def _restore_seeded_rows_after_flush():
+    """A transactional test ends with a flush, which empties every table, the rows the
+    migrations seeded included: put them back, so every test starts from the migrated database
+    whatever ran before it on its worker (pytest-xdist changes the order)."""
+    from django.core import serializers
+    from django.db import transaction
     from django.test import TransactionTestCase
 
     original = TransactionTestCase._fixture_teardown
 
     def fixture_teardown(self):
-        for attempt in range(4):
-            try:
-                return original(self)
-            except CommandError as exc:
-                if "deadlock" not in str(exc.__cause__) or attempt == 3:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        original(self)
+        with transaction.atomic():
+            for text in _seeded_rows:
+                for obj in serializers.deserialize("json", text):
+                    obj.save()
 
     TransactionTestCase._fixture_teardown = fixture_teardown
 
 
-_retry_flush_on_deadlock()
+_restore_seeded_rows_after_flush()

@@ -9,11 +9,14 @@ per attempt (``chat.finishing``). ``shutdown`` lets a stopping process's replies
 import asyncio
 import logging
 
+from prometheus_client import Gauge
+
 from analytics import quotas
 from analytics.quotas.llm_calls import release
 from core import draining
 from core.db_thread import through_cancel
 from core.llm import translate_fault
+from core.metrics import REGISTRY
 
 from . import finishing, streaming, titles
 from .attempts import ReplyAttempts, elapsed_ms, keep_saving
@@ -22,6 +25,13 @@ from .services import Prepared
 from .state import closing_event
 
 logger = logging.getLogger(__name__)
+
+REPLIES_RUNNING = Gauge(
+    "aiproject_replies_running",
+    "Replies this process is generating, from the post to their stored end (the title call "
+    "after a first exchange included): what a drain waits for.",
+    registry=REGISTRY,
+)
 
 
 def start(
@@ -41,6 +51,8 @@ def start(
     generation.task = streaming.outliving_task(
         run(generation, request_id=request_id, prepared=prepared)
     )
+    REPLIES_RUNNING.inc()
+    generation.task.add_done_callback(lambda _task: REPLIES_RUNNING.dec())
     return generation
 
 

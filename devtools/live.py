@@ -1,8 +1,10 @@
 """The app served by real daphne processes, and clients of it (tests and benchmarks)."""
 
 import os
+import re
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,9 @@ from django.db import connection
 from devtools.processes import answers, free_port, managed_process
 
 CSRF_TOKEN = "t" * 32  # an unmasked CSRF secret, valid in both the cookie and the header
+# The served app's /metrics answers with it (``wait_until_idle`` reads the replies running).
+METRICS_TOKEN = "test-metrics-token"  # noqa: S105 (a test-only token)
+IDLE_TIMEOUT_SECONDS = 30.0
 
 
 def database_url() -> str:
@@ -47,6 +52,7 @@ def app_env(simulator, **overrides) -> dict[str, str]:
         # A server stopped at the end of a test lets its replies finish for this long (not 60 s;
         # chat/tests/test_drain.py sets its own).
         "CHAT_DRAIN_SECONDS": "3",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     env.update(overrides)
     return env
@@ -57,9 +63,49 @@ class AppServer:
     base_url: str
     process: subprocess.Popen
     log_path: Path
+    metrics_token: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def replies_running(self) -> int | None:
+        """The replies this process generates now (its /metrics), None if it cannot tell."""
+        if not self.metrics_token or self.process.poll() is not None:
+            return None
+        try:
+            response = httpx.get(
+                f"{self.base_url}/metrics",
+                headers={"Authorization": f"Bearer {self.metrics_token}"},
+                timeout=5,
+            )
+        except httpx.TransportError:
+            return None
+        found = re.search(r"^aiproject_replies_running ([0-9.e+]+)$", response.text, re.M)
+        return int(float(found[1])) if response.status_code == 200 and found else None
+
+    def wait_until_idle(self, timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
+        """Wait until no reply runs in this process (its title call and stored end included).
+
+        A test's database is emptied when it ends: a reply still writing then would find its
+        rows gone, and on PostgreSQL its transaction can deadlock with the TRUNCATE.
+        """
+        deadline = time.monotonic() + timeout
+        while (running := self.replies_running()) and running > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{running} reply(s) still running in the server at {self.base_url} "
+                    f"{timeout:.0f} s after the test ended: stop them in the test"
+                )
+            time.sleep(0.02)
+
+
+# The app servers running now (the suite drains them after each test: conftest.py).
+running_servers: list[AppServer] = []
+
+
+def wait_until_all_idle() -> None:
+    for server in list(running_servers):
+        server.wait_until_idle()
 
 
 @contextmanager
@@ -76,14 +122,20 @@ def run_app_server(
     base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / f"daphne-{port}.log"
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    full_env = {**os.environ, **env}
     with managed_process(
         [*args, application],
         log_path=log_path,
         ready=answers(f"{base_url}/accounts/login/"),
         what="daphne",
-        env={**os.environ, **env},
+        env=full_env,
     ) as process:
-        yield AppServer(base_url, process, log_path)
+        server = AppServer(base_url, process, log_path, full_env.get("METRICS_TOKEN", ""))
+        running_servers.append(server)
+        try:
+            yield server
+        finally:
+            running_servers.remove(server)
 
 
 def login_cookies(user) -> dict[str, str]:

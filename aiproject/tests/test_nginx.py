@@ -45,8 +45,11 @@ def stream_through(base_url: str, user) -> tuple[int, float, str]:
 
 
 def arrives_event_by_event(count: int, spread: float) -> bool:
+    """Many delta events, spread over the generation. Not one per token: a reader that fell
+    behind (a busy machine: measured 24 of 40 under pytest-xdist at load 12) gets what queued up
+    meanwhile as one event (chat/followers.py); a buffering proxy gives them all at the end."""
     generation = (TOKENS - 1) / TPS
-    return count >= TOKENS * 0.75 and spread >= generation * 0.7
+    return count >= TOKENS * 0.25 and spread >= generation * 0.7
 
 
 def test_sse_arrives_event_by_event_through_nginx(app_server, user, tmp_path):

@@ -3,12 +3,14 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from analytics.models import AICall
 from analytics.services import CallRecord
 from chat import lifecycle
-from chat.models import Conversation, Message
+from chat.models import Message
+
+from .factories import make_conversation
+from .factories import make_reply as reply
 
 pytestmark = pytest.mark.django_db
 
@@ -18,20 +20,7 @@ TERMINAL = ["completed", "cancelled", "failed", "interrupted"]
 @pytest.fixture
 def conversation(django_user_model):
     user = django_user_model.objects.create_user("bob", password="x")
-    return Conversation.objects.create(user=user, title="t")
-
-
-def reply(conversation, status="streaming", *, content="partial", beat_ago=0.0, **fields):
-    question = Message.objects.create(conversation=conversation, role="user", content="q")
-    return Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        reply_to=question,
-        status=status,
-        content=content,
-        heartbeat_at=timezone.now() - timedelta(seconds=beat_ago),
-        **fields,
-    )
+    return make_conversation(user, title="t")
 
 
 def end(status="completed", text="the whole text"):
@@ -104,11 +93,11 @@ def test_unstarted_reply_is_failed_only_while_pending(conversation):
     event, data = lifecycle.fail_unstarted_reply(pending.pk)
     assert event == "error" and data["status"] == "failed"
     assert Message.objects.get(pk=pending.pk).status == "failed"
-    other = Conversation.objects.create(user=conversation.user)
+    other = make_conversation(conversation.user)
     live = reply(other, "streaming")
     assert lifecycle.fail_unstarted_reply(live.pk) is None  # not this runner's to end
     assert Message.objects.get(pk=live.pk).status == "streaming"
-    finished = reply(Conversation.objects.create(user=conversation.user), "completed")
+    finished = reply(make_conversation(conversation.user), "completed")
     assert lifecycle.fail_unstarted_reply(finished.pk)[1]["status"] == "completed"
 
 
@@ -121,7 +110,7 @@ def test_sweep_interrupts_only_after_the_grace_with_no_save_since(conversation, 
     assert gone.status == "streaming" and gone.stale_since is not None
     found_at = gone.stale_since
     # A runner that lived through a database outage: it saves after the finding ...
-    alive = reply(Conversation.objects.create(user=conversation.user), beat_ago=60)
+    alive = reply(make_conversation(conversation.user), beat_ago=60)
     lifecycle.sweep_stale_replies()
     alive.refresh_from_db()
     assert lifecycle.save_progress(alive.pk, "more text") is False

@@ -190,6 +190,7 @@ def test_the_rate_limit_holds_across_two_server_processes(two_servers, user):
         (f"Refused {uuid.uuid4().hex[:6]} [sim:status=400]", "failed"),
         ("Fine [sim:tokens=20]", "completed"),
     ],
+    ids=["cancelled", "failed", "completed"],  # the same in every pytest-xdist worker
 )
 def test_the_reservation_settles_to_the_recorded_usage_whatever_the_end(
     app_server, user, content, end

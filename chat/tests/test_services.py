@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from chat import selectors, services
 from chat.models import Conversation, Message
+
+from .factories import make_conversation, make_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -15,29 +16,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def conversation(django_user_model):
     user = django_user_model.objects.create_user("bob", password="x")
-    return Conversation.objects.create(user=user, title="t")
+    return make_conversation(user, title="t")
 
 
 def test_sweeper_marks_only_silent_replies_interrupted(conversation, settings):
     settings.CHAT_STALE_AFTER_SECONDS = 30
-    question = Message.objects.create(conversation=conversation, role="user", content="q")
-    silent = Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        reply_to=question,
-        status="streaming",
-        content="partial **text**",
-        heartbeat_at=timezone.now() - timedelta(seconds=31),
-    )
-    other = Conversation.objects.create(user=conversation.user)
-    other_q = Message.objects.create(conversation=other, role="user", content="q")
-    alive = Message.objects.create(
-        conversation=other,
-        role="assistant",
-        reply_to=other_q,
-        status="streaming",
-        heartbeat_at=timezone.now() - timedelta(seconds=5),
-    )
+    silent = make_reply(conversation, content="partial **text**", beat_ago=31)
+    alive = make_reply(make_conversation(conversation.user), content="", beat_ago=5)
     call_command("monitor", "--once")
     silent.refresh_from_db()
     # Found stale: interrupted only if its runner still has not saved after the grace.
@@ -72,7 +57,7 @@ def test_a_post_refused_for_a_reply_in_progress_takes_no_rate_limit_slot(convers
     with pytest.raises(services.ReplyInProgress):
         services.post_message(conversation=busy, content="second")
     other = selectors.with_reply_in_progress(Conversation.objects).get(
-        pk=Conversation.objects.create(user=conversation.user).pk
+        pk=make_conversation(conversation.user).pk
     )
     assert not other.reply_in_progress
     services.post_message(conversation=other, content="third")  # slot 2 was still free
@@ -111,7 +96,7 @@ def test_the_loser_of_a_race_into_one_conversation_gives_its_slot_back(conversat
     with pytest.raises(services.ReplyInProgress):
         services.post_message(conversation=stale, content="loser")
     assert conversation.messages.filter(role="user").count() == 1
-    other = Conversation.objects.create(user=conversation.user)
+    other = make_conversation(conversation.user)
     services.post_message(conversation=other, content="third")  # slot 2
     assert rate_limited(conversation.user)
 
@@ -126,7 +111,7 @@ def test_a_post_whose_store_fails_gives_its_slot_back(conversation, rate_limit):
     assert (refused.value.status, refused.value.code) == (404, "not_found")
     assert not Message.objects.exists()
     for content in ("one", "two"):
-        fresh = Conversation.objects.create(user=conversation.user)
+        fresh = make_conversation(conversation.user)
         services.post_message(conversation=fresh, content=content)
     assert rate_limited(conversation.user)
 
@@ -146,10 +131,7 @@ def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, setting
     settings.CHAT_CONTEXT_TOKEN_BUDGET = 1500
     settings.AI_MAX_OUTPUT_TOKENS = 1000
     for i in range(5):
-        q = Message.objects.create(conversation=conversation, role="user", content=f"q{i} " * 100)
-        Message.objects.create(
-            conversation=conversation, role="assistant", reply_to=q, content=f"a{i} " * 100
-        )
+        make_reply(conversation, "completed", question=f"q{i} " * 100, content=f"a{i} " * 100)
     reply = services.post_message(conversation=conversation, content="latest question").reply
     plan = services.start_generation(message=reply)
     assert plan.messages[0]["role"] == "system"

@@ -24,6 +24,7 @@ from analytics.tests.factories import make_call, make_price
 from chat.models import Conversation, Message
 from experiments import services, stats
 from experiments.models import Experiment, Exposure, Feedback, PromptVersion, Variant
+from experiments.tests.factories import make_canary
 
 pytestmark = pytest.mark.django_db
 
@@ -145,12 +146,7 @@ def experiment():
     v1 = version("You are helpful.", model="m-control")
     v2 = version("You are helpful and brief.", model="m-treat")
     services.make_live(version=v1)
-    exp = Experiment.objects.create(key="canary", prompt_name=PROMPT, min_sample=10)
-    Variant.objects.create(
-        experiment=exp, key="control", prompt_version=v1, weight=50, is_control=True
-    )
-    Variant.objects.create(experiment=exp, key="experiment", prompt_version=v2, weight=50)
-    return exp
+    return make_canary(control=v1, treatment=v2, prompt_name=PROMPT, min_sample=10).experiment
 
 
 def log_messages(obj, flag=CHANGE) -> list[str]:

@@ -1,8 +1,6 @@
 """Through the real app: the variant's model and prompt reach the upstream, and are recorded;
 feedback on replies."""
 
-from decimal import Decimal
-
 import pytest
 
 from analytics.models import AICall
@@ -10,41 +8,16 @@ from chat.models import Message
 from chat.tests.test_streaming import start_reply
 from devtools.live import api_client
 from devtools.sse import read_stream
-from experiments import services
 from experiments.bucketing import assign
-from experiments.models import Experiment, Feedback, Variant
+from experiments.models import Feedback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def full_canary():
-    v1 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="Control prompt for {user_name}.",
-        model="gpt-4o-mini",
-        temperature=Decimal("0.5"),
-        max_tokens=200,
-    )
-    services.make_live(version=v1)
-    v2 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="Treatment prompt for {user_name}.",
-        model="gpt-4o",
-        temperature=Decimal("0.2"),
-        max_tokens=300,
-    )
-    experiment = Experiment.objects.create(
-        key="canary", prompt_name="chat-system", traffic_percent=100
-    )
-    Variant.objects.create(experiment=experiment, key="control", prompt_version=v1, is_control=True)
-    Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2)
-    services.start_experiment(experiment=experiment)
-    return experiment, v1, v2
-
-
-def test_the_variants_model_and_prompt_reach_the_upstream(app_server, simulator, user, full_canary):
-    experiment, v1, v2 = full_canary
+def test_the_variants_model_and_prompt_reach_the_upstream(
+    app_server, simulator, user, running_canary
+):
+    experiment, v1, v2 = running_canary
     expected = assign(experiment.salt, user.pk, 100.0, [("control", 50.0), ("experiment", 50.0)])
     version = v1 if expected == "control" else v2
     simulator.clear()

@@ -2,7 +2,6 @@
 
 import random
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -10,35 +9,18 @@ from django.utils import timezone
 from analytics.rollups import rollup_range
 from analytics.tests.factories import make_call, make_price
 from chat.models import Conversation, Message
-from experiments import services, stats
-from experiments.models import Experiment, Exposure, Feedback, Variant
+from experiments import stats
+from experiments.models import Exposure, Feedback
 from experiments.selectors import compare
+from experiments.tests.factories import make_canary, make_version
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def experiment(django_user_model):
-    v1 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="a",
-        model="m-control",
-        temperature=Decimal("0.5"),
-        max_tokens=100,
-    )
-    v2 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="b",
-        model="m-treat",
-        temperature=Decimal("0.5"),
-        max_tokens=100,
-    )
-    exp = Experiment.objects.create(key="canary", prompt_name="chat-system", min_sample=50)
-    Variant.objects.create(
-        experiment=exp, key="control", prompt_version=v1, weight=50, is_control=True
-    )
-    Variant.objects.create(experiment=exp, key="experiment", prompt_version=v2, weight=50)
-    return exp
+    control, treatment = make_version("a", model="m-control"), make_version("b", model="m-treat")
+    return make_canary(control=control, treatment=treatment, min_sample=50).experiment
 
 
 def seed(exp, django_user_model, *, n_users, calls_per_user, error_p, up_p, latency, rng, key):

@@ -8,6 +8,7 @@ from experiments import services
 from experiments.bucketing import assign
 from experiments.config import SERVING, render_prompt, resolve_config
 from experiments.models import Experiment, Exposure, PromptVersion, Variant
+from experiments.tests.factories import make_canary
 from experiments.tests.test_admin import change_url, form_data
 
 pytestmark = pytest.mark.django_db
@@ -28,17 +29,12 @@ def version(
 
 @pytest.fixture
 def canary(django_user_model):
-    v1 = version(live=True)
-    v2 = version(n_model="gpt-4o")
-    experiment = Experiment.objects.create(
-        key="canary", prompt_name="chat-system", traffic_percent=10
+    return make_canary(
+        control=version(live=True),
+        treatment=version(n_model="gpt-4o"),
+        traffic_percent=10,
+        start=True,
     )
-    Variant.objects.create(
-        experiment=experiment, key="control", prompt_version=v1, weight=50, is_control=True
-    )
-    Variant.objects.create(experiment=experiment, key="experiment", prompt_version=v2, weight=50)
-    services.start_experiment(experiment=experiment)
-    return experiment, v1, v2
 
 
 def users(django_user_model, n):

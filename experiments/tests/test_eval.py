@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from analytics.models import AICall
-from experiments import services
 from experiments.evaluation import parse_judgement
-from experiments.models import EvalRun, Experiment, Variant
+from experiments.models import EvalRun
+from experiments.tests.factories import make_canary, make_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,24 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def experiment(settings, simulator):
     settings.AI_BASE_URL = simulator.base_url
     settings.AI_API_KEY = "sk-test-simulator-key"
-    v1 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="Control.",
-        model="gpt-4o-mini",
-        temperature=Decimal("0.5"),
-        max_tokens=60,
-    )
-    v2 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="Treatment.",
-        model="gpt-4o",
-        temperature=Decimal("0.5"),
-        max_tokens=60,
-    )
-    exp = Experiment.objects.create(key="canary", prompt_name="chat-system")
-    Variant.objects.create(experiment=exp, key="control", prompt_version=v1, is_control=True)
-    Variant.objects.create(experiment=exp, key="experiment", prompt_version=v2)
-    return exp
+    control = make_version("Control.", max_tokens=60)
+    treatment = make_version("Treatment.", model="gpt-4o", max_tokens=60)
+    return make_canary(control=control, treatment=treatment).experiment
 
 
 def test_eval_prompts_runs_both_variants_and_the_judge(experiment, simulator, tmp_path, capsys):

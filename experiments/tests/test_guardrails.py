@@ -1,7 +1,6 @@
 """Guardrails: a worse treatment is paused by the monitor's check and the alert fires."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.core import mail
@@ -13,33 +12,17 @@ from analytics.tests.factories import make_call, make_price, make_user
 from experiments import services
 from experiments.config import resolve_config
 from experiments.guardrails import check_guardrails
-from experiments.models import Experiment, Variant
+from experiments.tests.factories import make_canary, make_version
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def running():
-    v1 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="a",
-        model="cheap",
-        temperature=Decimal("0.5"),
-        max_tokens=100,
-    )
-    v2 = services.new_prompt_version(
-        name="chat-system",
-        system_prompt="b",
-        model="dear",
-        temperature=Decimal("0.5"),
-        max_tokens=100,
-    )
-    exp = Experiment.objects.create(
-        key="canary", prompt_name="chat-system", guardrail_min_calls=100
-    )
-    Variant.objects.create(experiment=exp, key="control", prompt_version=v1, is_control=True)
-    Variant.objects.create(experiment=exp, key="experiment", prompt_version=v2)
-    services.start_experiment(experiment=exp)
+    control, treatment = make_version("a", model="cheap"), make_version("b", model="dear")
+    exp = make_canary(
+        control=control, treatment=treatment, guardrail_min_calls=100, start=True
+    ).experiment
     make_price(model="cheap", inp="1", out="1")
     make_price(model="dear", inp="1", out="1")
     return exp
