@@ -28,6 +28,13 @@ for _limit in ("REQUESTS_PER_MINUTE", "TOKENS_PER_DAY", "COST_PER_DAY_USD", "COS
 # Set Django up here, after the environment above (pytest-django would read settings earlier).
 django.setup()
 
+# The test process itself works like a manage.py command: a job, with no statement timeout of
+# its own (creating or dropping a test database on a busy server can take longer than a web
+# request's 5 s). The app processes it serves are web processes, with the timeout.
+from core.postgresql import run_as_job  # noqa: E402
+
+run_as_job()
+
 
 def _own_prefix_per_worker() -> None:
     """A pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1...) inherits the environment of the

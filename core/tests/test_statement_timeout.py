@@ -49,6 +49,7 @@ postgres_only = pytest.mark.skipif(
 def limits(transactional_db):
     """Set this process's role and timeouts; its connections are reopened with them."""
     overrides = []
+    role = postgresql.is_job()  # the test process is a job (conftest.py)
 
     def apply(*, job: bool = False, web: float = 1.0, job_seconds: float = 0.0) -> None:
         override = override_settings(
@@ -62,7 +63,7 @@ def limits(transactional_db):
     yield apply
     for override in overrides:
         override.disable()
-    postgresql.run_as_job(False)
+    postgresql.run_as_job(role)
     _renew_pool()
     DATABASE.recovered()
     _end_sleepers()
