@@ -57,7 +57,7 @@ def phone(request, browser, app_server, user):
         color_scheme="light",
     )
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(40_000)  # three test workers share two cores
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)

@@ -392,7 +392,8 @@ def test_the_page_reconnects_with_its_offset_after_stream_interrupted(pair, user
         context.add_init_script(RECORD_DELTA_IDS)
         page = context.new_page()
         page.set_default_timeout(40_000)
-        page.on("request", lambda r: "/stream" in r.url and streams.append(r))
+        # The reply's stream requests (not static/chat/stream.js).
+        page.on("request", lambda r: "/api/messages/" in r.url and streams.append(r))
         page.goto(f"{b.base_url}/c/{started['conversation_id']}/")
         reply = page.locator(f".message[data-message-id='{message_id}']")
         page.wait_for_function(
@@ -401,7 +402,9 @@ def test_the_page_reconnects_with_its_offset_after_stream_interrupted(pair, user
         )
         # The page's stream has sent its first delta (the saved text, with its offset as id).
         page.wait_for_function("() => window.deltaIds.length > 0")
-        shown = len(reply.locator(".message-body").text_content())
+        # The offset the page has reached: the id of its last delta (the shown text is rendered
+        # Markdown, whose length differs from the streamed text's).
+        shown = int(page.evaluate("() => window.deltaIds[window.deltaIds.length - 1]"))
         locker.start()
         locked.wait(5)
         page.wait_for_selector(".message-notice:has-text('Reconnecting')")

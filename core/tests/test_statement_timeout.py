@@ -45,11 +45,21 @@ postgres_only = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _web_role():
+    """These tests are about a web process's bound: the test process (a job, conftest.py) plays
+    one unless a test says otherwise (``limits``)."""
+    role = postgresql.is_job()
+    postgresql.run_as_job(False)
+    yield
+    postgresql.run_as_job(role)
+
+
 @pytest.fixture
 def limits(transactional_db):
     """Set this process's role and timeouts; its connections are reopened with them."""
     overrides = []
-    role = postgresql.is_job()  # the test process is a job (conftest.py)
+    role = postgresql.is_job()
 
     def apply(*, job: bool = False, web: float = 1.0, job_seconds: float = 0.0) -> None:
         override = override_settings(

@@ -189,7 +189,9 @@ def test_daily_charts_per_variant(admin_client, experiment, django_user_model):
     label = lambda d: f"{d:%b} {d.day}"  # noqa: E731
     d1, d2 = label(days[0]), label(days[1])
     assert f"{d1} · control (control group): 50.0%" in charts["satisfaction"]
-    assert "experiment (treatment):" not in charts["satisfaction"]  # nobody rated it
+    # Nobody rated it: no point of it (the day's hover band lists it as "—").
+    assert "experiment (treatment): " not in re.sub(r"[^\n]*: —", "", charts["satisfaction"])
+    assert "experiment (treatment): —" in charts["satisfaction"]
     assert f"{d1} · control (control group): 25.0%" in charts["error_rate"]
     assert f"{d1} · experiment (treatment): 0.0%" in charts["error_rate"]
     assert f"{d2} · control (control group): 0.0%" in charts["error_rate"]
