@@ -29,5 +29,7 @@ def log_in(page, base_url: str):
 
 
 def send(page, text: str):
+    # The page's modules may still be loading on a busy machine: Enter would only add a newline.
+    page.wait_for_selector("#chat-app[data-ready=true]", state="attached")
     page.fill("#composer-input", text)
     page.keyboard.press("Enter")

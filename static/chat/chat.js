@@ -62,6 +62,7 @@ function start() {
   } else if (window.matchMedia("(min-width: 48rem)").matches) {
     el.input.focus();
   }
+  app.dataset.ready = "true"; // the composer and the buttons work from now on (tests wait for it)
 }
 
 if (app) start(); // login and sign-up pages load this file too
