@@ -69,3 +69,19 @@ def make_call(
         ttft_ms=ttft_ms,
         **extra,
     )
+
+
+def make_call_record(user, input_tokens: int, output_tokens: int, *, model: str):
+    """A successful chat call of ``user`` as the runner hands it to ``record_call``."""
+    from analytics.services import CallRecord
+
+    return CallRecord(
+        task_type="chat",
+        model=model,
+        base_url="http://127.0.0.1:1/v1",
+        status="ok",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_ms=10,
+        user_id=user.pk,
+    )

@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from analytics import quotas
 from analytics.quotas.backends import RedisBackend
 from analytics.services import CallRecord, record_call
-from analytics.tests.factories import make_price, make_user
+from analytics.tests.factories import make_call_record, make_price, make_user
 from chat.tests import services_process
 from chat.tests.redis_topologies import redis_cluster
 from core.health import _ping
@@ -45,16 +45,7 @@ def limited(settings, transactional_db):
 
 
 def call(user, input_tokens: int, output_tokens: int) -> CallRecord:
-    return CallRecord(
-        task_type="chat",
-        model=PRICED,
-        base_url="http://127.0.0.1:1/v1",
-        status="ok",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        latency_ms=10,
-        user_id=user.pk,
-    )
+    return make_call_record(user, input_tokens, output_tokens, model=PRICED)
 
 
 def every_script_once(user, settings) -> None:

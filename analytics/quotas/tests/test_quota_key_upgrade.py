@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from analytics import quotas
 from analytics.services import CallRecord, record_call
-from analytics.tests.factories import make_price, make_user
+from analytics.tests.factories import make_call_record, make_price, make_user
 from chat.tests import services_process
 
 PRICED = "upgrade-test-model"
@@ -22,16 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def call(user, input_tokens: int, output_tokens: int) -> CallRecord:
-    return CallRecord(
-        task_type="chat",
-        model=PRICED,
-        base_url="http://127.0.0.1:1/v1",
-        status="ok",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        latency_ms=10,
-        user_id=user.pk,
-    )
+    return make_call_record(user, input_tokens, output_tokens, model=PRICED)
 
 
 def test_old_counters_are_left_to_expire_and_new_ones_start_from_the_recorded_calls(

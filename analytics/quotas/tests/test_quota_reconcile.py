@@ -13,7 +13,7 @@ from analytics import quotas
 from analytics.models import AICall, JobState
 from analytics.quotas.reconcile import REQUEST
 from analytics.services import CallRecord, record_call
-from analytics.tests.factories import make_price, make_user
+from analytics.tests.factories import make_call_record, make_price, make_user
 from chat.tests import services_process
 from chat.tests.test_monitor_outage import monitor_process, wait_for
 from devtools.live import database_url
@@ -22,16 +22,7 @@ PRICED = "reconcile-test-model"  # $1 per million input tokens, $2 per million o
 
 
 def call(user, input_tokens: int, output_tokens: int) -> CallRecord:
-    return CallRecord(
-        task_type="chat",
-        model=PRICED,
-        base_url="http://127.0.0.1:1/v1",
-        status="ok",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        latency_ms=10,
-        user_id=user.pk,
-    )
+    return make_call_record(user, input_tokens, output_tokens, model=PRICED)
 
 
 @pytest.fixture
