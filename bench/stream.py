@@ -62,7 +62,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,7 +74,7 @@ if str(REPO) not in sys.path:
 
 from bench import common  # noqa: E402
 from bench.common import git_state, redact  # noqa: E402
-from bench.stream_bench.clients import API_KEY, MODEL, OpenCount, app_client, app_stream  # noqa: E402
+from bench.stream_bench.clients import OpenCount, app_client, app_stream  # noqa: E402
 from bench.stream_bench.front import run_front  # noqa: E402
 from bench.stream_bench.litellm import run_litellm, versus_direct  # noqa: E402
 from bench.stream_bench.procfs import Pids, settle  # noqa: E402
@@ -86,21 +85,9 @@ from bench.stream_bench.rounds import (  # noqa: E402
     create_conversations,
     direct_round,
 )
+from bench.stream_bench.setup import app_env, prepared_session  # noqa: E402
 from devtools.live import run_app_server  # noqa: E402
 from devtools.simulator_process import run_simulator  # noqa: E402
-
-BENCH_USER = "bench-stream"
-
-SETUP_CODE = f"""
-from django.contrib.auth import get_user_model
-from django.test import Client
-from chat.models import Conversation
-user, _ = get_user_model().objects.get_or_create(username={BENCH_USER!r})
-Conversation.objects.filter(user=user).delete()
-client = Client()
-client.force_login(user)
-print("SESSION=" + client.cookies["sessionid"].value)
-"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -177,20 +164,6 @@ def app_overrides() -> dict[str, str]:
     return {
         k: v for k, v in sorted(os.environ.items()) if k.startswith(prefixes) and k != "AI_API_KEY"
     }
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
@@ -311,27 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         tmpdir = Path(tmp)
         database_url = args.database_url or f"sqlite:///{tmpdir / 'bench.sqlite3'}"
         engine = re.split(r"[:+]", database_url, maxsplit=1)[0]
-        env = {
-            "DJANGO_SETTINGS_MODULE": "aiproject.settings",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": args.redis_url,
-            "CHANNEL_LAYER_PREFIX": f"bench-stream-{os.getpid()}",
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-stream-not-a-secret-" + "x" * 40,
-            "AI_API_KEY": API_KEY,
-            "AI_MODEL": MODEL,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "SESSION_COOKIE_SECURE": "false",
-            "CSRF_COOKIE_SECURE": "false",
-            "SECURE_HSTS_SECONDS": "0",
-            "LOG_LEVEL": "WARNING",
-            # Every limit active (so the quota checks are measured) but never reached.
-            "QUOTA_REQUESTS_PER_MINUTE": "1000000",
-            "QUOTA_TOKENS_PER_DAY": "1000000000",
-            "QUOTA_COST_PER_DAY_USD": "1000000",
-            "QUOTA_COST_PER_MONTH_USD": "1000000",
-        }
+        env = app_env(database_url, args.redis_url, most_streams=max(args.client_counts))
         print(
             f"bench/stream.py: database {engine}, "
             f"channel layer {'redis' if args.redis_url else 'in-memory'}, "
@@ -340,20 +293,16 @@ def main(argv: list[str] | None = None) -> int:
         if app_overrides():
             print(f"  app settings from the environment: {app_overrides()}")
         print("  migrating ...", flush=True)
-        manage(env, "migrate", "--noinput", "-v", "0")
-        out = manage(env, "shell", "-c", SETUP_CODE)
-        session = next((line[8:] for line in out.splitlines() if line.startswith("SESSION=")), None)
-        if not session:
-            raise SystemExit(f"could not create a session:\n{out}")
+        session = prepared_session(env)
 
         sim_args = ("--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps))
         sim_args += ("--reply-tokens", str(args.tokens))
         with run_simulator(*sim_args, env=env) as simulator:
             sim_pid = simulator.pid
-            app_env = {**env, "AI_BASE_URL": simulator.base_url}
+            served_env = {**env, "AI_BASE_URL": simulator.base_url}
             with ExitStack() as stack:
                 servers = [
-                    stack.enter_context(run_app_server(env=app_env, log_dir=tmpdir))
+                    stack.enter_context(run_app_server(env=served_env, log_dir=tmpdir))
                     for _ in range(args.processes)
                 ]
                 proxy = stack.enter_context(peer_proxy(args.litellm, simulator.base_url, tmpdir))

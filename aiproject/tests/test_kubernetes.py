@@ -387,3 +387,36 @@ def test_every_image_is_set_by_the_overlay(variant):
         assert simulator["image"].split(":")[0].endswith("/aiproject-devtools")
         config = config_of(render(variant), named(render(variant), "Deployment", "aiproject-web"))
         assert config["AI_BASE_URL"] == "http://aiproject-simulator:8001/v1"
+
+
+AFFINITY = {
+    "affinity": "cookie",
+    "affinity-mode": "balanced",
+    "session-cookie-name": "aiproject-pod",
+    "session-cookie-path": "/",
+}
+
+
+@pytest.mark.parametrize("variant", ["production", "production+all"])
+def test_ingress_nginx_keeps_a_browser_on_one_pod(variant):
+    """The POST and its reply's stream reach the same pod (docs/capacity.md: a stream read on
+    another pod costs several times the CPU): every Ingress of aiproject-web carries the same
+    cookie affinity, or ingress-nginx would pick different endpoints for the two."""
+    docs = render(variant)
+    prefix = "nginx.ingress.kubernetes.io/"
+    web = [
+        ingress
+        for ingress in of_kind(docs, "Ingress")
+        if any(
+            p["backend"]["service"]["name"] == "aiproject-web"
+            for rule in ingress["spec"]["rules"]
+            for p in rule["http"]["paths"]
+        )
+    ]
+    assert {ingress_for(docs, path)["metadata"]["name"] for path in (STREAM, *POSTS)} <= {
+        i["metadata"]["name"] for i in web
+    }
+    for ingress in web:
+        annotations = ingress["metadata"]["annotations"]
+        got = {k: annotations.get(prefix + k) for k in AFFINITY}
+        assert got == AFFINITY, ingress["metadata"]["name"]

@@ -18,24 +18,32 @@ from devtools.processes import free_port
 GROUP = "bench_app"
 
 
-def conf_for(ports: list[int], listen_port: int) -> str:
-    """nginx.conf with its upstream variable naming a group of the local app processes."""
+def conf_for(ports: list[int], listen_port: int, *, affinity: bool = False) -> str:
+    """nginx.conf with its upstream variable naming a group of the local app processes.
+
+    ``affinity``: every request of one client connection goes to the same process (``hash
+    $connection``), so a reply's stream is read where it is written; the bench's clients are one
+    keep-alive connection per user, so this is what a session-cookie affinity does in
+    production (docs/capacity.md)."""
     conf = render_conf(
         upstream=GROUP, listen=f"127.0.0.1:{listen_port}", static_root=REPO / "static"
     )
     servers = "".join(f"        server 127.0.0.1:{port};\n" for port in ports)
-    group = f"    upstream {GROUP} {{\n{servers}        keepalive 64;\n    }}\n\n    server {{"
+    hashing = "        hash $connection consistent;\n" if affinity else ""
+    group = (
+        f"    upstream {GROUP} {{\n{hashing}{servers}        keepalive 64;\n    }}\n\n    server {{"
+    )
     assert conf.count("\n    server {") == 1, "nginx.conf no longer has one server block"
     return conf.replace("    server {", group, 1)
 
 
 @contextmanager
-def run_front(ports: list[int], workdir: Path):
+def run_front(ports: list[int], workdir: Path, *, affinity: bool = False):
     """Serve nginx in front of the app processes on ``ports``; yield its base URL."""
     if NGINX is None:
         raise SystemExit("--processes needs the nginx binary (apt-get install nginx-light)")
     listen = free_port()
     front = workdir / "nginx"
     front.mkdir(exist_ok=True)
-    with run_nginx(conf_for(ports, listen), front, listen) as base_url:
+    with run_nginx(conf_for(ports, listen, affinity=affinity), front, listen) as base_url:
         yield base_url

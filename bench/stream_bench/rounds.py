@@ -125,7 +125,10 @@ async def app_round(
     spread: float = 0.0,
     *,
     titled: bool = True,
+    meters: tuple = (),
 ) -> dict:
+    """N clients through the app. ``meters`` (bench/capacity.py): objects whose ``begin()`` and
+    ``end()`` are called when the clients start and when the last stream has ended."""
     count = OpenCount()
     async with app_client(base_url, session, 20) as setup:
         conversations = await create_conversations(setup, n, titled=titled)
@@ -139,6 +142,8 @@ async def app_round(
         sampler.start()
         sim0 = cpu_seconds(sim_pid) if sim_pid else None
         cpu0, busy0 = time.process_time(), system_busy()
+        for meter in meters:
+            meter.begin()
         async with asyncio.timeout(ROUND_TIMEOUT):
             streams = await asyncio.gather(
                 *(
@@ -149,6 +154,8 @@ async def app_round(
                 )
             )
         at_end = sampler.sample()
+        for meter in meters:
+            meter.end()
         client_cpu = time.process_time() - cpu0
         sim_cpu = cpu_seconds(sim_pid) - sim0 if sim_pid else None
         others = system_busy() - busy0 - client_cpu - (sim_cpu or 0) - (at_end.cpu_s - before.cpu_s)
