@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, api_versions, stream_views
+from . import api, api_titles, api_versions, stream_views
 
 app_name = "api"
 urlpatterns = [
@@ -10,6 +10,11 @@ urlpatterns = [
         "conversations/<int:conversation_id>/messages",
         api_versions.conversation_messages,
         name="post-message",
+    ),
+    path(
+        "conversations/<int:conversation_id>/title",
+        api_titles.conversation_title,
+        name="conversation-title",
     ),
     path("quota", api.quota, name="quota"),
     path("messages/<int:message_id>", api.message, name="message"),

@@ -42,16 +42,27 @@ def clean_title(title: object) -> str:
     return title
 
 
+# Quotes, Markdown and spaces a model may wrap its title in.
+_TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"
+
+
+def clean_generated_title(title: str) -> str:
+    """Return the model's title without the wrapping it may add (quotes, Markdown, a final
+    period), whitespace collapsed, cut to 80 characters; "" if nothing is left."""
+    title = re.sub(r"\s+", " ", title).strip().strip(_TITLE_JUNK).rstrip(".")
+    return title[:80].rstrip()
+
+
 # `[name:...]`: a bracketed lowercase word and a colon, the shape of machine-read markers such as
 # the simulator's fault markers (`[sim:status=401]`) or a tool's `[ref:42]`. They are noise in a
 # title. Matched by shape, not by name: production code knows nothing of the simulator.
-_MARKER = re.compile(r"\[[a-z][a-z0-9_-]*:[^\[\]\n]*\]")
+MARKER = re.compile(r"\[[a-z][a-z0-9_-]*:[^\[\]\n]*\]")
 
 
 def fallback_title(content: str, *, words: int = 6) -> str:
     """Return the first words of a message, the title until the model names the conversation
     (and for good if it never does, e.g. when the first reply failed), markers left out."""
-    all_words = _MARKER.sub(" ", content).split()
+    all_words = MARKER.sub(" ", content).split()
     title = " ".join(all_words[:words])
     if len(title) > 60:
         title = title[:59].rstrip() + "…"

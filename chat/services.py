@@ -1,7 +1,6 @@
 """Writes of the chat app (reads are in ``selectors``). Plain synchronous functions; async
 callers wrap them with ``db()``."""
 
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,6 +35,11 @@ from .lifecycle import (  # noqa: F401 (the writes that end a reply; callers imp
     sweep_stale_replies,
 )
 from .models import Conversation, Message
+from .naming import (  # noqa: F401 (the title's writes; callers import them here)
+    rename_conversation,
+    set_generated_title,
+    store_regenerated_title,
+)
 
 
 def check_rateable(reply: Message) -> None:
@@ -48,13 +52,6 @@ def check_rateable(reply: Message) -> None:
 
 def create_conversation(*, user, title: str = "") -> Conversation:
     return Conversation.objects.create(user=user, title=title, title_generated=bool(title))
-
-
-def rename_conversation(*, conversation: Conversation, title: object) -> Conversation:
-    conversation.title = clean_title(title)
-    conversation.title_generated = True  # a person's title is never replaced by the model's
-    conversation.save(update_fields=["title", "title_generated"])
-    return conversation
 
 
 def _start_reply(
@@ -373,18 +370,3 @@ def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation
     except quotas.QuotaExceeded as exc:
         quotas.record_refusal(exc, user_id=plan.user_id, stage="generation")
         raise
-
-
-_TITLE_JUNK = "\"'*#` \u201c\u201d\u2018\u2019"
-
-
-def set_generated_title(conversation_id: int, *, title: str, fallback: str) -> bool:
-    """Replace the stand-in title with the model's, unless someone renamed it meanwhile."""
-    title = re.sub(r"\s+", " ", title).strip().strip(_TITLE_JUNK).rstrip(".")
-    if not title:
-        return False
-    return bool(
-        Conversation.objects.filter(
-            pk=conversation_id, title=fallback, title_generated=False
-        ).update(title=title[:80], title_generated=True)
-    )
