@@ -32,6 +32,20 @@ def conversation_page(request, conversation_id: int):
     return _chat_page(request, conversation=conversation)
 
 
+@login_required
+def message_list(request, conversation_id: int):
+    """The messages of the branch the conversation reads along, as the page renders them (an
+    HTML fragment: static/chat/versions.js swaps it in after a switch or an edit)."""
+    conversation = get_object_or_404(Conversation, pk=conversation_id, user=request.user)
+    response = render(
+        request,
+        "chat/_messages.html",
+        {"conversation": conversation, "messages": selectors.visible_messages(conversation)},
+    )
+    response["Cache-Control"] = "no-store"  # the branch changes with every switch
+    return response
+
+
 def _chat_page(request, *, conversation):
     messages = selectors.visible_messages(conversation) if conversation else []
     streaming_id = next(

@@ -198,8 +198,18 @@ def _showcase_reply(opening: str, blocks: list[str], rng: random.Random, reply_t
     return "".join(split_tokens("".join(parts))[:reply_tokens]).rstrip()
 
 
+TRANSCRIPT_USER_RE = re.compile(r"^User: (.*)$", re.MULTILINE)
+
+
 def generate_title(user_text: str, model: str) -> str:
-    """A 2-6 word title taken from the user's own words, without quotes or Markdown."""
+    """A 2-6 word title taken from the user's own words, without quotes or Markdown.
+
+    A transcript (the chat's regenerated title: ``User: ...`` and ``Assistant: ...``
+    paragraphs) is titled from its user lines, as a question alone would be.
+    """
+    user_lines = TRANSCRIPT_USER_RE.findall(user_text)
+    if user_lines:
+        user_text = " ".join(user_lines)
     rng = _rng(user_text, model)
     words = WORD_RE.findall(user_text)
     content = [w for w in words if w.lower() not in _STOPWORDS] or words

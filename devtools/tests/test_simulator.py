@@ -165,6 +165,18 @@ def test_title_requests_get_a_title():
     assert title.startswith("Deploy Django Behind")
 
 
+def test_a_transcript_is_titled_from_its_user_lines():
+    transcript = (
+        "User: How do I deploy Django behind nginx with TLS?\n\n"
+        "Assistant: Put nginx in front and terminate TLS there.\n\nUser: And the static files?"
+    )
+    title = generate_title(transcript, MODEL)
+    assert title == generate_title(
+        "How do I deploy Django behind nginx with TLS? And the static files?", MODEL
+    )
+    assert "User" not in title and "Assistant" not in title
+
+
 def test_estimate_prompt_tokens():
     messages = [
         {"role": "system", "content": "abcde"},  # ceil(5/4) + 4 = 6

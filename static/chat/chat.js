@@ -22,14 +22,12 @@
  * server's allow-list). Server HTML (already sanitised by chat.rendering) is inserted with
  * innerHTML only from the `done` event and the message API.
  */
-import { addCodeCopyButtons } from "./copy.js";
-import { ensureToolbar } from "./footer.js";
 import { messageApiUrl } from "./api.js";
 import { sendMessage, stopReply, initMessageActions } from "./actions.js";
 import { autoGrow, initComposer, updateCounter } from "./composer.js";
 import { initConversationActions } from "./conversation.js";
 import { initDrawer } from "./drawer.js";
-import { followScrolling, scrollToBottom } from "./messages.js";
+import { enhanceMessages, followScrolling, scrollToBottom } from "./messages.js";
 import { ACTIVE_STATUSES, app, el } from "./page.js";
 import { attachStream, detachStream } from "./stream.js";
 
@@ -42,8 +40,7 @@ function start() {
 
   updateCounter();
   autoGrow();
-  el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
-  addCodeCopyButtons(el.list);
+  enhanceMessages();
   scrollToBottom(true);
 
   // A reply still being written when the page was rendered: follow it.

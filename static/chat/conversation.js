@@ -1,9 +1,10 @@
 /*
  * The conversation around the messages: its title (and the generated one), its entry in the
- * sidebar's list, Rename and Delete.
+ * sidebar's list, Regenerate title, Rename and Delete.
  */
 import { h } from "./dom.js";
 import { api, conversationApiUrl } from "./api.js";
+import { refreshQuota } from "./composer.js";
 import { clearComposerError, showComposerError } from "./errors.js";
 import { APP_NAME, UNTITLED, announce, config, el, state } from "./page.js";
 
@@ -36,9 +37,18 @@ export function upsertSidebarLink({ id, title, url }) {
     );
     el.sidebarList.prepend(item);
   }
-  link.textContent = title || UNTITLED;
+  setLinkTitle(link, title);
   markCurrent(id);
   return link;
+}
+
+/** The sidebar's entry shows (and its tooltip holds) the whole title. */
+function setLinkTitle(link, title) {
+  const shown = title || UNTITLED;
+  const text = link.querySelector(".conversation-link-text");
+  if (text) text.textContent = shown;
+  else link.textContent = shown;
+  link.title = shown;
 }
 
 function markCurrent(id) {
@@ -60,8 +70,31 @@ export function moveSidebarLinkToTop(id) {
 function applyConversation(conversation) {
   setTitle(conversation.title);
   const link = sidebarLink(conversation.id);
-  if (link) link.textContent = conversation.title || UNTITLED;
+  if (link) setLinkTitle(link, conversation.title);
   if (conversation.title_generated) state.titleGenerated = true;
+}
+
+/** Ask the model to name the conversation again from the branch shown (POST .../title). */
+async function regenerateTitle() {
+  const id = state.conversationId;
+  const button = el.titleRegenerate;
+  if (!id || button.getAttribute("aria-busy") === "true") return;
+  button.setAttribute("aria-busy", "true");
+  button.setAttribute("aria-disabled", "true"); // not `disabled`: the focus stays on the button
+  announce("Asking the model for a new title…");
+  try {
+    const conversation = await api("POST", `${conversationApiUrl(id)}/title`);
+    clearComposerError();
+    if (state.conversationId === String(conversation.id) && !isRenaming()) applyConversation(conversation);
+    announce(`New title: ${conversation.title}`);
+  } catch (err) {
+    showComposerError(err.message);
+    announce(err.message);
+  } finally {
+    button.removeAttribute("aria-busy");
+    button.removeAttribute("aria-disabled");
+    refreshQuota(); // the title call counts toward the quotas
+  }
 }
 
 export async function refreshTitle() {
@@ -105,9 +138,10 @@ function closeRename() {
   el.renameButton.focus();
 }
 
-/** Rename (Enter saves, Escape cancels) and Delete; `beforeLeave` runs before the page goes home. */
+/** Regenerate title, Rename (Enter saves, Escape cancels) and Delete; `beforeLeave` runs before the page goes home. */
 export function initConversationActions({ beforeLeave }) {
   el.renameButton.addEventListener("click", openRename);
+  if (el.titleRegenerate) el.titleRegenerate.addEventListener("click", regenerateTitle);
   el.renameCancel.addEventListener("click", closeRename);
   el.renameInput.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {

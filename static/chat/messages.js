@@ -136,7 +136,13 @@ export function renderFinishedReply(article, message) {
 // ---------------------------------------------------------------------------------------------
 // Scrolling
 
-function isNearBottom() {
+/** Give server-rendered messages what the script adds: reply toolbars, code copy buttons. */
+export function enhanceMessages() {
+  el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
+  addCodeCopyButtons(el.list);
+}
+
+export function isNearBottom() {
   return el.list.scrollHeight - el.list.scrollTop - el.list.clientHeight < 48;
 }
 

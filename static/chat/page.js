@@ -10,6 +10,7 @@ export const el = {
   title: document.getElementById("conversation-title"),
   actions: document.getElementById("conversation-actions"),
   renameButton: document.getElementById("rename-button"),
+  titleRegenerate: document.getElementById("title-regenerate-button"),
   deleteButton: document.getElementById("delete-button"),
   renameForm: document.getElementById("rename-form"),
   renameInput: document.getElementById("rename-input"),

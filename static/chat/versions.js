@@ -1,70 +1,28 @@
 /*
  * Versions and branches on the chat page (docs/ui.md): the "< 2/3 >" switcher of a turn with
  * several versions (Regenerate, Edit), and Edit on a sent message, which asks again from there
- * as a new branch. The server stores the choice (POST /api/messages/<id>/select), so this module
- * asks it and then shows the page it renders for the chosen branch: the same markup as any
- * reload, and a reply started by an edit is followed by chat.js like any reply in progress.
+ * as a new branch. The server stores the choice (POST /api/messages/<id>/select); branch.js then
+ * shows the branch it reads along in place (the messages as the page renders them, no reload),
+ * and follows the reply an edit started.
  *
  * A module of its own beside chat.js; the only hook there is the `chat:regenerated` event a
  * live Regenerate dispatches, after which the new reply gets the switcher of its turn.
  */
+import { api, messageApiUrl } from "./api.js";
+import { BranchError, offsetOf, showBranch } from "./branch.js";
+import { updateCounter } from "./composer.js";
 import { fromTemplate, h } from "./dom.js";
+import { clearComposerError, showComposerError } from "./errors.js";
+import { announce, state } from "./page.js";
 
 (function () {
   const app = document.getElementById("chat-app");
   const list = document.getElementById("message-list");
   if (!app || !list) return;
-  const errors = document.getElementById("composer-errors");
-  const messagesApi = app.dataset.messagesApi || "/api/messages";
   const ACTIVE = '.message[data-status="pending"], .message[data-status="streaming"]';
 
-  function csrfToken() {
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
-
-  async function post(url, body) {
-    let response;
-    try {
-      response = await fetch(url, {
-        method: "POST",
-        credentials: "same-origin",
-        cache: "no-store",
-        headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify(body || {}),
-      });
-    } catch (err) {
-      throw new Error("Could not reach the server. Check your connection and try again.");
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok || data === null) {
-      const error = data && data.error;
-      throw new Error(
-        (error && error.message) || "The server sent an unexpected answer. Your session may have expired: reload the page."
-      );
-    }
-    return data;
-  }
-
-  function showError(message) {
-    if (!errors) return;
-    errors.replaceChildren(h("p", { className: "error-line", role: "alert" }, h("span", { className: "error-text", text: message })));
-  }
-
   function busy() {
-    return list.querySelector(ACTIVE) !== null;
-  }
-
-  /** Show the page of the conversation as the server now reads it (the chosen branch). */
-  function showChosenBranch() {
-    const url = app.dataset.conversationUrl;
-    if (url && window.location.pathname !== url) window.location.assign(url);
-    else window.location.reload();
+    return state.stream !== null || state.sending || list.querySelector(ACTIVE) !== null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -72,17 +30,28 @@ import { fromTemplate, h } from "./dom.js";
 
   async function select(button) {
     if (busy()) {
-      showError("Wait for the reply being written (or stop it) before switching versions.");
+      showComposerError("Wait for the reply being written (or stop it) before switching versions.");
       return;
     }
     const nav = button.closest(".versions");
+    const article = nav.closest(".message");
+    const direction = button.classList.contains("version-previous") ? "previous" : "next";
+    const offset = offsetOf(article);
     nav.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    state.sending = true; // no post, regenerate or second switch until the branch is shown
+    updateCounter();
     try {
-      await post(`${messagesApi}/${encodeURIComponent(button.dataset.selectId)}/select`);
-      showChosenBranch();
+      await api("POST", messageApiUrl(button.dataset.selectId, "select"));
+      clearComposerError();
+      await showBranch({ anchorId: button.dataset.selectId, anchorOffset: offset, direction });
+      const label = list.querySelector(`#message-${CSS.escape(button.dataset.selectId)} .version-label`);
+      announce(label ? `Showing version ${label.textContent.replace("/", " of ")}.` : "Version shown.");
     } catch (err) {
-      showError(err.message);
-      renderSwitcher(nav, idsOf(nav), indexOf(nav)); // the arrows as they were
+      showComposerError(err.message);
+      if (!(err instanceof BranchError)) renderSwitcher(nav, idsOf(nav), indexOf(nav)); // the arrows as they were
+    } finally {
+      state.sending = false;
+      updateCounter();
     }
   }
 
@@ -186,16 +155,32 @@ import { fromTemplate, h } from "./dom.js";
 
   async function sendEdit(article, form, content) {
     if (busy()) {
-      showError("Wait for the reply being written (or stop it) before editing a message.");
+      showComposerError("Wait for the reply being written (or stop it) before editing a message.");
       return;
     }
     form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = true));
+    const offset = offsetOf(article);
+    state.sending = true;
+    updateCounter();
+    let result;
     try {
-      await post(`${messagesApi}/${encodeURIComponent(article.dataset.messageId)}/edit`, { content });
-      showChosenBranch(); // the new branch, its reply followed as it is written
+      result = await api("POST", messageApiUrl(article.dataset.messageId, "edit"), { content });
     } catch (err) {
       form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = false));
-      showError(err.message);
+      showComposerError(err.message);
+      state.sending = false;
+      updateCounter();
+      return;
+    }
+    try {
+      clearComposerError();
+      // The new branch, its reply followed as it is written.
+      await showBranch({ anchorId: result.user_message.id, anchorOffset: offset, streamUrl: result.stream_url });
+    } catch (err) {
+      showComposerError(err.message);
+    } finally {
+      state.sending = false;
+      updateCounter();
     }
   }
 
