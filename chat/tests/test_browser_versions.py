@@ -19,6 +19,30 @@ def wait_completed(page, count: int):
     )
 
 
+def mark_page(page):
+    """Set a marker that only a navigation (a reload, another URL) would remove."""
+    page.evaluate("() => { window.__noReload = 1; }")
+
+
+def still_same_page(page) -> bool:
+    return page.evaluate("() => window.__noReload === 1")
+
+
+def shown(page) -> list[tuple]:
+    """What the list shows: each message's id, role, status, switcher label and text."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#message-list .message')].map((m) => [
+            m.dataset.messageId, m.dataset.role, m.dataset.status,
+            (m.querySelector('.version-label') || {}).textContent || '',
+            m.querySelector('.message-body').textContent.trim(),
+        ])"""
+    )
+
+
+def focused_class(page) -> str:
+    return page.evaluate("() => document.activeElement.className")
+
+
 def test_regenerate_switch_versions_and_edit_a_message(page, app_server, user):
     log_in(page, app_server.base_url)
     send(page, "Hello versions [sim:tokens=5]")
@@ -27,6 +51,7 @@ def test_regenerate_switch_versions_and_edit_a_message(page, app_server, user):
     wait_completed(page, 2)
     assert page.locator(".versions").count() == 0  # one version each: no switcher
     first_reply = page.locator(ASSISTANT).last.get_attribute("data-message-id")
+    first_text = page.locator(ASSISTANT).last.locator(".message-body").text_content()
 
     # Regenerate: the new reply replaces the old one on the page and says it is version 2 of 2.
     page.click(f"{ASSISTANT} >> nth=-1 >> .regenerate-button")
@@ -38,40 +63,74 @@ def test_regenerate_switch_versions_and_edit_a_message(page, app_server, user):
     )
     last = page.locator(ASSISTANT).last
     second_reply = last.get_attribute("data-message-id")
+    second_text = last.locator(".message-body").text_content()
     assert last.locator(".version-label").text_content() == "2/2"
     assert last.locator(".version-next").is_disabled()
 
-    # "<": the first version comes back, and stays chosen after a reload (stored on the server).
-    with page.expect_navigation():
-        last.locator(".version-previous").click()
+    # "<": the first version comes back in place (no navigation: the marker survives), with its
+    # own text, the focus on the switcher; it stays chosen after a reload (stored on the server).
+    mark_page(page)
+    last.locator(".version-previous").click()
+    page.wait_for_selector(f"{ASSISTANT}[data-message-id='{first_reply}']")
+    assert still_same_page(page)
     last = page.locator(ASSISTANT).last
-    assert last.get_attribute("data-message-id") == first_reply
     assert last.locator(".version-label").text_content() == "1/2"
+    assert last.locator(".message-body").text_content() == first_text != second_text
+    assert "version-next" in focused_class(page)  # "<" is disabled now: the other arrow
+    assert last.locator(".regenerate-button").count() == 1  # the last reply's footer, whole
+    before_reload = shown(page)
     page.reload()
-    assert page.locator(ASSISTANT).last.get_attribute("data-message-id") == first_reply
-    assert page.locator(ASSISTANT).count() == 2
-    # ">": back to the second.
-    with page.expect_navigation():
-        page.locator(ASSISTANT).last.locator(".version-next").click()
-    assert page.locator(ASSISTANT).last.get_attribute("data-message-id") == second_reply
+    page.wait_for_selector("#chat-app[data-ready=true]", state="attached")
+    assert shown(page) == before_reload
+    # ">" by keyboard: back to the second, in place.
+    mark_page(page)
+    page.locator(ASSISTANT).last.locator(".version-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"{ASSISTANT}[data-message-id='{second_reply}']")
+    assert still_same_page(page)
+    assert page.locator(ASSISTANT).last.locator(".version-label").text_content() == "2/2"
+    assert page.locator(ASSISTANT).last.locator(".message-body").text_content() == second_text
+    assert "version-previous" in focused_class(page)
 
-    # Edit the first message: a new branch with its own reply; the old branch is one "<" away.
+    # Edit the first message: a new branch whose reply streams in place; the old branch is one
+    # "<" away.
     first_user = page.locator(USER).first
     original_id = first_user.get_attribute("data-message-id")
     first_user.locator(".edit-button").click()
     editor = first_user.locator(".edit-input")
     assert editor.input_value() == "Hello versions [sim:tokens=5]"
-    editor.fill("Hello again, edited [sim:tokens=5]")
-    with page.expect_navigation():
-        editor.press("Enter")
+    editor.fill("Hello again, edited [sim:tokens=60,tps=15]")
+    editor.press("Enter")
+    # The new reply is followed as it is written: some text while it is still streaming.
+    page.wait_for_function(
+        "() => { const r = document.querySelectorAll('.message[data-role=assistant]');"
+        " return r.length === 1 && r[0].dataset.status === 'streaming'"
+        " && r[0].querySelector('.message-body').textContent.trim().length > 0; }",
+        timeout=20_000,
+    )
+    assert page.locator("#stop-button").is_visible()
     wait_completed(page, 1)
+    assert still_same_page(page)
     assert page.locator(USER).count() == 1
     edited = page.locator(USER).first
-    assert edited.locator(".message-body").text_content() == "Hello again, edited [sim:tokens=5]"
+    assert (
+        edited.locator(".message-body").text_content()
+        == "Hello again, edited [sim:tokens=60,tps=15]"
+    )
     assert edited.locator(".version-label").text_content() == "2/2"
-    with page.expect_navigation():
-        edited.locator(".version-previous").click()
-    assert page.locator(USER).first.get_attribute("data-message-id") == original_id
+    assert edited.locator(".edit-button").count() == 1
+    reply = page.locator(ASSISTANT).first
+    assert reply.locator(".message-stats").count() == 1
+    assert len(reply.locator(".message-body").text_content().split()) == 60
+    before_reload = shown(page)
+    page.reload()
+    page.wait_for_selector("#chat-app[data-ready=true]", state="attached")
+    assert shown(page) == before_reload
+
+    mark_page(page)
+    page.locator(USER).first.locator(".version-previous").click()
+    page.wait_for_selector(f"{USER}[data-message-id='{original_id}']")
+    assert still_same_page(page)
     assert page.locator(USER).count() == 2
     assert page.locator(ASSISTANT).last.get_attribute("data-message-id") == second_reply
     conversation = Conversation.objects.get(user=user)
