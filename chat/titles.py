@@ -13,7 +13,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 
 from analytics.quotas import llm_calls
-from core.db_thread import db
+from core.db_thread import db, through_cancel
 from core.llm import UpstreamFault
 from core.task_types import TaskType
 from experiments.config import resolve_config
@@ -132,9 +132,9 @@ def _title_source(user, conversation_id: int) -> str:
 async def regenerate_title(*, user, conversation_id: int, request_id: str) -> Conversation:
     """Ask the model for a new title from the conversation's current branch and store it.
 
-    Raise QuotaExceeded (recorded as refused at stage ``title``), the last attempt's
-    UpstreamFault, or ChatError (404, 409, or a reply with no usable title); the title is then
-    unchanged.
+    Raise QuotaExceeded (recorded as refused at stage ``title``) or ChatError (404, 409, 502
+    for the last attempt's fault or an answer with no usable title, 503 when the call was
+    cancelled: the process stopping, or the client gone); the title is then unchanged.
     """
     transcript = await db(_title_source, user, conversation_id)
     config = resolve_config(None, "title")
@@ -161,17 +161,21 @@ async def regenerate_title(*, user, conversation_id: int, request_id: str) -> Co
         raise _title_fault(answer.fault)
     if answer.cancelled:
         raise ChatError(
-            "The server stopped before the title was written. Try again.",
+            "The request was interrupted before the title was written. Try again.",
             code="interrupted",
             status=503,
             retryable=True,
         )
-    return await db(
-        services.store_regenerated_title,
-        conversation_id=conversation_id,
-        user=user,
-        title=answer.text,
+    # Charged for: stored even if the client goes away now.
+    conversation, _ = await through_cancel(
+        db(
+            services.store_regenerated_title,
+            conversation_id=conversation_id,
+            user=user,
+            title=answer.text,
+        )
     )
+    return conversation
 
 
 def _title_fault(fault: UpstreamFault) -> ChatError:
