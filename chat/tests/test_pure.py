@@ -58,3 +58,36 @@ def test_fallback_title_leaves_out_bracketed_markers():
     assert fallback_title("[sim:status=500]") == "New conversation"
     # Ordinary brackets stay: only `[word:...]` is a marker.
     assert fallback_title("Explain [1, 2] and [Note] x") == "Explain [1, 2] and [Note] x"
+
+
+def test_a_branch_transcript_keeps_the_first_and_the_latest_messages():
+    from chat.cleaning import clean_generated_title
+    from chat.titles import MESSAGE_CHARS, TRANSCRIPT_CHARS, branch_transcript
+
+    assert branch_transcript([]) == ""
+    assert branch_transcript([("user", "[sim:tokens=5]")]) == ""  # only a marker: nothing
+    assert (
+        branch_transcript(
+            [
+                ("user", "Why  is\nthe sky blue? [sim:tokens=5]"),
+                ("assistant", "Rayleigh scattering."),
+            ]
+        )
+        == "User: Why is the sky blue?\n\nAssistant: Rayleigh scattering."
+    )
+
+    turns = [("user", "first question")] + [
+        (role, f"{role} {n} " + "x" * 2000) for n in range(20) for role in ("assistant", "user")
+    ]
+    transcript = branch_transcript(turns)
+    parts = transcript.split("\n\n")
+    assert parts[0] == "User: first question"
+    assert parts[-1].startswith("User: user 19 ")  # the latest message is in
+    assert len(transcript) <= TRANSCRIPT_CHARS
+    assert all(len(part) <= len("Assistant: ") + MESSAGE_CHARS for part in parts)
+    # The middle is left out: the second message (assistant 0) is not in.
+    assert 2 < len(parts) < len(turns) and not parts[1].startswith("Assistant: assistant 0 ")
+
+    assert clean_generated_title(' "**Sky  colours.**" ') == "Sky colours"
+    assert clean_generated_title("`  `") == ""
+    assert len(clean_generated_title("word " * 40)) <= 80
