@@ -36,7 +36,7 @@ def title_url(conversation_id: int) -> str:
 def title_calls(conversation_id: int) -> list[tuple[int, str, str]]:
     return list(
         AICall.objects.filter(conversation_id=conversation_id, task_type="title")
-        .order_by("started_at", "attempt")
+        .order_by("created_at", "id")
         .values_list("attempt", "status", "error_code")
     )
 
