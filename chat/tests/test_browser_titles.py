@@ -1,6 +1,8 @@
 """A conversation's title on the chat page, in a real Chromium: Regenerate title and Rename in
 the conversation header, by keyboard, updating the heading and the sidebar in place
-(docs/ui.md)."""
+(docs/ui.md). A screenshot of the header goes to artifacts/screenshots/ for review."""
+
+from pathlib import Path
 
 from analytics.models import AICall
 from chat.models import Conversation
@@ -10,7 +12,7 @@ from .test_streaming import wait_for
 
 pytestmark = BROWSER_MARKS
 
-CURRENT = ".conversation-link.is-current"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
 def wait_title(page, title: str):
@@ -77,6 +79,8 @@ def test_regenerate_and_rename_the_title_in_place(page, app_server, user):
         == calls_before + 1
     )
     assert page.evaluate("() => window.__noReload") == 1  # no navigation
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "title-regenerated.png")  # for review, not compared
     page.reload()
     wait_title(page, stored.title)
 
