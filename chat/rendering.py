@@ -3,6 +3,8 @@
 Two things the site's CSP (``style-src 'self'``, no inline styles) shapes here: table column
 alignment becomes an ``align-*`` class instead of markdown-it's ``style="text-align:..."``, and
 code is highlighted with Pygments class names (see chat/highlighting.py), never inline colours.
+TeX math (``$x$``, ``$$x$$``) becomes an element holding the TeX as text (chat/dollarmath.py),
+which the page typesets with KaTeX through the DOM (inline styles set that way pass the CSP).
 """
 
 from functools import lru_cache
@@ -10,7 +12,7 @@ from functools import lru_cache
 import nh3
 from markdown_it import MarkdownIt
 
-from . import highlighting
+from . import dollarmath, highlighting
 
 ALLOWED_TAGS = {
     "a", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -25,8 +27,8 @@ ALLOWED_ATTRIBUTES = {
 ALIGN_CLASSES = {"align-left", "align-center", "align-right"}
 # nh3 keeps only these class names (any other class is dropped, so a class cannot be smuggled in).
 ALLOWED_CLASSES = {
-    "div": highlighting.BLOCK_CLASSES,
-    "span": highlighting.TOKEN_CLASSES | highlighting.LABEL_CLASSES,
+    "div": highlighting.BLOCK_CLASSES | dollarmath.DIV_CLASSES,
+    "span": highlighting.TOKEN_CLASSES | highlighting.LABEL_CLASSES | dollarmath.SPAN_CLASSES,
     "th": ALIGN_CLASSES,
     "td": ALIGN_CLASSES,
 }
@@ -51,6 +53,7 @@ def _alignment_as_class(state) -> None:
 def _markdown() -> MarkdownIt:
     # "js-default" does not pass raw HTML through (the default preset does).
     md = MarkdownIt("js-default").enable("table").enable("strikethrough")
+    md.use(dollarmath.dollarmath_plugin)
     md.add_render_rule("fence", _fence)
     md.core.ruler.push("alignment_as_class", _alignment_as_class)
     return md

@@ -10,6 +10,7 @@
  *   actions.js       send, stop, regenerate, resume; the buttons in the message list
  *   stream.js        a reply over Server-Sent Events: offsets, reconnects, the end
  *   render.js        live Markdown while a reply streams (vendored markdown-it + DOMPurify)
+ *   math.js          TeX math: its markdown-it rules and typesetting with KaTeX (loaded on use)
  *   messages.js      building messages, a finished reply from the API, feedback, scrolling
  *   conversation.js  title, sidebar entries, rename, delete
  *   drawer.js        the conversation list as a drawer on narrow screens

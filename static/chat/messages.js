@@ -8,6 +8,7 @@ import { api, messageApiUrl } from "./api.js";
 import { clearMessageError, setNotice, showComposerError, showMessageError } from "./errors.js";
 import { FINISHED, addRegenerate, ensureToolbar, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
 import { el, state } from "./page.js";
+import { typesetMath } from "./math.js";
 import { forgetLive } from "./render.js";
 
 export function removeEmptyState() {
@@ -107,6 +108,7 @@ export function renderFinishedReply(article, message) {
     body.classList.add("markdown");
     body.innerHTML = message.html; // sanitised by the server
     addCodeCopyButtons(body);
+    typesetMath(body);
   } else {
     body.classList.remove("markdown");
     body.classList.add("is-plain");
@@ -140,6 +142,7 @@ export function renderFinishedReply(article, message) {
 export function enhanceMessages() {
   el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
   addCodeCopyButtons(el.list);
+  typesetMath(el.list);
 }
 
 export function isNearBottom() {

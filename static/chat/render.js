@@ -9,9 +9,12 @@
  * DOMPurify then applies nh3's allow-list: the same tags, attributes per tag, class names per tag,
  * URL schemes and rel on links. Both are vendored (static/chat/vendor/README.md) and loaded as
  * classic bundles that define globals, which module scripts may import for their side effect.
+ * TeX math ($x$, $$x$$) is parsed by math.js as the server's chat/dollarmath.py parses it, and
+ * typeset with KaTeX in the nodes a frame adds.
  */
 import "./vendor/markdown-it.min.js";
 import "./vendor/purify.min.js";
+import { mathPlugin, typesetMath } from "./math.js";
 
 const { markdownit, DOMPurify } = globalThis;
 
@@ -24,8 +27,8 @@ const ALLOWED_TAGS = [
 ];
 const ALIGN_CLASSES = ["align-left", "align-center", "align-right"];
 const ALLOWED_CLASSES = {
-  div: ["codeblock", "codeblock-bar"],
-  span: ["codeblock-lang"],
+  div: ["codeblock", "codeblock-bar", "math", "math-display"],
+  span: ["codeblock-lang", "math", "math-inline", "math-display"],
   th: ALIGN_CLASSES,
   td: ALIGN_CLASSES,
 };
@@ -80,7 +83,8 @@ function alignmentAsClass(state) {
 
 const md = markdownit("default", { html: false, linkify: false, typographer: false })
   .enable("table")
-  .enable("strikethrough");
+  .enable("strikethrough")
+  .use(mathPlugin);
 md.renderer.rules.fence = (tokens, idx) => codeBlock(tokens[idx].content, tokens[idx].info);
 md.core.ruler.push("alignment_as_class", alignmentAsClass);
 
@@ -175,6 +179,7 @@ export function renderLive(body, text) {
   }
   live.slice(same).forEach((node) => node.remove());
   body.append(...fresh.slice(same));
+  typesetMath(body);
   entry.text = text;
   entry.keys = keys;
   freeze(entry, tail, tokens, fresh);

@@ -13,6 +13,7 @@ import { scheduleTitleRefresh } from "./conversation.js";
 import { clearMessageError, setNotice, showMessageError } from "./errors.js";
 import { scrollToBottom, updateRegenerateButtons } from "./messages.js";
 import { MAX_STREAM_INTERRUPTIONS, announce, state } from "./page.js";
+import { typesetMath } from "./math.js";
 import { forgetLive, renderLive, sourceOf } from "./render.js";
 
 /**
@@ -188,6 +189,7 @@ function onDone(stream, data) {
   if (data.html) {
     body.innerHTML = data.html; // sanitised by the server; the live render's structure, highlighted
     addCodeCopyButtons(body);
+    typesetMath(body);
   } else {
     body.classList.remove("markdown");
     body.classList.add("is-plain");

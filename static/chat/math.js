@@ -1,0 +1,179 @@
+/*
+ * TeX math in replies: the markdown-it plugin that finds it (the same rules as the server's
+ * chat/dollarmath.py, line by line, so the live render and the final HTML agree) and the
+ * typesetting with KaTeX, vendored (static/chat/vendor/README.md) and loaded on first use.
+ *
+ * The markup is the server's: <span class="math math-inline">TeX</span> for $TeX$,
+ * <span class="math math-display"> for $$TeX$$ inside a paragraph, <div class="math math-display">
+ * for $$ on lines of its own, the TeX as text. typesetMath() then renders each such element in
+ * place with katex.render(), which builds DOM nodes and sets their styles through the CSSOM:
+ * the CSP (style-src 'self', no inline style attributes) allows that, while an HTML string from
+ * renderToString() would have its style attributes refused.
+ */
+
+const KATEX_URL = "./vendor/katex-0.19.1/katex.min.js";
+const DIGITS = "0123456789"; // ASCII only, as the server
+const BLANKS = /^[ \t\n]+|[ \t\n]+$/g;
+
+function strip(text) {
+  return text.replace(BLANKS, "");
+}
+
+function rstrip(text) {
+  return text.replace(/[ \t]+$/, "");
+}
+
+/** True if an odd number of backslashes stands right before src[pos]. */
+function escaped(src, pos) {
+  let backslashes = 0;
+  while (pos - backslashes - 1 >= 0 && src[pos - backslashes - 1] === "\\") backslashes += 1;
+  return backslashes % 2 === 1;
+}
+
+/** The index of the next unescaped `marker` from `pos` that ends by `limit`, or -1. */
+function closing(src, marker, pos, limit) {
+  for (;;) {
+    const end = src.indexOf(marker, pos);
+    if (end === -1 || end + marker.length > limit) return -1;
+    if (!escaped(src, end)) return end;
+    pos = end + 1;
+  }
+}
+
+function mathInline(state, silent) {
+  const src = state.src;
+  const start = state.pos;
+  if (src[start] !== "$" || escaped(src, start)) return false;
+  if (start > 0 && DIGITS.includes(src[start - 1])) return false; // "5$"
+  const double = src.startsWith("$$", start);
+  const marker = double ? "$$" : "$";
+  const first = start + marker.length;
+  const end = closing(src, marker, first, state.posMax);
+  if (end === -1 || end === first) return false;
+  const after = end + marker.length;
+  if (after < state.posMax && DIGITS.includes(src[after])) return false; // "$5 and $10"
+  const { isWhiteSpace } = state.md.utils;
+  if (!double && (isWhiteSpace(src.charCodeAt(first)) || isWhiteSpace(src.charCodeAt(end - 1)))) {
+    return false; // "$ x $", "$5 and $"
+  }
+  const content = strip(src.slice(first, end));
+  if (!content) return false;
+  if (!silent) {
+    const token = state.push(double ? "math_inline_double" : "math_inline", "math", 0);
+    token.content = content;
+    token.markup = marker;
+  }
+  state.pos = after;
+  return true;
+}
+
+function mathBlock(state, startLine, endLine, silent) {
+  if (state.sCount[startLine] - state.blkIndent >= 4) return false; // indented code
+  const start = state.bMarks[startLine] + state.tShift[startLine];
+  const maximum = state.eMarks[startLine];
+  if (!state.src.startsWith("$$", start)) return false;
+  const first = rstrip(state.src.slice(start + 2, maximum));
+  const lines = [];
+  let nextLine = startLine;
+  if (first.endsWith("$$") && first.length >= 2) {
+    if (first.slice(0, -2).includes("$$")) return false; // "$$a$$ and $$b$$"
+    lines.push(first.slice(0, -2));
+  } else {
+    if (first.includes("$$")) return false; // "$$a$$ more"
+    lines.push(first);
+    for (;;) {
+      nextLine += 1;
+      if (nextLine >= endLine) return false; // not closed
+      const begin = state.bMarks[nextLine] + state.tShift[nextLine];
+      const text = rstrip(state.src.slice(begin, state.eMarks[nextLine]));
+      if (!text || state.sCount[nextLine] < state.blkIndent) return false;
+      if (text.endsWith("$$")) {
+        lines.push(text.slice(0, -2));
+        break;
+      }
+      lines.push(text);
+    }
+  }
+  const content = strip(lines.join("\n"));
+  if (!content) return false;
+  if (silent) return true;
+  state.line = nextLine + 1;
+  const token = state.push("math_block", "math", 0);
+  token.block = true;
+  token.content = content;
+  token.markup = "$$";
+  token.map = [startLine, state.line];
+  return true;
+}
+
+/** The markdown-it plugin: md.use(mathPlugin). */
+export function mathPlugin(md) {
+  const escapeHtml = md.utils.escapeHtml;
+  md.inline.ruler.before("escape", "math_inline", mathInline);
+  md.block.ruler.before("fence", "math_block", mathBlock, {
+    alt: ["paragraph", "reference", "blockquote", "list"],
+  });
+  md.renderer.rules.math_inline = (tokens, idx) =>
+    `<span class="math math-inline">${escapeHtml(tokens[idx].content)}</span>`;
+  md.renderer.rules.math_inline_double = (tokens, idx) =>
+    `<span class="math math-display">${escapeHtml(tokens[idx].content)}</span>`;
+  md.renderer.rules.math_block = (tokens, idx) =>
+    `<div class="math math-display">${escapeHtml(tokens[idx].content)}</div>\n`;
+}
+
+// The span and div class names math writes (chat/dollarmath.py SPAN_CLASSES, DIV_CLASSES).
+export const MATH_SPAN_CLASSES = ["math", "math-inline", "math-display"];
+export const MATH_DIV_CLASSES = ["math", "math-display"];
+
+let katex = null;
+let loading = null;
+
+function loadKatex() {
+  if (!loading) {
+    loading = import(KATEX_URL).then(() => {
+      katex = globalThis.katex; // a UMD bundle: imported for its side effect, it defines the global
+    });
+  }
+  return loading;
+}
+
+/** Math elements under `root` (or `root` itself) that are not typeset yet: only text inside. */
+function pending(root) {
+  const found = root.matches && root.matches(".math") ? [root] : Array.from(root.querySelectorAll(".math"));
+  return found.filter((node) => !node.firstElementChild);
+}
+
+/** Typeset one element: KaTeX's nodes, or on bad TeX the source marked as an error. */
+function typeset(node) {
+  const tex = node.textContent;
+  const displayMode = node.classList.contains("math-display");
+  try {
+    // throwOnError: true, and the error shown here: KaTeX's own error span (throwOnError: false)
+    // is coloured with setAttribute("style"), which the CSP refuses (and reports).
+    katex.render(tex, node, { displayMode, throwOnError: true, strict: "ignore", trust: false, maxSize: 50 });
+  } catch (err) {
+    const error = document.createElement("span");
+    error.className = "katex-error";
+    error.title = String((err && err.message) || err);
+    error.textContent = tex;
+    node.replaceChildren(error);
+  }
+}
+
+/**
+ * Typeset the math under `root` that is not typeset yet. At once when KaTeX is loaded (the live
+ * render calls this on every frame it changes something), else when it has loaded (the first
+ * formula on the page shows its TeX until then, a few milliseconds from the cache).
+ */
+export function typesetMath(root) {
+  const nodes = pending(root);
+  if (!nodes.length) return;
+  if (katex) {
+    nodes.forEach(typeset);
+    return;
+  }
+  loadKatex().then(
+    () => typesetMath(root),
+    () => {} // no KaTeX (a failed load): the TeX stays readable as text
+  );
+}
