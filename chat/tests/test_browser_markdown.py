@@ -47,6 +47,23 @@ SAMPLES = {
     "breaks and rules": "line one  \nline two\\\nline three\nsoft\n\n---\n\n***\n\nafter\n",
     "code in a list": "- item\n\n  ```js\n  let x = 1;\n  ```\n- other\n",
     "emoji": "Hi 😀 **bold 🎉** and `😀`\n",
+    "math": (
+        'Inline $c = p \\cdot t_{in}$, $a<b>c$ and $"q" & r$, double $$x^2$$ in text.\n\n'
+        "$$\nC = \\sum_{i=1}^{n} x_i\n$$\n\nThen:\n$$\ny\n$$\n$$E = mc^2$$\n\n"
+        "- item $a$\n\n  $$\n  b\n  $$\n\n> $$\n> c\n> $$\n\n"
+        "| f | g |\n|--|--|\n| $d$ | 1 |\n\n[$e$](https://x.example/) $x$ is 5\n"
+    ),
+    "dollars that are not math": (
+        "It costs $5 and $10.\n\nFrom $5 to $8.\n\nPay 5$ or 10$.\n\nA lone $ and $ spaced $.\n\n"
+        'Escaped \\$x\\$.\n\n$$\n\n$$$$\n\n`$x$` and\n\n```bash\necho "$HOME $x$"\n$$\nz\n$$\n```\n\n'
+        "    $$\n    indented\n    $$\n\n$$\nunclosed\n\nstill $$ text\n"
+    ),
+    # Where dollars mix oddly, the two renderers must still agree.
+    "dollar soup": (
+        "from $5 to $8, 5$ or 10$, $$ and $$$$, `$x$` $a$$b$ $$c$ d$$ $\\$$ \\\\$e$ $f\\\\$ $$g\n\nh$$\n\n"
+        "$$a$$ and $$b$$\n\n$$a$$ more\n\n$$ x $$ $y$5 [$z](https://x.example/) $\n\n- $$\n  i\nj\n$$\n"
+    ),
+    "unfinished math": "Almost $x + y and\n\n$$\nC = \\sum\n",
     "unfinished": "Some **bold and `code\n\n```py\nunclosed = True\n",
 }
 
@@ -94,6 +111,10 @@ def test_the_browser_renders_markdown_as_the_server_does(page, app_server):
         assert live == server, f"{name}: the live render differs from the server's"
     assert "<s>this</s>" in live_html(page, SAMPLES["emphasis and strike"])
     assert 'class="align-right"' in live_html(page, SAMPLES["table with alignment"])
+    math = live_html(page, SAMPLES["math"])
+    assert '<span class="math math-inline">c = p \\cdot t_{in}</span>' in math
+    assert '<div class="math math-display">C = \\sum_{i=1}^{n} x_i</div>' in math
+    assert 'class="math' not in live_html(page, SAMPLES["dollars that are not math"])
 
 
 def test_rendering_a_growing_reply_piece_by_piece_ends_as_one_render(page, app_server):

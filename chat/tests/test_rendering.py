@@ -85,5 +85,13 @@ def test_the_live_renderer_has_the_same_allow_list():
         line = re.search(rf"^\s*{tag}: \[(.*)\]", attributes, re.M)
         assert line and strings(line.group(1)) == names, tag
     # The class names the live render writes itself (never Pygments' token classes).
+    from chat import dollarmath
+
     classes = _js_constant(source, "ALLOWED_CLASSES")
-    assert strings(classes) == highlighting.BLOCK_CLASSES | highlighting.LABEL_CLASSES
+    expected = {
+        "div": highlighting.BLOCK_CLASSES | dollarmath.DIV_CLASSES,
+        "span": highlighting.LABEL_CLASSES | dollarmath.SPAN_CLASSES,
+    }
+    for tag, names in expected.items():
+        line = re.search(rf"^\s*{tag}: \[(.*)\]", classes, re.M)
+        assert line and strings(line.group(1)) == names, tag

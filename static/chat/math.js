@@ -121,10 +121,6 @@ export function mathPlugin(md) {
     `<div class="math math-display">${escapeHtml(tokens[idx].content)}</div>\n`;
 }
 
-// The span and div class names math writes (chat/dollarmath.py SPAN_CLASSES, DIV_CLASSES).
-export const MATH_SPAN_CLASSES = ["math", "math-inline", "math-display"];
-export const MATH_DIV_CLASSES = ["math", "math-display"];
-
 let katex = null;
 let loading = null;
 

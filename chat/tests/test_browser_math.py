@@ -1,0 +1,118 @@
+"""Math in replies, in a real Chromium: KaTeX typesets $...$ and $$...$$ while the reply streams,
+the end and a reload show the same, bad TeX shows its source marked, and the strict CSP
+(style-src 'self', no inline styles) reports nothing."""
+
+from .browser import ASSISTANT, BROWSER_MARKS, log_in, send
+
+pytestmark = BROWSER_MARKS
+
+# The simulator's "math" showcase (devtools/simulator/showcase.py, _MATH): one inline formula and
+# one display block, with text after them so they close while the reply still streams.
+MATH_PROMPT = "Show me some math [sim:tps=10]"
+
+# Every CSP violation of the page, from its first script on (an init script runs before the
+# page's own and is not subject to the page's CSP).
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.__cspViolations.push(
+    `${event.violatedDirective} ${event.blockedURI} ${event.sample || ''}`.trim());
+});
+"""
+
+
+def csp_violations(page) -> list[str]:
+    return page.evaluate("() => window.__cspViolations")
+
+
+def test_a_math_reply_is_typeset_while_streaming_and_after_a_reload(page, app_server):
+    page.add_init_script(WATCH_CSP)
+    log_in(page, app_server.base_url)
+    send(page, MATH_PROMPT)
+    reply = page.locator(ASSISTANT).last
+    seen = page.wait_for_function(
+        """(article) => {
+             const body = article.querySelector('.message-body');
+             const display = body.querySelector('div.math-display > .katex-display');
+             if (!display) return false;
+             return {status: article.dataset.status,
+                     inline: !!body.querySelector('span.math-inline > .katex'),
+                     raw: body.textContent.includes('$$'),
+                     errors: body.querySelectorAll('.katex-error').length};
+           }""",
+        arg=reply.element_handle(),
+    ).json_value()
+    assert seen == {"status": "streaming", "inline": True, "raw": False, "errors": 0}
+
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
+    body = reply.locator(".message-body")
+    assert body.locator("span.math-inline > .katex").count() == 1
+    assert body.locator("div.math-display > .katex-display").count() == 1
+    assert body.locator(".katex-error").count() == 0
+    # KaTeX's MathML keeps the TeX (screen readers, copying); the visible text has no dollars.
+    assert body.locator('annotation[encoding="application/x-tex"]').first.text_content() == (
+        "c = p \\cdot t_{in} + q \\cdot t_{out}"
+    )
+    assert "$" not in body.evaluate("el => el.innerText")
+    # The fonts come from this site (the CSP's default-src 'self'), and were used.
+    assert page.evaluate(
+        "() => document.fonts.check('1em KaTeX_Main') && document.fonts.check('1em KaTeX_Math')"
+    )
+    final = body.inner_html()
+
+    # The reply's copy button copies its Markdown, dollars and all.
+    reply.locator(".copy-reply-button").click()
+    page.wait_for_function("() => document.querySelector('.copy-reply-button.is-copied')")
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert "$c = p \\cdot t_{in} + q \\cdot t_{out}$" in copied and "\n$$\nC = \\sum" in copied
+    assert csp_violations(page) == []
+
+    page.reload()
+    reloaded = page.locator(ASSISTANT).last.locator(".message-body")
+    page.wait_for_selector(f"{ASSISTANT} .message-body div.math-display > .katex-display")
+    assert reloaded.inner_html() == final
+    assert csp_violations(page) == []
+
+
+def test_bad_tex_shows_its_source_marked_and_the_rest_still_renders(page, app_server):
+    page.add_init_script(WATCH_CSP)
+    log_in(page, app_server.base_url)
+    text = (
+        "Good $x^2$, bad $\\frac{1$ and $\\notacommand{y}$.\n\n"
+        "$$\n\\begin{matrix} a \\\\\n$$\n\n"
+        "After **that**, $\\textcolor{red}{r} \\rule{1em}{2em}$ still works."
+    )
+    result = page.evaluate(
+        """async (text) => {
+             const { renderLive } = await import('/static/chat/render.js');
+             const body = document.createElement('div');
+             body.className = 'message-body markdown';
+             document.getElementById('message-list').append(body);
+             renderLive(body, text);
+             const deadline = Date.now() + 15000;  // KaTeX loads on first use
+             while (body.querySelectorAll('.math').length !== body.querySelectorAll('.math > *').length
+                    && Date.now() < deadline) {
+               await new Promise((resolve) => setTimeout(resolve, 20));
+             }
+             const errors = [...body.querySelectorAll('.katex-error')];
+             return {
+               typeset: body.querySelectorAll('.math > .katex, .math > .katex-display').length,
+               errors: errors.map((node) => [node.parentElement.className, node.textContent,
+                                             node.title.startsWith('KaTeX parse error')]),
+               errorColour: errors.length && getComputedStyle(errors[0]).color,
+               bodyColour: getComputedStyle(body).color,
+               strong: body.querySelector('strong')?.textContent,
+             };
+           }""",
+        text,
+    )
+    assert result["typeset"] == 2  # x^2 and the coloured one with the rule
+    assert result["errors"] == [
+        ["math math-inline", "\\frac{1", True],
+        ["math math-inline", "\\notacommand{y}", True],
+        ["math math-display", "\\begin{matrix} a \\\\", True],
+    ]
+    assert result["errorColour"] != result["bodyColour"]  # marked (markdown.css), not inline
+    assert result["strong"] == "that"
+    # \textcolor and \rule style KaTeX's nodes through the CSSOM, which the CSP allows.
+    assert csp_violations(page) == []
