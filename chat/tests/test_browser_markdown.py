@@ -156,6 +156,7 @@ HOSTILE_HTML = {
         '<div class="codeblock evil" style="color:red">d</div><span class="codeblock-lang other">s</span>'
         '<table><tbody><tr><td class="align-right evil" style="x">1</td><th class="nope">2</th></tr>'
         '</tbody></table><code class="language-py whatever">c</code><ol start="3" type="a"><li>x</li></ol>'
+        '<span class="math math-inline katex evil">m</span><div class="math-display math-inline">d</div>'
     ),
     "unknown tags keep their text": "<custom-el>inside</custom-el><font color=red>f</font><u>u</u>",
 }

@@ -54,11 +54,32 @@ def test_a_math_reply_is_typeset_while_streaming_and_after_a_reload(page, app_se
         "c = p \\cdot t_{in} + q \\cdot t_{out}"
     )
     assert "$" not in body.evaluate("el => el.innerText")
-    # The fonts come from this site (the CSP's default-src 'self'), and were used.
-    assert page.evaluate(
-        "() => document.fonts.check('1em KaTeX_Main') && document.fonts.check('1em KaTeX_Math')"
+    # KaTeX's fonts were loaded, from this site (the CSP's default-src 'self'), as WOFF2.
+    page.wait_for_function(
+        """() => ['KaTeX_Main', 'KaTeX_Math'].every((name) => [...document.fonts].some(
+                   (face) => face.family.replace(/"/g, '') === name && face.status === 'loaded'))"""
     )
+    fonts = page.evaluate(
+        "() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => /font/i.test(n))"
+    )
+    vendored = f"{app_server.base_url}/static/chat/vendor/katex-0.19.1/fonts/KaTeX_"
+    assert fonts and all(url.startswith(vendored) and url.endswith(".woff2") for url in fonts)
     final = body.inner_html()
+    # No jump at the end: the live render of the whole text (typeset at once now that KaTeX is
+    # loaded) takes the height the server's HTML has.
+    heights = body.evaluate(
+        """async (body) => {
+             const { renderLive } = await import('/static/chat/render.js');
+             const twin = body.cloneNode(false);
+             body.after(twin);
+             renderLive(twin, body.closest('.message').dataset.markdown);
+             const result = [body.getBoundingClientRect().height, twin.getBoundingClientRect().height,
+                             twin.querySelectorAll('.katex').length];
+             twin.remove();
+             return result;
+           }"""
+    )
+    assert heights[0] > 0 and heights[0] == heights[1] and heights[2] == 2
 
     # The reply's copy button copies its Markdown, dollars and all.
     reply.locator(".copy-reply-button").click()
