@@ -101,7 +101,9 @@ def test_bad_tex_shows_its_source_marked_and_the_rest_still_renders(page, app_se
     text = (
         "Good $x^2$, bad $\\frac{1$ and $\\notacommand{y}$.\n\n"
         "$$\n\\begin{matrix} a \\\\\n$$\n\n"
-        "After **that**, $\\textcolor{red}{r} \\rule{1em}{2em}$ still works."
+        "After **that**, $\\textcolor{blue}{r} \\rule{1em}{2em} \\pmb{p}$ and a tall brace:\n\n"
+        "$$\n\\left\\lbrace\\begin{matrix}a\\\\b\\\\c\\\\d\\\\e\\\\f\\\\g\\\\h\\\\i\\\\j\\\\k\\\\l"
+        "\\end{matrix}\\right\\rbrace\n$$\n"
     )
     result = page.evaluate(
         """async (text) => {
@@ -115,25 +117,34 @@ def test_bad_tex_shows_its_source_marked_and_the_rest_still_renders(page, app_se
                     && Date.now() < deadline) {
                await new Promise((resolve) => setTimeout(resolve, 20));
              }
+             const danger = getComputedStyle(document.documentElement).getPropertyValue('--danger');
+             const probe = document.createElement('span');
+             probe.style.color = danger;
+             body.append(probe);
+             const dangerColour = getComputedStyle(probe).color;
+             probe.remove();
              const errors = [...body.querySelectorAll('.katex-error')];
+             const unknown = [...body.querySelectorAll('.katex-html *')].find(
+               (node) => node.textContent === '\\\\notacommand' && !node.children.length);
              return {
                typeset: body.querySelectorAll('.math > .katex, .math > .katex-display').length,
                errors: errors.map((node) => [node.parentElement.className, node.textContent,
-                                             node.title.startsWith('KaTeX parse error')]),
-               errorColour: errors.length && getComputedStyle(errors[0]).color,
-               bodyColour: getComputedStyle(body).color,
+                                             node.title.startsWith('ParseError: KaTeX parse error')]),
+               errorColours: errors.map((node) => getComputedStyle(node).color === dangerColour),
+               unknownColour: unknown && getComputedStyle(unknown).color === dangerColour,
                strong: body.querySelector('strong')?.textContent,
              };
            }""",
         text,
     )
-    assert result["typeset"] == 2  # x^2 and the coloured one with the rule
+    # x^2, the unknown command (KaTeX shows it in the error colour), the coloured one, the brace.
+    assert result["typeset"] == 4
     assert result["errors"] == [
         ["math math-inline", "\\frac{1", True],
-        ["math math-inline", "\\notacommand{y}", True],
         ["math math-display", "\\begin{matrix} a \\\\", True],
     ]
-    assert result["errorColour"] != result["bodyColour"]  # marked (markdown.css), not inline
+    assert result["errorColours"] == [True, True] and result["unknownColour"] is True
     assert result["strong"] == "that"
-    # \textcolor and \rule style KaTeX's nodes through the CSSOM, which the CSP allows.
+    # KaTeX's styles (\textcolor, \rule, the error colour, the SVG of the tall brace, \pmb's
+    # MathML) reach the nodes through the CSSOM, which the CSP allows: no violation.
     assert csp_violations(page) == []

@@ -73,7 +73,7 @@ def test_a_price_before_math_leaves_the_math():
 
 
 def test_dollars_in_code_are_untouched():
-    html = render_markdown('`$x$` and `$$y$$`\n\n```bash\necho "$HOME $x$"\n$$\nz\n$$\n```\n')
+    html = render_markdown('`$x$` and `$$y$$`\n\n```\necho "$HOME $x$"\n$$\nz\n$$\n```\n')
     assert 'class="math' not in html
     assert "<code>$x$</code>" in html and "<code>$$y$$</code>" in html
     assert "$HOME" in html and "$$\nz\n$$" in html

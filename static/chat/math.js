@@ -8,7 +8,8 @@
  * for $$ on lines of its own, the TeX as text. typesetMath() then renders each such element in
  * place with katex.render(), which builds DOM nodes and sets their styles through the CSSOM:
  * the CSP (style-src 'self', no inline style attributes) allows that, while an HTML string from
- * renderToString() would have its style attributes refused.
+ * renderToString() would have its style attributes refused (see stylesThroughCssom for the few
+ * styles KaTeX sets as attributes).
  */
 
 const KATEX_URL = "./vendor/katex-0.19.1/katex.min.js";
@@ -139,15 +140,47 @@ function pending(root) {
   return found.filter((node) => !node.firstElementChild);
 }
 
-/** Typeset one element: KaTeX's nodes, or on bad TeX the source marked as an error. */
+const OPTIONS = {
+  throwOnError: false, // bad TeX: KaTeX shows its source in a .katex-error span, its message as title
+  errorColor: "var(--danger)",
+  strict: "ignore", // no console warnings (Unicode in math mode and the like)
+  trust: false, // no \href, \url, \includegraphics, \htmlClass, ...
+  maxSize: 50, // em: a \rule or a space cannot grow the page without bound
+};
+
+/**
+ * Run fn with Element#setAttribute("style", css) turned into element.style.cssText = css.
+ *
+ * KaTeX sets most styles through the CSSOM (node.style.x = ...), which the CSP allows, but a few
+ * with setAttribute("style"), which `style-src 'self'` refuses (and reports): the colour of its
+ * error span, the width of the SVG pieces of tall braces, \pmb and \fcolorbox in its MathML.
+ * The same declarations set through the CSSOM are allowed, so while KaTeX builds its nodes (a
+ * synchronous call) style attributes take that way; the method is put back right after.
+ */
+function stylesThroughCssom(fn) {
+  const setAttribute = Element.prototype.setAttribute;
+  Element.prototype.setAttribute = function (name, value) {
+    if (String(name).toLowerCase() === "style") {
+      this.style.cssText = String(value);
+      return;
+    }
+    setAttribute.call(this, name, value);
+  };
+  try {
+    fn();
+  } finally {
+    Element.prototype.setAttribute = setAttribute;
+  }
+}
+
+/** Typeset one element in place; never throws (the TeX stays, marked, if KaTeX fails). */
 function typeset(node) {
   const tex = node.textContent;
   const displayMode = node.classList.contains("math-display");
   try {
-    // throwOnError: true, and the error shown here: KaTeX's own error span (throwOnError: false)
-    // is coloured with setAttribute("style"), which the CSP refuses (and reports).
-    katex.render(tex, node, { displayMode, throwOnError: true, strict: "ignore", trust: false, maxSize: 50 });
+    stylesThroughCssom(() => katex.render(tex, node, { ...OPTIONS, displayMode }));
   } catch (err) {
+    // Not a parse error (those KaTeX shows itself): its source, marked the same way.
     const error = document.createElement("span");
     error.className = "katex-error";
     error.title = String((err && err.message) || err);
