@@ -2,6 +2,8 @@
 the end and a reload show the same, bad TeX shows its source marked, and the strict CSP
 (style-src 'self', no inline styles) reports nothing."""
 
+from pathlib import Path
+
 from .browser import ASSISTANT, BROWSER_MARKS, log_in, send
 
 pytestmark = BROWSER_MARKS
@@ -23,6 +25,15 @@ document.addEventListener('securitypolicyviolation', (event) => {
 
 def csp_violations(page) -> list[str]:
     return page.evaluate("() => window.__cspViolations")
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def shot(page, name: str) -> None:
+    """Save a screenshot for review (artifacts/ is gitignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"math-{name}.png")
 
 
 def test_a_math_reply_is_typeset_while_streaming_and_after_a_reload(page, app_server):
@@ -92,6 +103,10 @@ def test_a_math_reply_is_typeset_while_streaming_and_after_a_reload(page, app_se
     reloaded = page.locator(ASSISTANT).last.locator(".message-body")
     page.wait_for_selector(f"{ASSISTANT} .message-body div.math-display > .katex-display")
     assert reloaded.inner_html() == final
+    shot(page, "reply-light")
+    page.click("#theme-toggle")
+    page.wait_for_selector("html[data-theme=dark]")
+    shot(page, "reply-dark")
     assert csp_violations(page) == []
 
 
@@ -145,6 +160,7 @@ def test_bad_tex_shows_its_source_marked_and_the_rest_still_renders(page, app_se
     ]
     assert result["errorColours"] == [True, True] and result["unknownColour"] is True
     assert result["strong"] == "that"
+    shot(page, "bad-tex")
     # KaTeX's styles (\textcolor, \rule, the error colour, the SVG of the tall brace, \pmb's
     # MathML) reach the nodes through the CSSOM, which the CSP allows: no violation.
     assert csp_violations(page) == []
