@@ -1,4 +1,5 @@
-"""TeX math in replies: ``$...$`` inline and ``$$...$$`` display, as elements the page typesets.
+r"""TeX math in replies: ``$...$`` and ``\(...\)`` inline, ``$$...$$`` and ``\[...\]`` display,
+as elements the page typesets.
 
 A markdown-it-py plugin modelled on mdit-py-plugins' ``dollarmath`` with its strict options
 (no space inside the dollars, no digit outside them, no blank line in a block, no labels), written
@@ -7,13 +8,15 @@ parse alike, and dollarmath itself reads ``src[pos - 1]`` at the start of a para
 paragraph's *last* character in Python) and Python's Unicode ``isdigit``, which JavaScript does
 not share. The math is not typeset here: the TeX goes out as escaped text in
 
-- ``<span class="math math-inline">TeX</span>`` for ``$TeX$``,
-- ``<span class="math math-display">TeX</span>`` for ``$$TeX$$`` inside a paragraph,
-- ``<div class="math math-display">TeX</div>`` for ``$$`` on lines of its own,
+- ``<span class="math math-inline">TeX</span>`` for ``$TeX$`` and ``\(TeX\)``,
+- ``<span class="math math-display">TeX</span>`` for ``$$TeX$$`` and ``\[TeX\]`` inside a paragraph,
+- ``<div class="math math-display">TeX</div>`` for ``$$`` (or ``\[`` and ``\]``) on lines of their own,
 
 and the page typesets each with KaTeX (docs/ui.md). Prices stay text: ``$5 and $10`` is no math
 (a space before the closing dollar, a digit after it), nor is ``5$``.
 """
+
+from collections.abc import Callable
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, isWhiteSpace
@@ -73,48 +76,79 @@ def math_inline(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
-    if state.sCount[start_line] - state.blkIndent >= 4:
-        return False  # indented code
-    start = state.bMarks[start_line] + state.tShift[start_line]
-    maximum = state.eMarks[start_line]
-    if not state.src.startswith("$$", start):
+# \( \) inline, \[ \] display: no rule about spaces or digits (the delimiters are unambiguous).
+_BRACKETS = {"(": ("\\)", "math_inline"), "[": ("\\]", "math_inline_double")}
+
+
+def math_inline_bracket(state: StateInline, silent: bool) -> bool:
+    src, start = state.src, state.pos
+    if src[start] != "\\" or start + 1 >= state.posMax or src[start + 1] not in _BRACKETS:
         return False
-    first = state.src[start + 2 : maximum].rstrip(" \t")
-    lines: list[str] = []
-    next_line = start_line
-    if first.endswith("$$") and len(first) >= 2:
-        if "$$" in first[:-2]:
-            return False  # "$$a$$ and $$b$$": inline math in a paragraph
-        lines.append(first[:-2])
-    else:
-        if "$$" in first:
-            return False  # "$$a$$ more": inline math in a paragraph
-        lines.append(first)
-        while True:
-            next_line += 1
-            if next_line >= end_line:
-                return False  # not closed
-            begin = state.bMarks[next_line] + state.tShift[next_line]
-            text = state.src[begin : state.eMarks[next_line]].rstrip(" \t")
-            if not text or state.sCount[next_line] < state.blkIndent:
-                return False  # a blank line, or the end of the list item or quote
-            if text.endswith("$$"):
-                lines.append(text[:-2])
-                break
-            lines.append(text)
-    content = "\n".join(lines).strip(BLANKS)
+    if _escaped(src, start):
+        return False
+    closer, kind = _BRACKETS[src[start + 1]]
+    first = start + 2
+    end = _closing(src, closer, first, state.posMax)
+    if end == -1:
+        return False
+    content = src[first:end].strip(BLANKS)
     if not content:
         return False
-    if silent:
-        return True
-    state.line = next_line + 1
-    token = state.push("math_block", "math", 0)
-    token.block = True
-    token.content = content
-    token.markup = "$$"
-    token.map = [start_line, state.line]
+    if not silent:
+        token = state.push(kind, "math", 0)
+        token.content = content
+        token.markup = src[start : start + 2]
+    state.pos = end + len(closer)
     return True
+
+
+def _block_rule(opening: str, closing: str) -> Callable[[StateBlock, int, int, bool], bool]:
+    """A block rule for math between ``opening`` and ``closing`` (``$$``/``$$`` or ``\\[``/``\\]``)."""
+
+    def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+        if state.sCount[start_line] - state.blkIndent >= 4:
+            return False  # indented code
+        start = state.bMarks[start_line] + state.tShift[start_line]
+        maximum = state.eMarks[start_line]
+        if not state.src.startswith(opening, start):
+            return False
+        first = state.src[start + len(opening) : maximum].rstrip(" \t")
+        lines: list[str] = []
+        next_line = start_line
+        if first.endswith(closing):
+            if closing in first[: -len(closing)]:
+                return False  # "$$a$$ and $$b$$": inline math in a paragraph
+            lines.append(first[: -len(closing)])
+        else:
+            if closing in first:
+                return False  # "$$a$$ more": inline math in a paragraph
+            lines.append(first)
+            while True:
+                next_line += 1
+                if next_line >= end_line:
+                    return False  # not closed
+                begin = state.bMarks[next_line] + state.tShift[next_line]
+                text = state.src[begin : state.eMarks[next_line]].rstrip(" \t")
+                if not text or state.sCount[next_line] < state.blkIndent:
+                    return False  # a blank line, or the end of the list item or quote
+                if text.endswith(closing):
+                    lines.append(text[: -len(closing)])
+                    break
+                lines.append(text)
+        content = "\n".join(lines).strip(BLANKS)
+        if not content:
+            return False
+        if silent:
+            return True
+        state.line = next_line + 1
+        token = state.push("math_block", "math", 0)
+        token.block = True
+        token.content = content
+        token.markup = opening
+        token.map = [start_line, state.line]
+        return True
+
+    return math_block
 
 
 def _render_inline(self, tokens, idx, options, env) -> str:
@@ -131,10 +165,11 @@ def _render_block(self, tokens, idx, options, env) -> str:
 
 def dollarmath_plugin(md: MarkdownIt) -> None:
     """Add the two rules and their renderers (static/chat/math.js has the same)."""
+    alt = {"alt": ["paragraph", "reference", "blockquote", "list"]}
     md.inline.ruler.before("escape", "math_inline", math_inline)
-    md.block.ruler.before(
-        "fence", "math_block", math_block, {"alt": ["paragraph", "reference", "blockquote", "list"]}
-    )
+    md.inline.ruler.before("escape", "math_inline_bracket", math_inline_bracket)
+    md.block.ruler.before("fence", "math_block", _block_rule("$$", "$$"), alt)
+    md.block.ruler.before("fence", "math_block_bracket", _block_rule("\\[", "\\]"), alt)
     md.add_render_rule("math_inline", _render_inline)
     md.add_render_rule("math_inline_double", _render_inline_double)
     md.add_render_rule("math_block", _render_block)

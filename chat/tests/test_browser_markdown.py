@@ -63,6 +63,11 @@ SAMPLES = {
         "from $5 to $8, 5$ or 10$, $$ and $$$$, `$x$` $a$$b$ $$c$ d$$ $\\$$ \\\\$e$ $f\\\\$ $$g\n\nh$$\n\n"
         "$$a$$ and $$b$$\n\n$$a$$ more\n\n$$ x $$ $y$5 [$z](https://x.example/) $\n\n- $$\n  i\nj\n$$\n"
     ),
+    "bracket math": (
+        "Inline \\(a^2 + b^2\\) and \\[c\\] here, \\( x <y> \\), \\\\(not\\\\), \\(\\), "
+        "`\\(x\\)` \\(unclosed\n\nThen:\n\\[\nx = \\frac{1}{2}\n\\]\n\\[y\\]\n\n"
+        "- \\[\n  z\n  \\]\n\n\\[link\\](x) \\[a\\] b\\]\n"
+    ),
     "unfinished math": "Almost $x + y and\n\n$$\nC = \\sum\n",
     "unfinished": "Some **bold and `code\n\n```py\nunclosed = True\n",
 }
@@ -115,6 +120,9 @@ def test_the_browser_renders_markdown_as_the_server_does(page, app_server):
     assert '<span class="math math-inline">c = p \\cdot t_{in}</span>' in math
     assert '<div class="math math-display">C = \\sum_{i=1}^{n} x_i</div>' in math
     assert 'class="math' not in live_html(page, SAMPLES["dollars that are not math"])
+    brackets = live_html(page, SAMPLES["bracket math"])
+    assert '<span class="math math-inline">a^2 + b^2</span>' in brackets
+    assert '<div class="math math-display">x = \\frac{1}{2}</div>' in brackets
 
 
 def test_rendering_a_growing_reply_piece_by_piece_ends_as_one_render(page, app_server):

@@ -105,3 +105,20 @@ def test_only_the_math_classes_are_kept():
     assert sanitise(dirty) == (
         '<span class="math math-inline">x</span><div class="math math-display">y</div>'
     )
+
+
+def test_backslash_brackets_are_math_too():
+    """\\( \\) and \\[ \\], which models often write, as the dollars are."""
+    html = render_markdown(r"Inline \(a^2 + b^2\) and \[c\] here, \( x <y> \)")
+    assert '<span class="math math-inline">a^2 + b^2</span>' in html
+    assert '<span class="math math-display">c</span>' in html
+    assert '<span class="math math-inline">x &lt;y&gt;</span>' in html
+    block = render_markdown("Then:\n\\[\nx = \\frac{1}{2}\n\\]\nafter")
+    assert block == (
+        '<p>Then:</p>\n<div class="math math-display">x = \\frac{1}{2}</div>\n<p>after</p>\n'
+    )
+    assert render_markdown(r"\[y\]") == '<div class="math math-display">y</div>\n'
+    # Escaped backslashes, empty or unclosed brackets, and code stay as they were.
+    plain = render_markdown(r"`\(x\)` and \\(not\\) and \(\) and \(unclosed")
+    assert 'class="math' not in plain
+    assert "\\(not\\)" in plain and "<code>\\(x\\)</code>" in plain

@@ -3,9 +3,9 @@
  * chat/dollarmath.py, line by line, so the live render and the final HTML agree) and the
  * typesetting with KaTeX, vendored (static/chat/vendor/README.md) and loaded on first use.
  *
- * The markup is the server's: <span class="math math-inline">TeX</span> for $TeX$,
- * <span class="math math-display"> for $$TeX$$ inside a paragraph, <div class="math math-display">
- * for $$ on lines of its own, the TeX as text. typesetMath() then renders each such element in
+ * The markup is the server's: <span class="math math-inline">TeX</span> for $TeX$ and \(TeX\),
+ * <span class="math math-display"> for $$TeX$$ and \[TeX\] inside a paragraph,
+ * <div class="math math-display"> for $$ (or \[ and \]) on lines of their own, the TeX as text. typesetMath() then renders each such element in
  * place with katex.render(), which builds DOM nodes and sets their styles through the CSSOM:
  * the CSP (style-src 'self', no inline style attributes) allows that, while an HTML string from
  * renderToString() would have its style attributes refused (see stylesThroughCssom for the few
@@ -68,52 +68,79 @@ function mathInline(state, silent) {
   return true;
 }
 
-function mathBlock(state, startLine, endLine, silent) {
-  if (state.sCount[startLine] - state.blkIndent >= 4) return false; // indented code
-  const start = state.bMarks[startLine] + state.tShift[startLine];
-  const maximum = state.eMarks[startLine];
-  if (!state.src.startsWith("$$", start)) return false;
-  const first = rstrip(state.src.slice(start + 2, maximum));
-  const lines = [];
-  let nextLine = startLine;
-  if (first.endsWith("$$") && first.length >= 2) {
-    if (first.slice(0, -2).includes("$$")) return false; // "$$a$$ and $$b$$"
-    lines.push(first.slice(0, -2));
-  } else {
-    if (first.includes("$$")) return false; // "$$a$$ more"
-    lines.push(first);
-    for (;;) {
-      nextLine += 1;
-      if (nextLine >= endLine) return false; // not closed
-      const begin = state.bMarks[nextLine] + state.tShift[nextLine];
-      const text = rstrip(state.src.slice(begin, state.eMarks[nextLine]));
-      if (!text || state.sCount[nextLine] < state.blkIndent) return false;
-      if (text.endsWith("$$")) {
-        lines.push(text.slice(0, -2));
-        break;
-      }
-      lines.push(text);
-    }
-  }
-  const content = strip(lines.join("\n"));
+// \( \) inline, \[ \] display: no rule about spaces or digits (the delimiters are unambiguous).
+const BRACKETS = { "(": ["\\)", "math_inline"], "[": ["\\]", "math_inline_double"] };
+
+function mathInlineBracket(state, silent) {
+  const src = state.src;
+  const start = state.pos;
+  if (src[start] !== "\\" || start + 1 >= state.posMax || escaped(src, start)) return false;
+  if (src[start + 1] !== "(" && src[start + 1] !== "[") return false;
+  const [closer, kind] = BRACKETS[src[start + 1]];
+  const first = start + 2;
+  const end = closing(src, closer, first, state.posMax);
+  if (end === -1) return false;
+  const content = strip(src.slice(first, end));
   if (!content) return false;
-  if (silent) return true;
-  state.line = nextLine + 1;
-  const token = state.push("math_block", "math", 0);
-  token.block = true;
-  token.content = content;
-  token.markup = "$$";
-  token.map = [startLine, state.line];
+  if (!silent) {
+    const token = state.push(kind, "math", 0);
+    token.content = content;
+    token.markup = src.slice(start, start + 2);
+  }
+  state.pos = end + closer.length;
   return true;
+}
+
+/** A block rule for math between `open` and `close` ($$ and $$, or \[ and \]). */
+function blockRule(open, close) {
+  return function mathBlock(state, startLine, endLine, silent) {
+    if (state.sCount[startLine] - state.blkIndent >= 4) return false; // indented code
+    const start = state.bMarks[startLine] + state.tShift[startLine];
+    const maximum = state.eMarks[startLine];
+    if (!state.src.startsWith(open, start)) return false;
+    const first = rstrip(state.src.slice(start + open.length, maximum));
+    const lines = [];
+    let nextLine = startLine;
+    if (first.endsWith(close)) {
+      if (first.slice(0, -close.length).includes(close)) return false; // "$$a$$ and $$b$$"
+      lines.push(first.slice(0, -close.length));
+    } else {
+      if (first.includes(close)) return false; // "$$a$$ more"
+      lines.push(first);
+      for (;;) {
+        nextLine += 1;
+        if (nextLine >= endLine) return false; // not closed
+        const begin = state.bMarks[nextLine] + state.tShift[nextLine];
+        const text = rstrip(state.src.slice(begin, state.eMarks[nextLine]));
+        if (!text || state.sCount[nextLine] < state.blkIndent) return false;
+        if (text.endsWith(close)) {
+          lines.push(text.slice(0, -close.length));
+          break;
+        }
+        lines.push(text);
+      }
+    }
+    const content = strip(lines.join("\n"));
+    if (!content) return false;
+    if (silent) return true;
+    state.line = nextLine + 1;
+    const token = state.push("math_block", "math", 0);
+    token.block = true;
+    token.content = content;
+    token.markup = open;
+    token.map = [startLine, state.line];
+    return true;
+  };
 }
 
 /** The markdown-it plugin: md.use(mathPlugin). */
 export function mathPlugin(md) {
   const escapeHtml = md.utils.escapeHtml;
+  const alt = { alt: ["paragraph", "reference", "blockquote", "list"] };
   md.inline.ruler.before("escape", "math_inline", mathInline);
-  md.block.ruler.before("fence", "math_block", mathBlock, {
-    alt: ["paragraph", "reference", "blockquote", "list"],
-  });
+  md.inline.ruler.before("escape", "math_inline_bracket", mathInlineBracket);
+  md.block.ruler.before("fence", "math_block", blockRule("$$", "$$"), alt);
+  md.block.ruler.before("fence", "math_block_bracket", blockRule("\\[", "\\]"), alt);
   md.renderer.rules.math_inline = (tokens, idx) =>
     `<span class="math math-inline">${escapeHtml(tokens[idx].content)}</span>`;
   md.renderer.rules.math_inline_double = (tokens, idx) =>
