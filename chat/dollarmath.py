@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, isWhiteSpace
+from markdown_it.ruler import RuleOptionsType
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_inline import StateInline
 
@@ -165,7 +166,7 @@ def _render_block(self, tokens, idx, options, env) -> str:
 
 def dollarmath_plugin(md: MarkdownIt) -> None:
     """Add the two rules and their renderers (static/chat/math.js has the same)."""
-    alt = {"alt": ["paragraph", "reference", "blockquote", "list"]}
+    alt: RuleOptionsType = {"alt": ["paragraph", "reference", "blockquote", "list"]}
     md.inline.ruler.before("escape", "math_inline", math_inline)
     md.inline.ruler.before("escape", "math_inline_bracket", math_inline_bracket)
     md.block.ruler.before("fence", "math_block", _block_rule("$$", "$$"), alt)
