@@ -6,10 +6,10 @@
  * The markup is the server's: <span class="math math-inline">TeX</span> for $TeX$ and \(TeX\),
  * <span class="math math-display"> for $$TeX$$ and \[TeX\] inside a paragraph,
  * <div class="math math-display"> for $$ (or \[ and \]) on lines of their own, the TeX as text.
- * typesetMath() then renders each such element in place with katex.render(), which builds DOM nodes and sets their styles through the CSSOM:
- * the CSP (style-src 'self', no inline style attributes) allows that, while an HTML string from
- * renderToString() would have its style attributes refused (see stylesThroughCssom for the few
- * styles KaTeX sets as attributes).
+ * typesetMath() then renders each such element in place with katex.render(), which builds DOM
+ * nodes and sets their styles through the CSSOM: the CSP (style-src 'self', no inline style
+ * attributes) allows that, while an HTML string from renderToString() would have its style
+ * attributes refused (see stylesThroughCssom for the few styles KaTeX sets as attributes).
  */
 
 const KATEX_URL = "./vendor/katex-0.19.1/katex.min.js";
