@@ -16,6 +16,7 @@
  *   drawer.js        the conversation list as a drawer on narrow screens
  *   errors.js, dom.js, footer.js, copy.js, waiting.js  error lines, DOM helpers, the reply
  *                    footer, copy buttons, waiting states
+ *   scrollers.js     code blocks, tables and formulas that scroll sideways are tab stops
  * theme.js is a classic script loaded in <head>. The site's Content-Security-Policy forbids inline
  * scripts and inline style attributes, so everything here works on classes, attributes and the CSSOM.
  *

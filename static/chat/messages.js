@@ -3,6 +3,7 @@
  * the reply toolbar's feedback, and following the list's bottom while a reply streams.
  */
 import { addCodeCopyButtons } from "./copy.js";
+import { watchScrollers } from "./scrollers.js";
 import { h } from "./dom.js";
 import { api, messageApiUrl } from "./api.js";
 import { clearMessageError, setNotice, showComposerError, showMessageError } from "./errors.js";
@@ -109,6 +110,7 @@ export function renderFinishedReply(article, message) {
     body.innerHTML = message.html; // sanitised by the server
     addCodeCopyButtons(body);
     typesetMath(body);
+    watchScrollers(body);
   } else {
     body.classList.remove("markdown");
     body.classList.add("is-plain");
@@ -143,6 +145,7 @@ export function enhanceMessages() {
   el.list.querySelectorAll(".message[data-role=assistant]").forEach(ensureToolbar);
   addCodeCopyButtons(el.list);
   typesetMath(el.list);
+  watchScrollers(el.list);
 }
 
 export function isNearBottom() {

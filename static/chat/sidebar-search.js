@@ -100,7 +100,7 @@ import { fromTemplate, h } from "./dom.js";
       if (conversation.group !== group) {
         group = conversation.group;
         nodes.push(
-          h("li", { className: "conversation-group", role: "presentation" }, h("h2", { className: "conversation-group-title", text: group }))
+          h("li", { className: "conversation-group" }, h("h2", { className: "conversation-group-title", text: group }))
         );
       }
       nodes.push(item(conversation));
@@ -127,7 +127,8 @@ import { fromTemplate, h } from "./dom.js";
       if (seq === state.seq) render(data.conversations); // an older answer never wins
     } catch (err) {
       if (seq !== state.seq) return;
-      replaceList([h("li", { className: "conversation-empty conversation-error", role: "alert", text: err.message })]);
+      // The alert is inside the item: a <ul> holds list items only (axe's "list" rule).
+      replaceList([h("li", { className: "conversation-empty conversation-error" }, h("span", { role: "alert", text: err.message }))]);
     }
   }
 

@@ -6,6 +6,7 @@
  * server's HTML (the same, plus highlighted code) takes its place, which is what a reload shows.
  */
 import { addCodeCopyButtons } from "./copy.js";
+import { watchScrollers } from "./scrollers.js";
 import { FINISHED, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
 import { waitingIndicator } from "./waiting.js";
 import { refreshQuota, setStreamingUi } from "./composer.js";
@@ -151,7 +152,10 @@ function scheduleRender(stream) {
 }
 
 function renderStreamText(stream) {
-  if (renderLive(stream.body, stream.text)) addCodeCopyButtons(stream.body);
+  if (renderLive(stream.body, stream.text)) {
+    addCodeCopyButtons(stream.body);
+    watchScrollers(stream.body);
+  }
   scrollToBottom(false);
 }
 
@@ -190,6 +194,7 @@ function onDone(stream, data) {
     body.innerHTML = data.html; // sanitised by the server; the live render's structure, highlighted
     addCodeCopyButtons(body);
     typesetMath(body);
+    watchScrollers(body);
   } else {
     body.classList.remove("markdown");
     body.classList.add("is-plain");
