@@ -300,7 +300,12 @@ def test_the_chat_works_from_the_keyboard_alone(page, app_server):
     page.keyboard.press("Enter")
     page.wait_for_selector(f"{ASSISTANT}:last-of-type .version-label")
     page.wait_for_selector(f"{ASSISTANT}[data-status=completed]:last-of-type .regenerate-button")
-    assert page.locator(f"{ASSISTANT}:last-of-type .version-label").text_content() == "2/2"
+    switcher = page.locator(f"{ASSISTANT}:last-of-type .versions")
+    assert switcher.locator(".version-label").text_content() == "2/2"
+    assert (switcher.get_attribute("role"), switcher.get_attribute("aria-label")) == (
+        "group",
+        "Version 2 of 2",
+    )
 
     # The pressed button went with the old reply: the focus is back in the message box.
     assert focused(page)["element"].startswith("textarea#composer-input")
@@ -326,8 +331,29 @@ def test_the_chat_works_from_the_keyboard_alone(page, app_server):
     ]
     assert [p for s in order for p in focus_problems(s)] == []
 
+    # Every stop of the page with a conversation (its sidebar entry with Pin and Archive, Rename,
+    # Delete, Edit on the sent messages, the reply's controls) is named and shows its focus.
+    press_until(page, "Tab", "#composer-input")
+    remember_unfocused_look(page)
+    stops = tab_round(page)
+    elements = " ".join(s["element"] for s in stops)
+    for part in ("pin-button", "archive-button", "rename-button", "edit-button", "codeblock-copy"):
+        assert part in elements, part
+    assert [p for s in stops for p in focus_problems(s)] == []
+
     # Thumbs up by Space; the button says it is pressed.
     shift_tab_to(page, f"{ASSISTANT}:last-of-type .feedback-up")
     page.keyboard.press("Space")
     page.wait_for_selector(f"{ASSISTANT}:last-of-type .feedback-up[aria-pressed=true]")
     shot(page, "keyboard-reply-toolbar")
+
+    # Reloaded, the server renders the same switcher, and axe finds nothing serious on a page
+    # with versions, a stopped reply and a rated one.
+    page.reload()
+    page.wait_for_selector("#chat-app[data-ready=true]", state="attached")
+    assert switcher.get_attribute("aria-label") == "Version 2 of 2"
+    failures: list[str] = []
+    for theme in THEMES:
+        show(page, theme, WIDE)
+        check_axe(page, f"chat-versions-{theme}", failures)
+    assert not failures, "\n".join(failures)

@@ -80,6 +80,7 @@ import { announce, state } from "./page.js";
   function renderSwitcher(nav, ids, index) {
     nav.dataset.versionIds = ids.join(",");
     nav.dataset.index = String(index);
+    nav.setAttribute("aria-label", `Version ${index} of ${ids.length}`);
     nav.replaceChildren(
       arrow("previous", index > 1 ? ids[index - 2] : null),
       h("span", { className: "version-label", text: `${index}/${ids.length}` }),
@@ -94,7 +95,8 @@ import { announce, state } from "./page.js";
     const old = previous && previous.querySelector(".versions");
     const ids = old ? idsOf(old) : previous ? [previous.dataset.messageId] : [];
     ids.push(fresh.dataset.messageId);
-    const nav = h("nav", { className: "versions", "aria-label": "Versions" });
+    // A group, not a landmark: a page with several switchers would have many "Versions" landmarks.
+    const nav = h("div", { className: "versions", role: "group" });
     renderSwitcher(nav, ids, ids.length);
     fresh.querySelector(".message-header").append(nav);
   });
