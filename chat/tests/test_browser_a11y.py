@@ -28,7 +28,7 @@ WIDE = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SIZES = {"1280x800": WIDE, "390x844": PHONE}
 THEMES = ("light", "dark")
-SHOWCASE = "Show me a table, a list and some python code"
+SHOWCASE = "Show me a table, a list, some python code and math"
 
 
 def show(page, theme: str, size: dict) -> None:
@@ -127,7 +127,14 @@ def test_axe_finds_nothing_serious_on_the_chat_page(page, app_server):
     reply = page.locator(f"{ASSISTANT}[data-status=completed]")
     reply.locator(".message-stats").wait_for()
     # The reply holds every block the check is about.
-    for block in ("table", "ol", "ul", ".codeblock pre code", ".codeblock-copy"):
+    for block in (
+        "table",
+        "ol",
+        "ul",
+        ".codeblock pre code",
+        ".codeblock-copy",
+        ".math-display .katex",
+    ):
         assert reply.locator(f".message-body {block}").count() >= 1, block
     check_every_state(page, "chat-reply", failures, drawer=True)
     assert not failures, "\n".join(failures)
