@@ -364,3 +364,14 @@ def test_the_chat_works_from_the_keyboard_alone(page, app_server):
         show(page, theme, WIDE)
         check_axe(page, f"chat-versions-{theme}", failures)
     assert not failures, "\n".join(failures)
+
+    # On the phone, dark: the closed drawer's entries are out of the tab order, its menu button is
+    # in it, and every stop is still named and shows its focus.
+    show(page, "dark", PHONE)
+    press_until(page, "Tab", "#composer-input")
+    remember_unfocused_look(page)
+    stops = tab_round(page)
+    elements = [s["element"] for s in stops]
+    assert not [e for e in elements if "conversation-link" in e or "new-conversation" in e]
+    assert ("button", "Conversations") in [(s["role"], s["name"]) for s in stops]
+    assert [p for s in stops for p in focus_problems(s)] == []
