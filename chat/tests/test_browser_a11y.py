@@ -348,6 +348,15 @@ def test_the_chat_works_from_the_keyboard_alone(page, app_server):
         assert part in elements, part
     assert [p for s in stops for p in focus_problems(s)] == []
 
+    # Enter on Copy copies the reply's Markdown and says so in the status line.
+    shift_tab_to(page, f"{ASSISTANT}:last-of-type .copy-reply-button")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('chat-status').textContent === 'Copied to the clipboard.'"
+    )
+    markdown = page.locator(f"{ASSISTANT}:last-of-type").get_attribute("data-markdown")
+    assert page.evaluate("() => navigator.clipboard.readText()") == markdown
+
     # Thumbs up by Space; the button says it is pressed.
     shift_tab_to(page, f"{ASSISTANT}:last-of-type .feedback-up")
     page.keyboard.press("Space")

@@ -151,7 +151,11 @@ export function initMessageActions() {
     const article = button.closest(".message");
     if (!article) return;
     if (button.classList.contains("copy-reply-button") || button.classList.contains("codeblock-copy")) {
-      copyText(textToCopy(button)).then((copied) => showCopied(button, copied));
+      copyText(textToCopy(button)).then((copied) => {
+        showCopied(button, copied);
+        // A screen reader may not read the focused button's new name: say it in the status line.
+        announce(copied ? "Copied to the clipboard." : "Could not copy to the clipboard.");
+      });
     } else if (button.classList.contains("feedback-button")) {
       rate(article, button.dataset.rating).then(
         () => showCommentForm(article),
