@@ -8,8 +8,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from analytics.api_tokens import issue_api_token
 from analytics.models import APIToken
-from analytics.services import issue_api_token
 from analytics.tests.test_admin import DASHBOARD, call, roll_up, today
 from chat.tests.browser import BROWSER_MARKS
 from chat.tests.conftest import browser  # noqa: F401 (the module's Chromium)
