@@ -1,11 +1,13 @@
 """The dashboard and the daily report in a real Chromium, served by daphne: the charts' hover
-read-outs (with units), series toggles, the clipped scale and its toggle (in place, remembered,
-and without the script), the click into a day's report and its calls, and the tables on a
-390 px phone. Also the API over real HTTP with a bearer token."""
+read-outs (with units), series toggles, the clipped scale, the click into a day's report and
+its calls, the exports as downloaded, and the tables on a 390 px phone (the scale toggle:
+test_dashboard_scale_browser.py). Also the API over real HTTP with a bearer token."""
 
-import re
+import csv
+import json
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from analytics.models import APIToken
 from analytics.tests.test_admin import DASHBOARD, call, roll_up, today
 from chat.tests.browser import BROWSER_MARKS
 from chat.tests.conftest import browser  # noqa: F401 (the module's Chromium)
+from core.formatting import format_count, format_money, format_percent
 from devtools.live import login_cookies
 
 pytestmark = BROWSER_MARKS
@@ -170,92 +173,55 @@ def test_charts_hover_toggle_clip_and_drill_down(browser, app_server, history): 
     assert not errors, errors
 
 
-DAY_HEIGHTS = """(key) => {
-  const days = {};
-  for (const bar of document.querySelectorAll(`figure[data-chart="${key}"] .chart-bar`)) {
-    const day = Number(bar.dataset.index);
-    days[day] = (days[day] || 0) + bar.getBoundingClientRect().height;
-  }
-  return days;
-}"""
-
-
-def day_heights(page, key: str = "cost") -> dict[int, float]:
-    """Each day's stacked bar as drawn on the screen, in CSS pixels."""
-    return {int(day): height for day, height in page.evaluate(DAY_HEIGHTS, key).items()}
-
-
-def ticks_are_money(page) -> list[str]:
-    ticks = chart(page, "cost").locator("svg.chart > text.chart-tick[text-anchor=end]")
-    texts = ticks.all_text_contents()
-    assert texts[0] == "$0" and len(texts) >= 3, texts
-    assert all(re.fullmatch(r"\$\d[\d,]*(\.\d+)?k?", t) for t in texts), texts
-    return texts
-
-
-def test_the_scale_toggle_redraws_the_charts_in_place(browser, app_server, history):  # noqa: F811
+def test_the_exports_downloaded_in_chromium_match_the_page(browser, app_server, history):  # noqa: F811
     first = (history["today"] - timedelta(days=9)).isoformat()
-    ten_days = f"{DASHBOARD}?start={first}&end={history['today'].isoformat()}"
+    end = history["today"].isoformat()
     context, page, errors = open_page(
-        browser, app_server, history["root"], ten_days, viewport={"width": 1280, "height": 900}
+        browser, app_server, history["root"], f"{DASHBOARD}?start={first}&end={end}"
     )
-    costly = 9 - 6  # the costly day's index in the ten days
-    clipped = day_heights(page)
-    clipped_ticks = ticks_are_money(page)
-    assert page.locator(".analytics-charts").get_attribute("data-scale") == "clipped"
-    page.evaluate("window.notReloaded = true")
+    shown = {
+        "calls": page.inner_text("[data-summary=calls]"),
+        "error_rate": page.inner_text("[data-summary=error_rate]"),
+        "tokens": page.inner_text("[data-summary=tokens]"),
+        "cost": page.inner_text("[data-summary=cost]"),
+    }
+    by_model = {
+        row.get_attribute("data-key"): (
+            row.locator("[data-col=calls]").inner_text(),
+            row.locator("[data-col=cost]").inner_text(),
+        )
+        for row in page.locator("table[data-table=model] tbody tr[data-key]").all()
+    }
+    assert set(by_model) == {"gpt-4o", LONG_MODEL}
 
-    page.click("a[data-scale=full]")
-    page.wait_for_selector(".analytics-charts[data-scale=full]")
-    assert page.evaluate("window.notReloaded") is True  # redrawn in place, not a new page
-    assert "scale=full" in page.url
-    full = day_heights(page)
-    full_ticks = ticks_are_money(page)
-    assert float(full_ticks[-1].strip("$").replace(",", "")) >= float(COSTLY)
-    assert chart(page, "cost").locator("text.chart-clip-label").count() == 0
-    small_days = [day for day in clipped if day != costly]
-    assert len(small_days) == 9
-    # On the clipped scale the ordinary days are visibly taller: 20 px and up, against 1 or 2.
-    for day in small_days:
-        assert clipped[day] >= 20 and clipped[day] >= 5 * full[day], (day, clipped, full)
-    # The costly day is the tallest on both: drawn to the plot's top when clipped.
-    assert max(clipped, key=clipped.get) == costly and max(full, key=full.get) == costly
-    # The redrawn charts are live: a hover reads out the day in money.
-    chart(page, "cost").locator(".chart-band[data-index='1']").hover()
-    tip = chart(page, "cost").locator(".chart-tip")
-    tip.wait_for(state="visible")
-    assert "gpt-4o: $" in tip.inner_text()
+    with page.expect_download() as csv_download:
+        page.click("a[data-export=csv]")
+    assert csv_download.value.suggested_filename == f"ai-usage-{first}-to-{end}.csv"
+    with open(csv_download.value.path(), newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    (total,) = [r for r in rows if r["section"] == "total"]
+    # The file's figures, written as the page writes them, are the page's.
+    assert {
+        "calls": format_count(int(total["calls"])),
+        "error_rate": format_percent(Decimal(total["error_rate"])),
+        "tokens": format_count(int(total["tokens"])),
+        "cost": format_money(Decimal(total["cost_usd"])),
+    } == shown
+    models = {r["key"]: r for r in rows if r["section"] == "model"}
+    assert {
+        key: (format_count(int(r["calls"])), format_money(Decimal(r["cost_usd"])))
+        for key, r in models.items()
+    } == by_model
+    days = [r["day"] for r in rows if r["section"] == "day"]
+    assert len(days) == 10 and days[0] == first and days[-1] == end
 
-    # And back: the ordinary days grow again, as first drawn.
-    page.click("a[data-scale=clipped]")
-    page.wait_for_selector(".analytics-charts[data-scale=clipped]")
-    again = day_heights(page)
-    assert all(again[day] == pytest.approx(clipped[day], abs=0.5) for day in clipped)
-    assert ticks_are_money(page) == clipped_ticks
-    assert chart(page, "cost").locator("text.chart-clip-label").count() == 1
-
-    # The choice is remembered: the dashboard opened again, without ?scale=, keeps it.
-    page.click("a[data-scale=full]")
-    page.wait_for_selector(".analytics-charts[data-scale=full]")
-    page.goto(f"{app_server.base_url}{ten_days}")
-    assert page.locator(".analytics-charts").get_attribute("data-scale") == "full"
-    assert day_heights(page)[1] == pytest.approx(full[1], abs=0.5)
-    context.close()
-    assert not errors, errors
-
-
-def test_the_scale_toggle_works_without_the_script(browser, app_server, history):  # noqa: F811
-    context, page, errors = open_page(
-        browser, app_server, history["root"], DASHBOARD, java_script_enabled=False
-    )
-    # No script ran (it would have made the legend entries buttons).
-    assert chart(page, "cost").locator(".chart-legend-item").first.get_attribute("role") is None
-    bar = chart(page, "cost").locator(".chart-bar[data-series='0'][data-index='27']")
-    clipped = float(bar.get_attribute("height"))
-    page.click("a[data-scale=full]")
-    page.wait_for_url("**scale=full#charts")
-    assert page.locator(".analytics-charts").get_attribute("data-scale") == "full"
-    assert float(bar.get_attribute("height")) * 5 <= clipped
+    with page.expect_download() as json_download:
+        page.click("a[data-export=json]")
+    assert json_download.value.suggested_filename == f"ai-usage-{first}-to-{end}.json"
+    document = json.loads(Path(json_download.value.path()).read_text())
+    assert document["days_in_range"] == 10 and document["start"] == first
+    assert format_money(Decimal(document["totals"]["cost_usd"])) == shown["cost"]
+    assert format_count(document["totals"]["calls"]) == shown["calls"]
     context.close()
     assert not errors, errors
 
