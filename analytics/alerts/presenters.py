@@ -1,5 +1,7 @@
 """The alert rule page's history: a server-rendered chart and the recent events, formatted."""
 
+from decimal import Decimal
+
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
@@ -63,7 +65,7 @@ def _rolling_chart(rule: AlertRule):
     zone = reporting_zone()
     local = [moment.astimezone(zone) for moment in history.moments]
     labels = [f"{m:%b} {m.day} {m:%H}:00" for m in local[:-1]] + ["now"]
-    series = {
+    series: dict[str, list[Decimal | None]] = {
         f"rolling {rule.window_minutes}-minute value": history.values,
         "threshold": [rule.threshold] * len(labels),
         "alert fired": [
