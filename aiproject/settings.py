@@ -328,6 +328,17 @@ QUOTA_RESERVATION_TTL_SECONDS = env.float("QUOTA_RESERVATION_TTL_SECONDS", defau
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=90)
 # How often `monitor` refreshes the rollups the dashboard reads and evaluates the alert rules.
 ANALYTICS_ROLLUP_SECONDS = bounded("ANALYTICS_ROLLUP_SECONDS", 60.0, at_least=1, at_most=3600)
+# A new analytics API token expires after this many days unless its creator picks another date
+# (at most 366 days ahead); requests per minute one token (or one staff session) may make to the
+# analytics API, counted in the cache (none = no limit). See docs/analytics.md "The JSON API".
+ANALYTICS_API_TOKEN_DAYS = bounded(
+    "ANALYTICS_API_TOKEN_DAYS", 90, cast=int, at_least=1, at_most=366
+)
+ANALYTICS_API_REQUESTS_PER_MINUTE = limit("ANALYTICS_API_REQUESTS_PER_MINUTE", 60)
+check(
+    ANALYTICS_API_REQUESTS_PER_MINUTE is None or ANALYTICS_API_REQUESTS_PER_MINUTE >= 1,
+    "ANALYTICS_API_REQUESTS_PER_MINUTE must be at least 1 (or none), not 0",
+)
 # The site's public address, for links in alert notifications (e.g. https://chat.example.com).
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 # Alert webhooks reach public addresses only, unless this allows internal ones (on-premises).

@@ -7,16 +7,21 @@ The rollup tables (CallRollup, UserDailyUsage, RequestMinute, JobState) are not 
 dashboard is their reading interface, and they are rebuilt from raw calls, never edited.
 """
 
+from datetime import timedelta
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from core.admin_mixins import ReadOnlyAdminMixin
 from core.formatting import format_usd
 
-from . import presenters, selectors, services, views
+from . import api_tokens, presenters, selectors, views
 from .models import AICall, APIToken, ModelPrice
 
 
@@ -164,12 +169,41 @@ class AICallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return "unpriced" if obj.cost_usd is None else format_usd(obj.cost_usd)
 
 
+class APITokenForm(forms.ModelForm):
+    class Meta:
+        model = APIToken
+        fields = ("user", "name", "expires_at")
+
+    def clean_expires_at(self):
+        end = self.cleaned_data["expires_at"]
+        now = timezone.now()
+        if end <= now:
+            raise ValidationError("The token's end must be in the future.")
+        if end > now + timedelta(days=api_tokens.API_TOKEN_MAX_DAYS):
+            raise ValidationError(
+                f"The token's end may be at most {api_tokens.API_TOKEN_MAX_DAYS} days ahead: "
+                "make a new token when it ends."
+            )
+        return end
+
+
 @admin.register(APIToken)
 class APITokenAdmin(admin.ModelAdmin):
-    """Keys to the read-only analytics API: superusers create them per staff user and revoke
-    them; the key is shown once, on creation, and only its hash is kept."""
+    """Keys to the read-only analytics API: superusers create them per staff user, with an end
+    (90 days ahead by default), and revoke them; the key is shown once, on creation, and only
+    its hash is kept."""
 
-    list_display = ("name", "user", "prefix", "created_at", "created_by", "last_used_at", "state")
+    form = APITokenForm
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "created_by",
+        "expires_at",
+        "last_used_at",
+        "state",
+    )
     list_select_related = ("user", "created_by")
     search_fields = ("name", "user__username", "prefix")
     actions = ["revoke"]
@@ -194,8 +228,17 @@ class APITokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("user", "name")
-        return ("user", "name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+            return ("user", "name", "expires_at")
+        return (
+            "user",
+            "name",
+            "prefix",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        )
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":
@@ -206,10 +249,12 @@ class APITokenAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, obj):
-        return f"revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "active"
+        if obj.revoked_at:
+            return f"revoked {obj.revoked_at:%Y-%m-%d %H:%M}"
+        return "expired" if obj.expires_at <= timezone.now() else "active"
 
     def save_model(self, request, obj, form, change):
-        request._api_token_key = services.issue_api_token(token=obj, created_by=request.user)
+        request._api_token_key = api_tokens.issue_api_token(token=obj, created_by=request.user)
 
     def response_add(self, request, obj, post_url_continue=None):
         # The key is shown on this page only: not in a message (it would travel in a cookie),
@@ -226,5 +271,5 @@ class APITokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        count = services.revoke_api_tokens(token_ids=queryset.values_list("pk", flat=True))
+        count = api_tokens.revoke_api_tokens(token_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -209,6 +211,11 @@ class JobState(models.Model):
         return self.name
 
 
+def default_api_token_expiry():
+    """A new token's end: ``ANALYTICS_API_TOKEN_DAYS`` from now."""
+    return timezone.now() + timedelta(days=settings.ANALYTICS_API_TOKEN_DAYS)
+
+
 class APIToken(models.Model):
     """A staff user's key to the read-only analytics API (docs/analytics.md, "The JSON API").
 
@@ -234,6 +241,10 @@ class APIToken(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         editable=False,
+    )
+    expires_at = models.DateTimeField(
+        default=default_api_token_expiry,
+        help_text="From then on the token answers 401 (at most 366 days ahead).",
     )
     last_used_at = models.DateTimeField(null=True, editable=False)
     revoked_at = models.DateTimeField(null=True, editable=False)

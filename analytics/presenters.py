@@ -83,15 +83,28 @@ def day_calls_url(day: date, **filters) -> str:
     return range_calls_url(day, day, **filters)
 
 
+# The dashboard charts' scales: days far above the rest clipped (the default), or every day to
+# scale. The choice is the query's ``scale``, else the one remembered in a cookie.
+CHART_SCALES = ("clipped", "full")
+
+
+def chart_scale(asked: str, remembered: str | None) -> str:
+    for choice in (asked, remembered):
+        if choice in CHART_SCALES:
+            return choice
+    return CHART_SCALES[0]
+
+
 def dashboard_links(chosen: DateRange, *, full_scale: bool) -> dict:
-    """The exports of the range shown, and the same page with the other chart scale."""
+    """The exports of the range shown, and the same page with the other chart scale (named,
+    so that it overrides a remembered choice; it lands on the charts)."""
     url = reverse("admin:analytics_dashboard")
     shown = {"start": chosen.start.isoformat(), "end": chosen.end.isoformat()}
-    other_scale = shown if full_scale else {**shown, "scale": "full"}
+    other_scale = {**shown, "scale": "clipped" if full_scale else "full"}
     return {
         "csv": f"{url}?{urlencode({**shown, 'format': 'csv'})}",
         "json": f"{url}?{urlencode({**shown, 'format': 'json'})}",
-        "scale": f"{url}?{urlencode(other_scale)}",
+        "scale": f"{url}?{urlencode(other_scale)}#charts",
     }
 
 

@@ -1,12 +1,9 @@
 """Writes of the analytics app. The chat runner calls ``record_call`` once per upstream attempt."""
 
 import functools
-import hashlib
 import logging
-import secrets
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
@@ -15,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .metrics import observe_call
-from .models import AICall, APIToken, JobState
+from .models import AICall, JobState
 from .pricing import cost_of, price_for
 from .signals import call_recorded
 from .timezones import reporting_zone
@@ -170,54 +167,3 @@ def claim_once(name: str) -> bool:
     except IntegrityError:
         return False
     return True
-
-
-# --- Tokens of the analytics API -------------------------------------------------------------
-
-# "AI analytics": a leaked key is recognisable (secret scanners, logs).
-API_TOKEN_PREFIX = "aia_"  # noqa: S105 (a public marker, not a secret)
-API_TOKEN_PREFIX_SHOWN = 12
-# last_used_at is written at most this often per token (not one UPDATE per API request).
-API_TOKEN_USE_PRECISION = timedelta(minutes=1)
-
-
-def hash_api_token(raw: str) -> str:
-    """SHA-256, hex. A key has 256 random bits, so a fast hash cannot be brute-forced."""
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def issue_api_token(*, token: APIToken, created_by) -> str:
-    """Give the unsaved ``token`` (user and name set) a new key, save it, return the key.
-
-    The key is not stored anywhere: the caller shows it once.
-    """
-    raw = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token.prefix = raw[:API_TOKEN_PREFIX_SHOWN]
-    token.key_hash = hash_api_token(raw)
-    token.created_by = created_by
-    token.save()
-    return raw
-
-
-def revoke_api_tokens(*, token_ids: Iterable[int]) -> int:
-    """Revoke the tokens (from now on they answer 401); return how many were still active."""
-    return APIToken.objects.filter(pk__in=list(token_ids), revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-
-
-def authenticate_api_token(*, raw: str):
-    """Return the active user of an unrevoked token with this key, or None."""
-    if not raw.startswith(API_TOKEN_PREFIX) or len(raw) > 100:
-        return None
-    token = (
-        APIToken.objects.select_related("user")
-        .filter(key_hash=hash_api_token(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or token.last_used_at < now - API_TOKEN_USE_PRECISION:
-        APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user

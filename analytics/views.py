@@ -18,6 +18,9 @@ from .timezones import today as reporting_today
 
 PERMISSION = "analytics.view_ai_dashboard"
 EXPORT_FORMATS = ("csv", "json")
+# The charts' scale (clipped or full) last chosen on the dashboard, kept a year in the browser.
+SCALE_COOKIE = "analytics_chart_scale"
+SCALE_COOKIE_AGE = 365 * 24 * 3600
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
@@ -57,7 +60,8 @@ def dashboard(request, admin_site) -> HttpResponse:
         return export_dashboard(request, today=today, extension=extension)
     yesterday = today - timedelta(days=1)
     chosen = DateRangeForm(request.GET, today=today).date_range()
-    full_scale = request.GET.get("scale") == "full"
+    chosen_scale = request.GET.get("scale", "")
+    full_scale = presenters.chart_scale(chosen_scale, request.COOKIES.get(SCALE_COOKIE)) == "full"
 
     # One read of the range's daily rollups feeds the totals, the charts and the breakdowns.
     summary = selectors.range_summary(chosen.start, chosen.end)
@@ -88,7 +92,18 @@ def dashboard(request, admin_site) -> HttpResponse:
         "report_url": reverse("admin:analytics_report"),
         "changelist_url": presenters.changelist_url(),
     }
-    return TemplateResponse(request, "admin/analytics/dashboard.html", context)
+    response = TemplateResponse(request, "admin/analytics/dashboard.html", context)
+    if chosen_scale in presenters.CHART_SCALES:  # a choice made: remembered for next time
+        response.set_cookie(
+            SCALE_COOKIE,
+            chosen_scale,
+            max_age=SCALE_COOKIE_AGE,
+            path=reverse("admin:analytics_dashboard"),
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
 
 
 def report(request, admin_site) -> HttpResponse:

@@ -1,12 +1,14 @@
 """The admin in a real Chromium: branded as the product with its icon on every page (the chat's
 too), readable on a 390 px phone (tables scroll in their box, no label broken inside a word), the
-prompt diff wrapping at 1280 px, and the comparison page's labels and buttons as a user sees them."""
+prompt diff wrapping at 1280 px, and the comparison page's labels and buttons as a user sees them
+(Promote promotes; without the permission there is no button and a forged post is refused)."""
 
 from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from analytics.alerts.models import AlertEvent, AlertRule
@@ -247,3 +249,50 @@ def test_the_prompt_diff_wraps_inside_its_box_at_1280_px(context_for, app_server
                    range.setEnd(node, at + 6); return range.getBoundingClientRect().right; }"""
     )
     assert word <= geometry["right"], (word, geometry)
+
+
+def test_promote_is_refused_in_the_browser_without_the_permission(
+    browser,  # noqa: F811
+    context_for,
+    app_server,
+    data,
+    django_user_model,
+):
+    comparison = app_server.base_url + admin_pages(data)["comparison"]
+    boss = context_for(1280).new_page()
+    boss.goto(comparison)
+    promote_url = boss.locator("[data-action=promote-experiment]").evaluate("b => b.form.action")
+
+    operator = django_user_model.objects.create_user("op", password="x-pass-1", is_staff=True)
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_experiment", "change_experiment"])
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    cookies = login_cookies(operator)
+    context.add_cookies(
+        [{"name": "sessionid", "value": cookies["sessionid"], "url": app_server.base_url}]
+    )
+    page = context.new_page()
+    page.goto(comparison)
+    # The operator may pause, change the traffic and roll back; no button promotes.
+    assert page.locator("[data-action=pause]").is_visible()
+    assert page.locator("[data-action^=promote]").count() == 0
+    # A promote posted anyway, from the page with its CSRF token, is refused.
+    with page.expect_response(promote_url) as answer:
+        page.locator("[data-action=pause]").evaluate(
+            """(button, url) => {
+                 const form = button.form;
+                 form.action = url;
+                 const field = document.createElement('input');
+                 field.type = 'hidden'; field.name = 'promote'; field.value = 'experiment';
+                 form.append(field);
+                 form.submit();
+               }""",
+            promote_url,
+        )
+    assert answer.value.status == 403
+    experiment = data["experiment"]
+    experiment.refresh_from_db()
+    assert experiment.status == "running"
+    assert not PromptVersion.objects.get(pk=data["v2"].pk).is_live
+    context.close()

@@ -125,6 +125,8 @@ def test_env_example_is_a_working_production_env_file(tmp_path):
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console, not 'xml'."),
         ("AI_HTTP_CLIENT", "curl", "AI_HTTP_CLIENT must be one of aiohttp, httpx, not 'curl'."),
         ("ANALYTICS_ROLLUP_SECONDS", "0", "ANALYTICS_ROLLUP_SECONDS must be between 1 and 3600"),
+        ("ANALYTICS_API_TOKEN_DAYS", "400", "ANALYTICS_API_TOKEN_DAYS must be between 1 and 366"),
+        ("ANALYTICS_API_REQUESTS_PER_MINUTE", "0", "ANALYTICS_API_REQUESTS_PER_MINUTE must be at"),
         ("REDIS_SENTINELS", "sentinel-1", "REDIS_SENTINELS must be host:port[,host:port...]"),
         ("REDIS_SENTINELS", "s1:26379", "REDIS_SENTINELS is set but REDIS_URL is not"),
         ("CHANNEL_REDIS_URLS", "redis://a:6379/0", "CHANNEL_REDIS_URLS is set but REDIS_URL is"),

@@ -1,20 +1,27 @@
-"""Reads for the alert pages: a rule's metric day by day, and its events, for the history chart."""
+"""Reads for the alert pages: a rule's metric day by day, and its events, for the history chart;
+and, for the rolling-window rules, the value the rule evaluates hour by hour."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from analytics.models import CallRollup, RequestMinute
+from analytics.rollups import floor_hour
 from analytics.timezones import day_bounds, reporting_zone, today
 
+from .alerting import measure
 from .models import AlertEvent, AlertRule
 
 Metric = AlertRule.Metric
 HISTORY_DAYS = 14
+ROLLING_HOURS = 48
+# The rules that evaluate a rolling window (the others look at the day so far, or are external).
+ROLLING_METRICS = (Metric.SUCCESS_RATE, Metric.AVG_LATENCY, Metric.HTTP_ERROR_RATE)
 
 
 @dataclass(frozen=True)
@@ -127,3 +134,32 @@ def rule_history(rule: AlertRule, *, days: int = HISTORY_DAYS) -> RuleHistory:
         events=[by_day[d] for d in dates],
         measured=values is not None,
     )
+
+
+@dataclass(frozen=True)
+class RollingHistory:
+    """The value the rule evaluates at the end of each hour (the last point: now), with the
+    events that started in the hour up to each point."""
+
+    moments: list[datetime]
+    values: list[Decimal | None]
+    events: list[list[AlertEvent]]
+
+
+def rolling_history(
+    rule: AlertRule, *, hours: int = ROLLING_HOURS, now: datetime | None = None
+) -> RollingHistory | None:
+    """Return the last ``hours`` hours of a rolling-window rule as the rule itself measures
+    them (``alerting.measure`` at each hour's end and now: one small rollup query each); None
+    for a rule without a rolling window."""
+    if rule.metric not in ROLLING_METRICS:
+        return None
+    now = now or timezone.now()
+    moments = [floor_hour(now) - timedelta(hours=k) for k in range(hours - 2, -1, -1)] + [now]
+    values = [measure(rule, moment).value for moment in moments]
+    events: list[list[AlertEvent]] = [[] for _ in moments]
+    start = moments[0] - timedelta(hours=1)
+    for event in rule.events.filter(started_at__gt=start, started_at__lte=now):
+        index = next(i for i, moment in enumerate(moments) if event.started_at <= moment)
+        events[index].append(event)
+    return RollingHistory(moments=moments, values=values, events=events)

@@ -2,11 +2,12 @@
 documents as the exports (whose numbers test_exports.py checks against the pages)."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from analytics.apps import DASHBOARD_GROUP
 from analytics.models import APIToken
@@ -35,9 +36,16 @@ def viewer(django_user_model):
     return user
 
 
-def create_token(admin_client, user, name="Metabase") -> str:  # noqa: F811
+def expiry_fields(end) -> dict:
+    """The admin's date and time inputs of a token's end (UTC, the suite's time zone)."""
+    end = end.astimezone(UTC)
+    return {"expires_at_0": end.strftime("%Y-%m-%d"), "expires_at_1": end.strftime("%H:%M:%S")}
+
+
+def create_token(admin_client, user, name="Metabase", days=90) -> str:  # noqa: F811
     """Create a token through the admin's add form; return the key the page shows once."""
-    response = admin_client.post(ADD_TOKEN, {"user": user.pk, "name": name})
+    end = timezone.now() + timedelta(days=days)
+    response = admin_client.post(ADD_TOKEN, {"user": user.pk, "name": name, **expiry_fields(end)})
     assert response.status_code == 200, response.content.decode()[:2000]
     html = response.content.decode()
     (key,) = re.findall(r'value="(aia_[A-Za-z0-9_-]+)" data-api-key', html)

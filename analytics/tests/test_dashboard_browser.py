@@ -1,18 +1,23 @@
 """The dashboard and the daily report in a real Chromium, served by daphne: the charts' hover
-read-outs (with units), series toggles, the clipped scale, the click into a day's report and its
-calls, and the tables on a 390 px phone. Also the API over real HTTP with a bearer token."""
+read-outs (with units), series toggles, the clipped scale, the click into a day's report and
+its calls, the exports as downloaded, and the tables on a 390 px phone (the scale toggle:
+test_dashboard_scale_browser.py). Also the API over real HTTP with a bearer token."""
 
+import csv
+import json
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 
+from analytics.api_tokens import issue_api_token
 from analytics.models import APIToken
-from analytics.services import issue_api_token
 from analytics.tests.test_admin import DASHBOARD, call, roll_up, today
 from chat.tests.browser import BROWSER_MARKS
 from chat.tests.conftest import browser  # noqa: F401 (the module's Chromium)
+from core.formatting import format_count, format_money, format_percent
 from devtools.live import login_cookies
 
 pytestmark = BROWSER_MARKS
@@ -148,9 +153,9 @@ def test_charts_hover_toggle_clip_and_drill_down(browser, app_server, history): 
     first_day = history["today"] - timedelta(days=9)
     assert tip.is_visible() and tip.inner_text().startswith(f"{first_day.isoformat()}: $")
 
-    # The full scale, without clipping, on request.
+    # The full scale, without clipping, on request (test_the_scale_toggle... measures it).
     page.click("a[data-scale=full]")
-    page.wait_for_url("**scale=full**")
+    page.wait_for_selector(".analytics-charts[data-scale=full]")
     assert chart(page, "cost").locator("text.chart-clip-label").count() == 0
 
     assert chart(page, "cost").locator("a.chart-day").count() == 10  # the same range
@@ -164,6 +169,59 @@ def test_charts_hover_toggle_clip_and_drill_down(browser, app_server, history): 
     page.click("a[data-link=day-calls]")
     page.wait_for_url("**/aicall/?created_at__gte=*")
     assert page.locator("#result_list tbody tr").count() == 3 * 2 + 2
+    context.close()
+    assert not errors, errors
+
+
+def test_the_exports_downloaded_in_chromium_match_the_page(browser, app_server, history):  # noqa: F811
+    first = (history["today"] - timedelta(days=9)).isoformat()
+    end = history["today"].isoformat()
+    context, page, errors = open_page(
+        browser, app_server, history["root"], f"{DASHBOARD}?start={first}&end={end}"
+    )
+    shown = {
+        "calls": page.inner_text("[data-summary=calls]"),
+        "error_rate": page.inner_text("[data-summary=error_rate]"),
+        "tokens": page.inner_text("[data-summary=tokens]"),
+        "cost": page.inner_text("[data-summary=cost]"),
+    }
+    by_model = {
+        row.get_attribute("data-key"): (
+            row.locator("[data-col=calls]").inner_text(),
+            row.locator("[data-col=cost]").inner_text(),
+        )
+        for row in page.locator("table[data-table=model] tbody tr[data-key]").all()
+    }
+    assert set(by_model) == {"gpt-4o", LONG_MODEL}
+
+    with page.expect_download() as csv_download:
+        page.click("a[data-export=csv]")
+    assert csv_download.value.suggested_filename == f"ai-usage-{first}-to-{end}.csv"
+    with open(csv_download.value.path(), newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    (total,) = [r for r in rows if r["section"] == "total"]
+    # The file's figures, written as the page writes them, are the page's.
+    assert {
+        "calls": format_count(int(total["calls"])),
+        "error_rate": format_percent(Decimal(total["error_rate"])),
+        "tokens": format_count(int(total["tokens"])),
+        "cost": format_money(Decimal(total["cost_usd"])),
+    } == shown
+    models = {r["key"]: r for r in rows if r["section"] == "model"}
+    assert {
+        key: (format_count(int(r["calls"])), format_money(Decimal(r["cost_usd"])))
+        for key, r in models.items()
+    } == by_model
+    days = [r["day"] for r in rows if r["section"] == "day"]
+    assert len(days) == 10 and days[0] == first and days[-1] == end
+
+    with page.expect_download() as json_download:
+        page.click("a[data-export=json]")
+    assert json_download.value.suggested_filename == f"ai-usage-{first}-to-{end}.json"
+    document = json.loads(Path(json_download.value.path()).read_text())
+    assert document["days_in_range"] == 10 and document["start"] == first
+    assert format_money(Decimal(document["totals"]["cost_usd"])) == shown["cost"]
+    assert format_count(document["totals"]["calls"]) == shown["calls"]
     context.close()
     assert not errors, errors
 

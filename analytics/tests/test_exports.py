@@ -141,9 +141,15 @@ def test_page_links_to_the_exports_of_the_range_it_shows(admin_client, seeded): 
     assert f'href="{DASHBOARD}?{query}&amp;format=json"' in html
     # Today's timeout (30 s) is far above the other days' p95: clipped, and the full scale offered.
     assert 'class="chart-text chart-clip-label"' in html
-    assert f'href="{DASHBOARD}?{query}&amp;scale=full"' in html
+    assert f'href="{DASHBOARD}?{query}&amp;scale=full#charts"' in html
     full = admin_client.get(DASHBOARD, {**params, "scale": "full"}).content.decode()
-    assert "chart-clip-label" not in full and f'href="{DASHBOARD}?{query}"' in full
+    assert "chart-clip-label" not in full
+    assert f'href="{DASHBOARD}?{query}&amp;scale=clipped#charts"' in full
+    # The choice is remembered (a cookie): the page without ?scale= keeps the full scale.
+    assert "chart-clip-label" not in admin_client.get(DASHBOARD, params).content.decode()
+    clipped = admin_client.get(DASHBOARD, {**params, "scale": "clipped"}).content.decode()
+    assert "chart-clip-label" in clipped
+    assert "chart-clip-label" in admin_client.get(DASHBOARD, params).content.decode()
     # Days with nothing far above the rest: no clipping, no offer.
     quiet = {"start": (t - 8 * DAY).isoformat(), "end": (t - 2 * DAY).isoformat()}
     html = admin_client.get(DASHBOARD, quiet).content.decode()

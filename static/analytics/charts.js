@@ -6,7 +6,8 @@
  *   - hovering (or focusing, or a first tap on a touch screen) a day shows its values in a
  *     read-out box, written by the server with their units ($, ms, calls, tokens);
  *   - clicking a legend entry hides or shows its series (stacked bars are restacked);
- *   - a second tap on the same day (touch) or a click opens the day's report.
+ *   - a second tap on the same day (touch) or a click opens the day's report;
+ *   - the scale link (clipped / every day to scale) redraws the charts in place.
  * No inline script or style: the read-out is placed through the CSSOM, which the CSP allows.
  */
 
@@ -216,8 +217,52 @@ class InteractiveChart {
   }
 }
 
-for (const figure of document.querySelectorAll("figure.analytics-chart")) {
-  if (figure.querySelector("svg.chart[data-top-value]")) new InteractiveChart(figure);
+function enhanceCharts(root) {
+  for (const figure of root.querySelectorAll("figure.analytics-chart")) {
+    if (figure.querySelector("svg.chart[data-top-value]")) new InteractiveChart(figure);
+  }
 }
+
+function adopt(target, source) {
+  target.replaceChildren(...Array.from(source.childNodes, (node) => document.importNode(node, true)));
+}
+
+/**
+ * The scale link (days far above the rest clipped, or every day to scale) swaps the charts in
+ * place: its target is the same page drawn by the server on the other scale (which also remembers
+ * the choice), so without this module the link simply opens it. On any failure, it does.
+ */
+function setUpScaleToggle() {
+  const help = document.querySelector(".analytics-chart-help");
+  const charts = document.querySelector(".analytics-charts");
+  if (!help || !charts) return;
+  help.addEventListener("click", async (event) => {
+    const link = event.target.closest("a[data-scale]");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    charts.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(link.href, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const newHelp = page.querySelector(".analytics-chart-help");
+      const newCharts = page.querySelector(".analytics-charts");
+      if (!newHelp || !newCharts) throw new Error("the answer has no charts");
+      adopt(help, newHelp);
+      adopt(charts, newCharts);
+      charts.dataset.scale = newCharts.dataset.scale;
+      enhanceCharts(charts);
+      window.history.replaceState(null, "", link.href);
+      help.querySelector("a[data-scale]")?.focus({ preventScroll: true });
+    } catch {
+      window.location.assign(link.href);
+    } finally {
+      charts.removeAttribute("aria-busy");
+    }
+  });
+}
+
+enhanceCharts(document);
+setUpScaleToggle();
 
 export { InteractiveChart };

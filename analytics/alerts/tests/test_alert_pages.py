@@ -1,5 +1,5 @@
 """Alerts as staff read them: values in each metric's unit everywhere, the calls behind an event,
-and the history chart on the rule's page."""
+and the history charts on the rule's page (per day, and the rolling window hour by hour)."""
 
 import re
 from datetime import timedelta
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from analytics.alerts.alerting import evaluate_rule
 from analytics.alerts.models import AlertEvent, AlertRule
+from analytics.alerts.selectors import rolling_history
 from analytics.rollups import floor_hour, rollup_range
 from analytics.tests.factories import make_call, make_user
 from analytics.timezones import day_bounds, local_day, today
@@ -196,3 +197,53 @@ def test_the_history_of_a_metric_without_daily_values_shows_its_events(client, b
     html = client.get(reverse("admin:alerts_alertrule_change", args=[guardrail.pk]))
     page = html.content.decode()
     assert "has no daily history" in page and "No alert in the last 14 days." in page
+
+
+def test_the_rolling_window_hour_by_hour_is_what_the_rule_evaluates(now):
+    success = rule("AI call success rate")
+    success.window_minutes, success.min_samples = 60, 20
+    success.save()
+    hour = floor_hour(now)
+    # The hours before now: 30 good calls each, and 0, 6, 12 then 3 failed ones (newest first).
+    for back, errors in enumerate([0, 6, 12, 3], start=1):
+        hour_rows(hour - timedelta(hours=back), ok=30, errors=errors)
+    hour_rows(hour - timedelta(hours=6), ok=5)  # too few calls for a verdict
+    fired = AlertEvent.objects.create(
+        rule=success, value=Decimal("0.714286"), threshold=success.threshold, samples=42,
+        window_start=hour - timedelta(hours=3), window_end=hour - timedelta(hours=2),
+        started_at=hour - timedelta(hours=2) + timedelta(minutes=10), state="resolved",
+    )  # fmt: skip
+
+    history = rolling_history(success, now=now)
+    assert history is not None and len(history.moments) == 48
+    assert history.moments[-1] == now and history.moments[-2] == hour
+    at = {moment: value for moment, value in zip(history.moments, history.values, strict=True)}
+    # At an hour's end the 60-minute window is the hour before it.
+    assert at[hour] == Decimal(30) / Decimal(30)
+    assert at[hour - timedelta(hours=1)] == Decimal(30) / Decimal(36)
+    assert at[hour - timedelta(hours=2)] == Decimal(30) / Decimal(42)
+    assert at[hour - timedelta(hours=3)] == Decimal(30) / Decimal(33)
+    assert at[hour - timedelta(hours=4)] is None  # no calls in the hour before
+    assert at[hour - timedelta(hours=5)] is None  # 5 calls: fewer than the rule needs
+    assert at[now] == Decimal(1)  # now (12:30): the whole hour before, plus this one so far
+    # The alert started at 10:10 shows at the point that follows it, 11:00.
+    index = history.moments.index(hour - timedelta(hours=1))
+    assert history.events[index] == [fired]
+    assert sum(len(events) for events in history.events) == 1
+
+    assert rolling_history(rule("Daily cost"), now=now) is None  # the day so far: no window
+
+
+def test_the_rule_page_charts_the_rolling_window(client, boss):
+    success = rule("AI call success rate")
+    hour_rows(timezone.now() - timedelta(hours=1), ok=40, errors=10)
+    html = client.get(reverse("admin:alerts_alertrule_change", args=[success.pk])).content.decode()
+    section = html[html.index('data-chart="alert-rolling"') : html.index('id="alertrule_form"')]
+    svg = section[section.index("<svg") : section.index("</svg>")]
+    assert "What the rule evaluates, last 48 hours" in html
+    assert svg.count('class="chart-band"') == 48 and "now · threshold: 95%" in svg
+    assert f"rolling {success.window_minutes}-minute value" in svg
+    assert " style=" not in section and "<script" not in section
+    cost = rule("Daily cost")
+    html = client.get(reverse("admin:alerts_alertrule_change", args=[cost.pk])).content.decode()
+    assert 'data-chart="alert-rolling"' not in html and 'data-chart="alert-history"' in html
