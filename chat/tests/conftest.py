@@ -61,3 +61,13 @@ def page(browser, app_server, user):
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def fresh_quota_counters():
+    """Empty quota counters before and after a test that charges real calls."""
+    from analytics import quotas
+
+    quotas.backend().clear()
+    yield
+    quotas.backend().clear()

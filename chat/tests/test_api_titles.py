@@ -19,14 +19,10 @@ from devtools.sse import read_stream
 from .factories import make_conversation, make_reply
 from .test_streaming import start_reply, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    quotas.backend().clear()
-    yield
-    quotas.backend().clear()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_quota_counters"),
+]
 
 
 def title_url(conversation_id: int) -> str:

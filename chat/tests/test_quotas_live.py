@@ -17,14 +17,10 @@ from devtools.sse import read_stream
 
 from .test_streaming import start_reply, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    quotas.backend().clear()
-    yield
-    quotas.backend().clear()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_quota_counters"),
+]
 
 
 @pytest.fixture(scope="module")

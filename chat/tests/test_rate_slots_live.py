@@ -4,7 +4,6 @@ import threading
 
 import pytest
 
-from analytics import quotas
 from analytics.quotas.models import UsageQuota
 from chat.models import Message
 from devtools.live import api_client, app_env, login_cookies, run_app_server
@@ -12,19 +11,15 @@ from devtools.live import api_client, app_env, login_cookies, run_app_server
 from .test_quotas_live import post_in_new_conversation
 from .test_streaming import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_quota_counters"),
+]
 
 RACERS = 8  # posts racing into one conversation, split over the two servers
 # Requests per minute: as many as the racers, so no racer is refused for the rate while the
 # losers hold their slots (between taking one and giving it back).
 LIMIT = RACERS
-
-
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    quotas.backend().clear()
-    yield
-    quotas.backend().clear()
 
 
 @pytest.fixture(scope="module")
