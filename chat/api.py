@@ -265,15 +265,16 @@ def _post_message(request, conversation_id: int, channel: str):
         user, conversation_id, selectors.with_reply_in_progress(Conversation.objects)
     )
     posted = services.post_message(
-        conversation=conversation, content=content, runner_channel=channel
+        conversation=conversation, content=content, runner_channel=channel, start=True
     )
-    return user, posted, services.prepare_reply(posted=posted)
+    return user, posted, posted.prepared
 
 
 def _regenerate(request, message_id: int, channel: str):
     user = authenticated(request)
-    posted = services.regenerate_reply(reply=_own_reply(user, message_id), runner_channel=channel)
-    return user, posted, services.prepare_reply(posted=posted)
+    reply = _own_reply(user, message_id)
+    posted = services.regenerate_reply(reply=reply, runner_channel=channel, start=True)
+    return user, posted, posted.prepared
 
 
 async def _store_and_start(request, store, *args) -> JsonResponse:

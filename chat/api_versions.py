@@ -66,9 +66,9 @@ def _edit(request, message_id: int, channel: str):
     user = authenticated(request)
     content = read_json(request).get("content")
     posted = services.edit_message(
-        message=_own_message(user, message_id), content=content, runner_channel=channel
+        message=_own_message(user, message_id), content=content, runner_channel=channel, start=True
     )
-    return user, posted, services.prepare_reply(posted=posted)
+    return user, posted, posted.prepared
 
 
 @refuse_while_draining

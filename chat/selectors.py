@@ -115,12 +115,14 @@ def tree_of(conversation: Conversation) -> tuple[Tree, int | None]:
 
 
 _TREE_FIELDS = ("id", "role", "reply_to_id", "parent_id", "chosen_at", "created_at")
+_CONTEXT_FIELDS = ("conversation_id", "content", "status")
 
 
 def context_before(message: Message) -> list[Message]:
     """Return the messages ``message`` follows on its own branch, root first (the context of a
-    reply: never another branch's messages)."""
-    messages = list(message.conversation.messages.all())
+    reply: never another branch's messages). Only what a context needs is read (not the
+    rendered ``html``, which doubles a long conversation's bytes)."""
+    messages = list(message.conversation.messages.only(*_TREE_FIELDS, *_CONTEXT_FIELDS))
     tree, _ = _tree(message.conversation, messages)
     by_id = {m.pk: m for m in messages}
     return [by_id[pk] for pk in tree.path_to(message.pk)[:-1]]

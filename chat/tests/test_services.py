@@ -116,6 +116,31 @@ def test_a_post_whose_store_fails_gives_its_slot_back(conversation, rate_limit):
     assert rate_limited(conversation.user)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_started_post_whose_commit_fails_gives_slot_and_reservation_back(
+    conversation, rate_limit, settings
+):
+    """Stored and started in one transaction (``start=True``, as the API does): the foreign key fails at the
+    commit, after the slot was taken and the reply's worst case reserved; both are given back
+    and nothing is stored. (The reservation matters on Redis; the database's quota counters
+    roll back with the transaction.)"""
+    from analytics import quotas
+
+    settings.QUOTA_TOKENS_PER_DAY = 10**9  # a limit that reserves each reply's worst case
+    Conversation.objects.filter(pk=conversation.pk).delete()
+    with pytest.raises(services.ConversationGone):
+        services.post_message(conversation=conversation, content="into the void", start=True)
+    assert not Message.objects.exists()
+    assert quotas.backend().open_reservations() == 0
+    for content in ("one", "two"):
+        fresh = make_conversation(conversation.user)
+        posted = services.post_message(conversation=fresh, content=content, start=True)
+        assert posted.prepared.plan is not None and posted.prepared.error is None
+        assert Message.objects.get(pk=posted.reply.pk).status == "streaming"
+    assert quotas.backend().open_reservations() == 2  # the two started replies hold theirs
+    assert rate_limited(conversation.user)
+
+
 def test_generated_title_never_replaces_a_persons_title(conversation):
     conversation.title = services.fallback_title("hello there")
     conversation.save()

@@ -3,7 +3,7 @@
 import pytest
 
 from core.llm import MalformedChunk, cached_tokens_of, read_chunk, translate_fault
-from core.tokens import estimate_messages_tokens, estimate_text_tokens, trim_history
+from core.tokens import estimate_messages_tokens, estimate_text_tokens, fit_history, trim_history
 
 
 def test_token_estimate_is_never_zero_for_text_and_grows_with_it():
@@ -13,6 +13,22 @@ def test_token_estimate_is_never_zero_for_text_and_grows_with_it():
     assert 9 <= short <= 14  # about what a BPE tokenizer gives (10)
     assert estimate_text_tokens("word " * 1000) >= 1000
     assert estimate_text_tokens("数据库连接池") == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("abcdef", 2),  # six letters: one piece, but chars/4 rounds up to 2
+        ("abcdefg abcdefg", 4),  # seven letters: two pieces each
+        ("internationalization", 5),  # 20 letters: ceil(20/6) = 4 pieces < chars/4 = 5
+        ("internationalization " * 3, 16),  # 12 pieces < 63 chars / 4
+        ("a1234567 b", 5),  # a, 123, 456, 7, b: digits in threes
+        ("数据库 and テスト, 가나!", 11),  # each CJK/kana/hangul character and mark is a piece
+        ("x = f(y) + 2;", 9),
+    ],
+)
+def test_token_estimate_counts_word_pieces_exactly(text, pieces):
+    assert estimate_text_tokens(text) == pieces
 
 
 def test_messages_estimate_counts_per_message_overhead():
@@ -26,6 +42,9 @@ def test_trim_history_drops_the_oldest_first_and_keeps_the_newest():
     assert kept == history[-len(kept) :]
     assert 1 <= len(kept) < 10
     assert trim_history(history[:1], budget=1) == history[:1]
+    fitted, used = fit_history(history, budget=300)
+    assert fitted == kept
+    assert used == estimate_messages_tokens(kept) <= 300
 
 
 def test_read_chunk_takes_choice_zero_finish_reason_and_usage():
