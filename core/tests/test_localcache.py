@@ -67,7 +67,7 @@ def test_limits_are_read_once_per_user(django_assert_num_queries):
     alice, bob = make_user(), make_user()
     UsageQuota.objects.create(user=alice, tokens_per_day=1000)
     alice, bob = type(alice).objects.get(pk=alice.pk), type(bob).objects.get(pk=bob.pk)
-    with django_assert_num_queries(6):  # two permission queries and one of rows, per user
+    with django_assert_num_queries(4):  # the exemption and the quota rows, per user
         assert quotas.limits_for(alice).tokens_per_day == 1000
         assert quotas.limits_for(bob).tokens_per_day is None
         assert quotas.limits_for(alice).tokens_per_day == 1000
@@ -132,8 +132,8 @@ def test_saving_a_user_forgets_only_that_users_limits(django_assert_num_queries)
     quotas.limits_for(alice), quotas.limits_for(bob)
     alice.last_login = alice.date_joined
     alice.save(update_fields=["last_login"])  # what every login does
-    # Alice's limits are read again (one query: her instance keeps its permissions), Bob's are
-    # still cached (emptying the whole cache would make this two).
-    with django_assert_num_queries(1):
+    # Alice's limits are read again (two queries: the exemption, the quota rows), Bob's are
+    # still cached (emptying the whole cache would make this four).
+    with django_assert_num_queries(2):
         quotas.limits_for(alice)
         quotas.limits_for(bob)

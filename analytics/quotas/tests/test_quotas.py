@@ -465,10 +465,16 @@ def test_limits_for_many_agrees_with_limits_for(transactional_db, settings):
     grouped.groups.add(team)
     own.groups.add(team)
     UsageQuota.objects.create(user=own, tokens_per_day=50)
-    users = [plain, own, grouped, boss, exempt_by_group, inactive_exempt]
+    direct, inactive_direct = make_user(), make_user(is_active=False)
+    for holder in (direct, inactive_direct):
+        holder.user_permissions.add(Permission.objects.get(codename="exempt_from_quotas"))
+    users = [plain, own, grouped, boss, exempt_by_group, inactive_exempt, direct, inactive_direct]
     many = quotas.limits_for_many(users)
     for user in users:
         assert many[user.pk] == quotas.limits_for(user), user
+        fresh = type(user).objects.get(pk=user.pk)  # has_perm caches on the instance
+        assert many[user.pk].exempt == fresh.has_perm("quotas.exempt_from_quotas"), user
+    assert many[direct.pk].exempt and not many[inactive_direct.pk].exempt
     assert many[own.pk].tokens_per_day == 50 and many[own.pk].requests_per_minute == 9
     assert many[boss.pk].exempt and many[exempt_by_group.pk].exempt
     assert not many[inactive_exempt.pk].exempt
