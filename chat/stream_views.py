@@ -23,7 +23,7 @@ from core.db_thread import db
 from core.metrics import SSE_STREAM_ENDS, SSE_STREAMS_OPEN
 
 from . import followers, selectors, streaming
-from .api import api_view, json_error
+from .api import api_view, authenticated, json_error
 from .sse import sse_comment, sse_event, sse_retry
 from .state import ReplyState
 from .stream_limits import StreamSlot, take_slot
@@ -63,21 +63,29 @@ async def stream_message(request, message_id: int):
     return await _checked_stream(request, message_id)
 
 
-@api_view("GET")
-async def _checked_stream(request, user, message_id: int):
+@api_view("GET", authenticates=True)
+async def _checked_stream(request, _, message_id: int):
     offset = _parse_offset(request)
     if offset is None:
         return _invalid_offset()
-    # The session lookup ran in db() (see api_view), which gave its connection back: an open
-    # stream holds no connection of the pool.
+    # One call to the database thread (which gives its connection back: an open stream holds
+    # no connection of the pool) for the session's user and, unless the reply runs here, its
+    # saved state: under a burst each call waits behind the queued posts.
     generation = streaming.local_generation(message_id)
+    user, state = await db(_user_and_state, request, message_id, generation is None)
     if generation is not None and generation.user_id == user.pk:
         # The reply runs in this process: its fan-out has everything.
         return _sse(message_id, user.pk, followers.follow_local(generation, offset))
-    state = await db(selectors.reply_state, message_id, user_id=user.pk)
+    if generation is not None:  # runs here, for another user: look it up as theirs (404)
+        state = await db(selectors.reply_state, message_id, user_id=user.pk)
     if state is None:
         return json_error(404, "not_found", "No such reply.")
     return _sse(message_id, user.pk, _from_state(state, offset))
+
+
+def _user_and_state(request, message_id: int, read_state: bool):
+    user = authenticated(request)
+    return user, selectors.reply_state(message_id, user_id=user.pk) if read_state else None
 
 
 def _invalid_offset():
