@@ -125,7 +125,7 @@ async def run(
     request_id: str = "",
 ) -> None:
     """Generate one reply. ``prepared``: its start, made by the posting request's database
-    call (services.prepare_reply)."""
+    call (services.post_message(..., start=True))."""
     message_id = generation.message_id
     plan, error = prepared.plan, prepared.error
     if isinstance(error, quotas.QuotaExceeded):  # stored as failed with the limit's message

@@ -87,29 +87,43 @@ def _start_reply(
     return reply
 
 
-@contextmanager
-def _given_back_on_failure(admission: Admission):
-    """Give the request's rate-limit slot back if storing its message fails (the loser of two
-    posts racing into one conversation, a database error, the commit): only a stored message
-    counts. Yields a list for the reply's start (``Prepared``) made in the same transaction,
-    whose reservation is then released too."""
-    started: list[Prepared] = []
-    try:
-        yield started
-    except Exception:
-        for prepared in started:
-            if prepared.plan is not None and prepared.plan.reservation is not None:
-                prepared.plan.reservation.release()
-        if admission.slot is not None:
-            admission.slot.give_back()
-        raise
-
-
 class Posted(NamedTuple):
     user_message: Message
     reply: Message
     admission: Admission
     prepared: Prepared | None = None  # the reply's start, with ``start=True``
+
+
+class _Posting:
+    """One post in its transaction: its admission, and (``start``) its reply's start."""
+
+    def __init__(self, admission: Admission, start: bool):
+        self.admission = admission
+        self.start = start
+        self.prepared: Prepared | None = None
+
+    def posted(self, user_message: Message, reply: Message) -> Posted:
+        """The stored messages, the reply started in the same transaction if asked for."""
+        if self.start:
+            self.prepared = start_posted(reply, self.admission)
+        return Posted(user_message, reply, self.admission, self.prepared)
+
+
+@contextmanager
+def _given_back_on_failure(admission: Admission, *, start: bool = False):
+    """Give the request's rate-limit slot back if storing its message fails (the loser of two
+    posts racing into one conversation, a database error, the commit): only a stored message
+    counts. The reservation of a reply started in the same transaction is released too."""
+    posting = _Posting(admission, start)
+    try:
+        yield posting
+    except Exception:
+        plan = posting.prepared.plan if posting.prepared is not None else None
+        if plan is not None and plan.reservation is not None:
+            plan.reservation.release()
+        if admission.slot is not None:
+            admission.slot.give_back()
+        raise
 
 
 def post_message(
@@ -124,7 +138,7 @@ def post_message(
     the partial unique index settles a race with another post (ReplyInProgress as well, and the
     loser gives its slot back).
 
-    ``start``: also start the reply's generation (``prepare_reply``, in ``Posted.prepared``) in
+    ``start``: also start the reply's generation (``start_posted``, in ``Posted.prepared``) in
     the same transaction, as the API does: one commit per post, not two (on PostgreSQL each is
     a flush to disk, in the one database thread every post waits for).
     """
@@ -167,7 +181,7 @@ def _post(
     admission = admit_request(user=conversation.user, content=text)
     # The slot is given back after the rollback, outside the transaction.
     try:
-        with _given_back_on_failure(admission) as started, transaction.atomic():
+        with _given_back_on_failure(admission, start=start) as posting, transaction.atomic():
             leaf = link_tree(conversation=conversation)
             if edited is not None:
                 edited.refresh_from_db(fields=["parent"])
@@ -189,13 +203,12 @@ def _post(
                 runner_channel=runner_channel,
                 title=title,
             )
-            if start:
-                started.append(prepare_reply(posted=Posted(user_message, reply, admission)))
+            posted = posting.posted(user_message, reply)
     except IntegrityError as exc:  # its foreign key, at commit: deleted meanwhile (another tab)
         raise ConversationGone("The conversation was deleted.") from exc
     except Message.DoesNotExist as exc:  # the edited message, deleted meanwhile
         raise ConversationGone("The message was deleted.") from exc
-    return Posted(user_message, reply, admission, started[0] if started else None)
+    return posted
 
 
 def regenerate_reply(*, reply: Message, runner_channel: str = "", start: bool = False) -> Posted:
@@ -210,14 +223,12 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "", start: bool = 
     user_message = reply.reply_to
     assert user_message is not None  # reply_to_id was checked above
     admission = admit_request(user=conversation.user, content=user_message.content)
-    with _given_back_on_failure(admission) as started, transaction.atomic():
+    with _given_back_on_failure(admission, start=start) as posting, transaction.atomic():
         link_tree(conversation=conversation)
         new_reply = _start_reply(
             conversation=conversation, user_message=user_message, runner_channel=runner_channel
         )
-        if start:
-            started.append(prepare_reply(posted=Posted(user_message, new_reply, admission)))
-    return Posted(user_message, new_reply, admission, started[0] if started else None)
+        return posting.posted(user_message, new_reply)
 
 
 def request_stop(*, reply: Message) -> None:
@@ -227,9 +238,3 @@ def request_stop(*, reply: Message) -> None:
     )
     if not updated:
         raise NotInProgress(f"The reply is not in progress (it is {reply.status}).")
-
-
-def prepare_reply(*, posted: Posted) -> Prepared:
-    """``starting.start_posted`` of a message just posted (``post_message(start=True)`` does
-    this inside its transaction)."""
-    return start_posted(posted.reply, posted.admission)

@@ -186,8 +186,8 @@ def run_here(main):
 
 def _post(user, content: str):
     conversation = Conversation.objects.create(user=user)
-    posted = services.post_message(conversation=conversation, content=content)
-    return posted.reply.pk, services.prepare_reply(posted=posted)
+    posted = services.post_message(conversation=conversation, content=content, start=True)
+    return posted.reply.pk, posted.prepared
 
 
 def test_backoff_starts_from_the_fault_not_after_database_work(in_process, simulator, user):
