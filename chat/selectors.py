@@ -122,10 +122,15 @@ def context_before(message: Message) -> list[Message]:
     """Return the messages ``message`` follows on its own branch, root first (the context of a
     reply: never another branch's messages). Only what a context needs is read (not the
     rendered ``html``, which doubles a long conversation's bytes)."""
+    return context_through(message)[:-1]
+
+
+def context_through(message: Message) -> list[Message]:
+    """``context_before(message)`` and ``message`` itself, read as it is stored."""
     messages = list(message.conversation.messages.only(*_TREE_FIELDS, *_CONTEXT_FIELDS))
     tree, _ = _tree(message.conversation, messages)
     by_id = {m.pk: m for m in messages}
-    return [by_id[pk] for pk in tree.path_to(message.pk)[:-1]]
+    return [by_id[pk] for pk in tree.path_to(message.pk)]
 
 
 def reply_state(message_id: int, *, user_id: int | None = None) -> ReplyState | None:

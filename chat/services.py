@@ -35,12 +35,13 @@ from .naming import (  # noqa: F401 (the title's writes; callers import them her
 )
 from .starting import (  # noqa: F401 (starting a reply; callers import them here)
     Admission,
+    Opening,
     Prepared,
     ReplyPlan,
     admit_request,
+    open_reply,
     reserve_reply,
     start_generation,
-    start_posted,
 )
 
 
@@ -57,11 +58,17 @@ def create_conversation(*, user, title: str = "") -> Conversation:
 
 
 def _start_reply(
-    *, conversation: Conversation, user_message: Message, runner_channel: str, title: str = ""
+    *,
+    conversation: Conversation,
+    user_message: Message,
+    runner_channel: str,
+    posting: "_Posting",
+    title: str = "",
 ):
-    """Store a pending reply to ``user_message`` and touch the conversation (with ``title``, its
-    stand-in title, in the same statement)."""
+    """Store the reply to ``user_message`` (pending, or started by ``posting``) and touch the
+    conversation (with ``title``, its stand-in title, in the same statement)."""
     now = timezone.now()
+    fields = posting.open(conversation, user_message)
     try:
         # No savepoint: inside post_message's transaction a conflict rolls back the user's
         # message too, which is what a refused post should leave behind.
@@ -71,9 +78,8 @@ def _start_reply(
                 role=Message.Role.ASSISTANT,
                 reply_to=user_message,
                 parent=user_message,
-                status=Message.Status.PENDING,
                 runner_channel=runner_channel,
-                heartbeat_at=now,
+                **({"status": Message.Status.PENDING, "heartbeat_at": now} | fields),
             )
     except IntegrityError as exc:  # the partial unique index: another reply is in progress
         raise ReplyInProgress("A reply is already being written in this conversation.") from exc
@@ -95,32 +101,46 @@ class Posted(NamedTuple):
 
 
 class _Posting:
-    """One post in its transaction: its admission, and (``start``) its reply's start."""
+    """One post in its transaction: its admission, and (``start``) its reply's start, made
+    before the reply is stored (``open_reply``: it is inserted started).
 
-    def __init__(self, admission: Admission, start: bool):
+    ``first``: the conversation had no messages before this post (the context of its reply is
+    the new message alone)."""
+
+    def __init__(self, admission: Admission, start: bool, first: bool = False):
         self.admission = admission
         self.start = start
-        self.prepared: Prepared | None = None
+        self.first = first
+        self.opening: Opening | None = None
+
+    def open(self, conversation: Conversation, user_message: Message) -> dict:
+        """The fields the reply is stored with: started (``start``), else none (pending)."""
+        if not self.start:
+            return {}
+        self.opening = open_reply(
+            conversation=conversation,
+            user_message=user_message,
+            admission=self.admission,
+            first=self.first,
+        )
+        return self.opening.fields
 
     def posted(self, user_message: Message, reply: Message) -> Posted:
-        """The stored messages, the reply started in the same transaction if asked for."""
-        if self.start:
-            self.prepared = start_posted(reply, self.admission)
-        return Posted(user_message, reply, self.admission, self.prepared)
+        prepared = self.opening.prepared(reply.pk) if self.opening is not None else None
+        return Posted(user_message, reply, self.admission, prepared)
 
 
 @contextmanager
-def _given_back_on_failure(admission: Admission, *, start: bool = False):
+def _given_back_on_failure(admission: Admission, *, start: bool = False, first: bool = False):
     """Give the request's rate-limit slot back if storing its message fails (the loser of two
     posts racing into one conversation, a database error, the commit): only a stored message
     counts. The reservation of a reply started in the same transaction is released too."""
-    posting = _Posting(admission, start)
+    posting = _Posting(admission, start, first)
     try:
         yield posting
     except Exception:
-        plan = posting.prepared.plan if posting.prepared is not None else None
-        if plan is not None and plan.reservation is not None:
-            plan.reservation.release()
+        if posting.opening is not None:
+            posting.opening.release()
         if admission.slot is not None:
             admission.slot.give_back()
         raise
@@ -138,9 +158,10 @@ def post_message(
     the partial unique index settles a race with another post (ReplyInProgress as well, and the
     loser gives its slot back).
 
-    ``start``: also start the reply's generation (``start_posted``, in ``Posted.prepared``) in
-    the same transaction, as the API does: one commit per post, not two (on PostgreSQL each is
-    a flush to disk, in the one database thread every post waits for).
+    ``start``: store the reply already started (``open_reply``: its context and reservation,
+    the runner's plan in ``Posted.prepared``) in the same transaction, as the API does: one
+    commit per post, not two (on PostgreSQL each is a flush to disk, in the one database thread
+    every post waits for), and no second statement to mark the reply started.
     """
     return _post(
         conversation=conversation, content=content, runner_channel=runner_channel, start=start
@@ -179,9 +200,14 @@ def _post(
     if busy:
         raise ReplyInProgress("A reply is already being written in this conversation.")
     admission = admit_request(user=conversation.user, content=text)
+    # A conversation read with selectors.with_reply_in_progress says whether it is empty.
+    first = edited is None and getattr(conversation, "has_messages", True) is False
     # The slot is given back after the rollback, outside the transaction.
     try:
-        with _given_back_on_failure(admission, start=start) as posting, transaction.atomic():
+        with (
+            _given_back_on_failure(admission, start=start, first=first) as posting,
+            transaction.atomic(),
+        ):
             leaf = link_tree(conversation=conversation)
             if edited is not None:
                 edited.refresh_from_db(fields=["parent"])
@@ -201,6 +227,7 @@ def _post(
                 conversation=conversation,
                 user_message=user_message,
                 runner_channel=runner_channel,
+                posting=posting,
                 title=title,
             )
             posted = posting.posted(user_message, reply)
@@ -226,7 +253,10 @@ def regenerate_reply(*, reply: Message, runner_channel: str = "", start: bool = 
     with _given_back_on_failure(admission, start=start) as posting, transaction.atomic():
         link_tree(conversation=conversation)
         new_reply = _start_reply(
-            conversation=conversation, user_message=user_message, runner_channel=runner_channel
+            conversation=conversation,
+            user_message=user_message,
+            runner_channel=runner_channel,
+            posting=posting,
         )
         return posting.posted(user_message, new_reply)
 

@@ -1,8 +1,9 @@
 """Starting a reply's generation: what admits a message (``admit_request``), and the reply's
-plan (``start_generation``: its context, its reservation, its start), made by the request that
-posted it. Writes, like ``services``, which re-exports them."""
+plan (its context, its reservation, its start), made by the request that posted it: before the
+reply is stored, which is then inserted started (``open_reply``), or for a stored pending reply
+(``start_generation``). Writes, like ``services``, which re-exports them."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -70,25 +71,22 @@ class ReplyPlan:
     limits: quotas.Limits | None = None  # the user's, as admitted (None: read them when needed)
 
 
-def start_generation(*, message: Message, admission: Admission | None = None) -> ReplyPlan | None:
-    """Mark the reply streaming and return its plan, or None when it is gone or not pending.
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a reply is generated from: the upstream messages and what the plan says of them."""
 
-    ``message``: the pending reply, with its conversation and the conversation's user loaded
-    (the posting request has them in hand). ``admission``: the configuration and limits the
-    POST admitted the message with (else they are read now).
-    """
-    if message.status != Message.Status.PENDING:
-        return None
-    message_id = message.pk
-    conversation = message.conversation
-    if admission is None:
-        admission = Admission(
-            resolve_config(conversation.user, "chat"), quotas.limits_for(conversation.user)
-        )
-    config = admission.config
+    messages: list[dict]
+    input_tokens: int
+    first_exchange: bool
+    first_user_text: str
+
+
+def _context(conversation, config: ChatConfig, path: list[Message]) -> _Context:
+    """The upstream messages of a reply that follows ``path`` (root first): the system prompt
+    and as much of the history as the token budget holds."""
     history = [
         {"role": m.role, "content": m.content}
-        for m in selectors.context_before(message)
+        for m in path
         if m.content and (m.role == Message.Role.USER or m.status == Message.Status.COMPLETED)
     ]
     budget = max(settings.CHAT_CONTEXT_TOKEN_BUDGET - config.max_tokens, 256)
@@ -99,35 +97,93 @@ def start_generation(*, message: Message, admission: Admission | None = None) ->
     input_tokens = estimate_messages_tokens(upstream_messages) + kept_tokens  # + system prompt
     upstream_messages += kept
     user_count = sum(1 for m in history if m["role"] == Message.Role.USER)
-    now = timezone.now()
+    return _Context(
+        messages=upstream_messages,
+        input_tokens=input_tokens,
+        first_exchange=user_count == 1 and not conversation.title_generated,
+        first_user_text=history[-1]["content"] if history else "",
+    )
+
+
+def _reserve(conversation, config: ChatConfig, context: _Context, limits):
+    """Hold the worst case of the reply's call before the upstream is called (docs/quotas.md);
+    a refusal is recorded and raised (QuotaExceeded)."""
     try:
-        # The worst case of this call is held before the upstream is called (docs/quotas.md).
-        reservation = quotas.reserve(
+        return quotas.reserve(
             conversation.user,
             model=config.model,
-            input_tokens=input_tokens,
+            input_tokens=context.input_tokens,
             max_tokens=config.max_tokens,
-            limits=admission.limits,
+            limits=limits,
         )
     except quotas.QuotaExceeded as exc:
-        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-            status=Message.Status.FAILED,
-            model=config.model,
-            error_code=exc.code,
-            error_message=exc.message,
-            finished_at=now,
-            heartbeat_at=now,
-        )
         quotas.record_refusal(exc, user_id=conversation.user_id, stage="generation")
         raise
-    try:
-        started = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-            status=Message.Status.STREAMING,
-            model=config.model,
-            prompt_version_id=config.prompt_version_id,
-            variant=config.variant,
-            heartbeat_at=now,
+
+
+def _plan(reply_id: int, conversation, admission: Admission, context: _Context, reservation):
+    return ReplyPlan(
+        message_id=reply_id,
+        conversation_id=conversation.pk,
+        user_id=conversation.user_id,
+        config=admission.config,
+        messages=context.messages,
+        first_exchange=context.first_exchange,
+        first_user_text=context.first_user_text,
+        input_tokens=context.input_tokens,
+        reservation=reservation,
+        limits=admission.limits,
+    )
+
+
+def _started_fields(config: ChatConfig, now) -> dict:
+    return {
+        "status": Message.Status.STREAMING,
+        "model": config.model,
+        "prompt_version_id": config.prompt_version_id,
+        "variant": config.variant,
+        "heartbeat_at": now,
+    }
+
+
+def _refused_fields(config: ChatConfig, exc: quotas.QuotaExceeded, now) -> dict:
+    return {
+        "status": Message.Status.FAILED,
+        "model": config.model,
+        "error_code": exc.code,
+        "error_message": exc.message,
+        "finished_at": now,
+        "heartbeat_at": now,
+    }
+
+
+def start_generation(*, message: Message, admission: Admission | None = None) -> ReplyPlan | None:
+    """Mark a stored pending reply streaming and return its plan, or None when it is gone or
+    not pending. (A posted reply is stored started instead: ``open_reply``.)
+
+    ``message``: the pending reply, with its conversation and the conversation's user loaded.
+    ``admission``: the configuration and limits its message was admitted with (else they are
+    read now).
+    """
+    if message.status != Message.Status.PENDING:
+        return None
+    message_id = message.pk
+    conversation = message.conversation
+    if admission is None:
+        admission = Admission(
+            resolve_config(conversation.user, "chat"), quotas.limits_for(conversation.user)
         )
+    config = admission.config
+    context = _context(conversation, config, selectors.context_before(message))
+    now = timezone.now()
+    pending = Message.objects.filter(pk=message_id, status=Message.Status.PENDING)
+    try:
+        reservation = _reserve(conversation, config, context, admission.limits)
+    except quotas.QuotaExceeded as exc:
+        pending.update(**_refused_fields(config, exc, now))
+        raise
+    try:
+        started = pending.update(**_started_fields(config, now))
     except BaseException:
         if reservation is not None:
             reservation.release()
@@ -136,18 +192,7 @@ def start_generation(*, message: Message, admission: Admission | None = None) ->
         if reservation is not None:
             reservation.release()
         return None
-    return ReplyPlan(
-        message_id=message_id,
-        conversation_id=conversation.pk,
-        user_id=conversation.user_id,
-        config=config,
-        messages=upstream_messages,
-        first_exchange=user_count == 1 and not conversation.title_generated,
-        first_user_text=history[-1]["content"] if history else "",
-        input_tokens=input_tokens,
-        reservation=reservation,
-        limits=admission.limits,
-    )
+    return _plan(message_id, conversation, admission, context, reservation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,21 +203,54 @@ class Prepared:
     error: Exception | None = None
 
 
-def start_posted(reply: Message, admission: Admission) -> Prepared:
-    """Start the generation of a reply just posted, in the posting request's own database call.
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A posted reply's start, made before the reply is stored: the fields it is inserted with
+    (started, or failed by its quota; none: pending, for the runner to fail) and its plan (the
+    message id still 0) or the error the runner ends it with."""
 
-    The runner then calls the upstream at once: under load, a separate start waited in the
-    database threads' queue behind the other requests' work (docs/performance.md). A refusal
-    (QuotaExceeded) or another fault (the quota store down) is handed to the runner, which ends
-    the reply with it; a database error is raised (in the posting transaction: the post is then
-    not stored at all, rather than committed without its start).
+    fields: dict
+    plan: ReplyPlan | None = None
+    error: Exception | None = None
+
+    def prepared(self, reply_id: int) -> Prepared:
+        plan = replace(self.plan, message_id=reply_id) if self.plan is not None else None
+        return Prepared(plan=plan, error=self.error)
+
+    def release(self) -> None:
+        """Give the reservation back (the reply was not stored after all)."""
+        if self.plan is not None and self.plan.reservation is not None:
+            self.plan.reservation.release()
+
+
+def open_reply(
+    *, conversation, user_message: Message, admission: Admission, first: bool
+) -> Opening:
+    """Start the reply to ``user_message`` (just stored, in the posting transaction) before the
+    reply itself is stored: its context, its reservation, and the fields that store it started.
+
+    The reply is then inserted ``streaming`` in one statement (no pending row to update) and
+    the runner calls the upstream at once; under load, a separate start waited in the database
+    thread's queue behind the other requests' work (docs/performance.md). ``first``: the
+    conversation had no messages before this one, so its context is this message alone (not
+    read again). A refusal (QuotaExceeded) stores the reply failed with the limit's message;
+    another fault (the quota store down) stores it pending for the runner to fail; a database
+    error is raised (the post is then not stored at all).
     """
+    config = admission.config
+    path = [user_message] if first else selectors.context_through(user_message)
+    context = _context(conversation, config, path)
+    now = timezone.now()
     try:
-        return Prepared(plan=start_generation(message=reply, admission=admission))
+        reservation = _reserve(conversation, config, context, admission.limits)
+    except quotas.QuotaExceeded as exc:
+        return Opening(_refused_fields(config, exc, now), error=exc)
     except DatabaseError:
         raise
     except Exception as exc:
-        return Prepared(error=exc)
+        return Opening({}, error=exc)
+    plan = _plan(0, conversation, admission, context, reservation)
+    return Opening(_started_fields(config, now), plan=plan)
 
 
 def reserve_reply(plan: ReplyPlan, *, force: bool = False) -> quotas.Reservation | None:

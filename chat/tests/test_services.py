@@ -165,3 +165,35 @@ def test_plan_sends_trimmed_history_with_the_system_prompt(conversation, setting
     assert plan.messages[1]["content"].startswith(("q", "a"))
     reply.refresh_from_db()
     assert reply.status == "streaming"
+
+
+def test_a_started_post_plans_what_starting_its_pending_reply_would(conversation, settings):
+    """``start=True`` plans the reply before storing it, and inserts it ``streaming``: the same
+    upstream messages as starting a stored pending reply (``start_generation``), with the
+    history read once, or for a conversation's first post not at all (its context is the new
+    message alone)."""
+    settings.CHAT_CONTEXT_TOKEN_BUDGET = 1500
+    settings.AI_MAX_OUTPUT_TOKENS = 1000
+    twin = make_conversation(conversation.user, title="t")
+    for target in (conversation, twin):
+        for i in range(5):
+            make_reply(target, "completed", question=f"q{i} " * 100, content=f"a{i} " * 100)
+    pending = services.post_message(conversation=twin, content="latest question").reply
+    expected = services.start_generation(message=pending)
+    started = services.post_message(
+        conversation=conversation, content="latest question", start=True
+    )
+    plan = started.prepared.plan
+    assert plan.message_id == started.reply.pk != expected.message_id
+    assert plan.messages == expected.messages and len(plan.messages) < 12  # trimmed alike
+    assert (plan.input_tokens, plan.first_exchange) == (expected.input_tokens, False)
+    stored = Message.objects.get(pk=started.reply.pk)
+    assert (stored.status, stored.model) == ("streaming", plan.config.model)
+
+    empty = make_conversation(conversation.user)
+    first = selectors.with_reply_in_progress(Conversation.objects).get(pk=empty.pk)
+    assert first.has_messages is False
+    posted = services.post_message(conversation=first, content="hello", start=True)
+    assert posted.prepared.plan.messages[-1] == {"role": "user", "content": "hello"}
+    assert posted.prepared.plan.first_exchange
+    assert Message.objects.get(pk=posted.reply.pk).status == "streaming"

@@ -31,13 +31,14 @@ ON_REDIS = bool(os.environ.get("REDIS_URL"))
 # is not a statement of its own (SQLite's BEGIN IMMEDIATE is); with Redis the quota counters
 # are one script (EVALSHA) instead of SQL, and the end of each reply goes to the channel
 # layer's group (``other``: the publisher task).
-SQL = {"post": 9, "stream": 0, "reply": 5, "title": 4, "other": 0}
+SQL = {"post": 7, "stream": 0, "reply": 5, "title": 4, "other": 0}
 THREADS = {"post": 3, "stream": 3, "reply": 1, "title": 3, "other": 0}
 REDIS = {"post": 0, "stream": 0, "reply": 1, "title": 1, "other": 2}
 BEGIN = {"post": 1, "reply": 1, "title": 1}  # SQLite's BEGIN IMMEDIATE
 COUNTERS_IN_SQL = {"reply": 1, "title": 1}  # the quota counters' UPDATE (database backend)
-# A later reply: no title call (the stand-in title goes with the conversation's updated_at).
-LATER: dict[str, int] = {}
+# A later reply: no title call (the stand-in title goes with the conversation's updated_at),
+# and its post reads the history it follows (a first post's context is the message alone).
+LATER: dict[str, int] = {"post": 1}
 
 
 def _budget(phase: str, *, later: bool = False) -> dict:
