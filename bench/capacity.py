@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="nginx sends every request of a client connection to one process (hash "
         "$connection): a reply's stream is read where it is written, no cross-process follow",
     )
+    parser.add_argument(
+        "--one-request",
+        action="store_true",
+        help="each user's POST asks for its reply's stream in its own response (Accept: "
+        "text/event-stream), as the chat page does; without it, a 202 and a GET of stream_url",
+    )
     parser.add_argument("--step-seconds", type=float, default=15.0)
     parser.add_argument("--ttft-ms", type=int, default=200)
     parser.add_argument("--tps", type=float, default=50.0)
@@ -123,6 +129,7 @@ async def run_step(args, stack, rate: float, idle: dict) -> dict:
         n,
         args.step_seconds,
         meters=(cpu, redis_meter, pg_meter),
+        one_request=args.one_request,
     )
     streams = r.pop("streams")
     durations = [s.t_end - s.t_post for s in streams if s.t_end is not None]
@@ -192,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bench/capacity.py: {args.processes} daphne processes behind nginx"
             + (" (affinity)" if args.affinity else "")
+            + ("; one request per reply" if args.one_request else "")
             + "; starting ..."
         )
         with running_stack(

@@ -124,6 +124,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a reply's stream may land on another process).",
     )
     parser.add_argument(
+        "--one-request",
+        action="store_true",
+        help="The app's clients POST with Accept: text/event-stream and read the reply's events "
+        "from the POST's response (one request), instead of a 202 and a GET of stream_url "
+        "(two requests, what the chat page does). 'POST -> 202' is then the POST to its "
+        "response's headers, and 'GET stream -> headers' is zero.",
+    )
+    parser.add_argument(
         "--title-replies",
         type=int,
         default=5,
@@ -225,7 +233,9 @@ async def bench(
             peer = {**jsonable(proxied), "versus_direct": versus_direct(direct, proxied)}
             await asyncio.sleep(0.5)
         print(" app ...", end="", flush=True)
-        app = await app_round(base_url, session, pid, sim_pid, n, args.spread)
+        app = await app_round(
+            base_url, session, pid, sim_pid, n, args.spread, one_request=args.one_request
+        )
         print(f" done ({direct['wall_s']:.1f} s + {app['wall_s']:.1f} s)", flush=True)
         for label, r in (("direct", direct), ("app", app)):
             if r["errors"]:
@@ -348,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "app_env_overrides": app_overrides(),
             "litellm": args.litellm or None,
             "processes": args.processes,
+            "flow": "one request" if args.one_request else "two requests",
         },
         "git": git_state(),
         "rounds": [
@@ -368,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         f"database {engine}, channel layer {result['config']['channel_layer']}; "
         f"simulator {args.ttft_ms} ms TTFT, {args.tps:g} tok/s, {args.tokens} tokens/reply"
         + (f"; starts spread over {args.spread:g} s" if args.spread else "; starts at once")
+        + ("; one request per reply (POST streams it)" if args.one_request else "")
     )
     print(table(result))
     if title is not None:

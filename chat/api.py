@@ -19,9 +19,12 @@ from core.outages import outage_response
 from core.request_id import current_request_id
 from experiments.services import rate_reply, remove_feedback
 
-from . import filing, runner, selectors, services, streaming
+from . import filing, followers, runner, selectors, services, streaming
 from .models import Conversation, Message
+from .sse import sse_event
+from .sse_response import sse_response
 from .state import NOT_RETRYABLE
+from .stream_limits import take_slot
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -246,15 +249,36 @@ async def conversation(request, user, conversation_id: int):
     return JsonResponse(conversation_json(conversation))
 
 
-def _accepted(user_message: Message, reply: Message) -> JsonResponse:
-    return JsonResponse(
-        {
-            "user_message": message_json(user_message),
-            "assistant_message": {"id": reply.pk, "status": reply.status},
-            "stream_url": reverse("api:message-stream", args=[reply.pk]),
-        },
-        status=202,
-    )
+def _accepted_json(user_message: Message, reply: Message) -> dict:
+    return {
+        "user_message": message_json(user_message),
+        "assistant_message": {"id": reply.pk, "status": reply.status},
+        "stream_url": reverse("api:message-stream", args=[reply.pk]),
+    }
+
+
+def wants_stream(request) -> bool:
+    """The post asks for its reply's events in its own response (``Accept:
+    text/event-stream``) rather than a 202 and a second request to ``stream_url``."""
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def _accepted(request, user, posted, generation):
+    """202 with the stored message and where to read the reply; or, if the post asked for it
+    (``wants_stream``), the reply's events at once, after an ``accepted`` event carrying the
+    same JSON. The stream is read here, where the reply runs, whichever process that is."""
+    body = _accepted_json(posted.user_message, posted.reply)
+    # The user's open streams on this process are counted as for GET stream_url; at the most
+    # already, the post is answered as without the header (its reply runs: the client opens
+    # the stream when it has a slot).
+    if wants_stream(request) and (slot := take_slot(user.pk)):
+        return sse_response(
+            posted.reply.pk,
+            followers.follow_local(generation, 0),
+            slot,
+            first=sse_event("accepted", body),
+        )
+    return JsonResponse(body, status=202)
 
 
 def _post_message(request, conversation_id: int, channel: str):
@@ -286,7 +310,7 @@ async def _store_and_start(request, store, *args) -> JsonResponse:
     """
     channel = await streaming.control_channel()
     (user, posted, prepared), cancelled = await through_cancel(db(store, request, *args, channel))
-    runner.start(
+    generation = runner.start(
         posted.reply.pk,
         user_id=user.pk,
         request_id=current_request_id(),
@@ -295,7 +319,7 @@ async def _store_and_start(request, store, *args) -> JsonResponse:
     )
     if cancelled:
         raise asyncio.CancelledError
-    return _accepted(posted.user_message, posted.reply)
+    return _accepted(request, user, posted, generation)
 
 
 @refuse_while_draining

@@ -111,14 +111,18 @@ def read_stream(
     stop_after_deltas: int | None = None,
     on_delta=None,
     timeout: float = 30,
+    method: str = "GET",
+    json: dict | None = None,
 ) -> SSEResult:
-    """Read an SSE stream to its final event (or until ``stop_after_deltas`` deltas)."""
+    """Read an SSE stream to its final event (or until ``stop_after_deltas`` deltas).
+
+    ``method="POST"`` with ``json``: a post that asks for its reply's stream in its response."""
     headers = {"Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     events: list[SSEEvent] = []
     comments: list[str] = []
-    with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+    with client.stream(method, url, headers=headers, json=json, timeout=timeout) as response:
         if response.status_code != 200:
             response.read()
             return SSEResult(response.status_code, dict(response.headers), [], [])

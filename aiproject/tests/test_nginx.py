@@ -23,8 +23,11 @@ if NGINX is None:
 TOKENS, TPS = 40, 20  # the simulator takes about 2 s to produce this reply
 
 
-def stream_through(base_url: str, user) -> tuple[int, float, str]:
-    """Return (delta events, seconds between the first and last delta, final event)."""
+def stream_through(base_url: str, user, *, one_request: bool = False) -> tuple[int, float, str]:
+    """Return (delta events, seconds between the first and last delta, final event).
+
+    ``one_request``: the post streams its reply in its own response (``Accept:
+    text/event-stream``), through the posts' location."""
 
     class Server:
         pass
@@ -34,11 +37,14 @@ def stream_through(base_url: str, user) -> tuple[int, float, str]:
     with api_client(server, user) as client:
         created = client.post("/api/conversations", json={})
         assert created.status_code == 201, created.text
-        started = client.post(
-            f"/api/conversations/{created.json()['id']}/messages",
-            json={"content": f"Through the proxy [sim:tokens={TOKENS},tps={TPS}]"},
-        ).json()
-        result = read_stream(client, started["stream_url"])
+        url = f"/api/conversations/{created.json()['id']}/messages"
+        content = {"content": f"Through the proxy [sim:tokens={TOKENS},tps={TPS}]"}
+        if one_request:
+            result = read_stream(client, url, method="POST", json=content)
+            assert result.events[0].event == "accepted"
+        else:
+            started = client.post(url, json=content).json()
+            result = read_stream(client, started["stream_url"])
     deltas = [e for e in result.events if e.event == "delta"]
     spread = deltas[-1].received_at - deltas[0].received_at if deltas else 0.0
     return len(deltas), spread, result.final.event if result.final else ""
@@ -59,6 +65,31 @@ def test_sse_arrives_event_by_event_through_nginx(app_server, user, tmp_path):
     assert final == "done"
     assert arrives_event_by_event(count, spread), (count, spread)
     assert health.status_code == 200
+
+
+def test_a_post_streams_its_reply_event_by_event_through_nginx(app_server, user, tmp_path):
+    with nginx_for(app_server.base_url, tmp_path) as base:
+        count, spread, final = stream_through(base, user, one_request=True)
+    assert final == "done"
+    assert arrives_event_by_event(count, spread), (count, spread)
+
+
+def test_the_posts_location_buffering_fails_the_same_check(app_server, user, tmp_path):
+    """The check above can fail: the posts' location with nginx's buffering back (and the
+    app's X-Accel-Buffering ignored) delivers the reply in one burst."""
+    text = CONF.read_text()
+    start = text.index("location ~ ^/api/(conversations")
+    end = text.index("location / {")
+    block = text[start:end].replace(
+        "proxy_buffering off;", "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;"
+    )
+    block = block.replace("proxy_http_version 1.1;", "").replace(
+        'proxy_set_header Connection "";', ""
+    )
+    with nginx_for(app_server.base_url, tmp_path, text=text[:start] + block + text[end:]) as base:
+        count, spread, final = stream_through(base, user, one_request=True)
+    assert final == "done"
+    assert not arrives_event_by_event(count, spread), (count, spread)
 
 
 def buffering_variant(text: str) -> str:

@@ -129,10 +129,8 @@ async def direct_stream(
     return s
 
 
-async def app_stream(
-    client: httpx.AsyncClient, conversation_id: int, content: str, count: OpenCount
-) -> Stream:
-    s = Stream()
+def _handler(s: Stream) -> Callable[[SSEEvent, float], None]:
+    """Record the events of an app stream into ``s`` (deltas, their offsets, the end)."""
     position = 0
 
     def handle(sse: SSEEvent, now: float) -> None:
@@ -147,6 +145,8 @@ async def app_stream(
             if event_id is None or int(event_id) != position + len(text):
                 s.offsets_ok = False
             position = int(event_id) if event_id is not None else position + len(text)
+        elif event == "accepted":  # a post's own stream: what its 202 would carry
+            s.message_id = payload["assistant_message"]["id"]
         elif event in ("done", "error"):
             s.final = event
             s.final_status = payload.get("status", "")
@@ -156,31 +156,65 @@ async def app_stream(
             else:
                 s.error = f"{payload.get('code')}: {payload.get('message')}"
 
+    return handle
+
+
+async def _read_reply(
+    response: httpx.Response, s: Stream, handle, count: OpenCount, what: str
+) -> bool:
+    """Read the reply's events from ``response``; False if it is not a stream (an error)."""
+    s.status = response.status_code
+    if response.status_code != 200:
+        s.error = f"{what} HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+        return False
+    count.opened()
+    try:
+        await read_events(response, handle, json_data=True)
+    finally:
+        count.closed()
+    return True
+
+
+async def _one_request(client, url: str, content: str, count: OpenCount, s: Stream, handle):
+    headers = {"Accept": "text/event-stream"}
+    async with client.stream("POST", url, json={"content": content}, headers=headers) as response:
+        s.t_open = s.t_headers = time.perf_counter()
+        return await _read_reply(response, s, handle, count, "POST")
+
+
+async def _two_requests(client, url: str, content: str, count: OpenCount, s: Stream, handle):
+    response = await client.post(url, json={"content": content})
+    s.status = response.status_code
+    if response.status_code != 202:
+        s.error = f"POST HTTP {response.status_code}: {response.text[:200]}"
+        return False
+    accepted = response.json()
+    s.message_id = accepted["assistant_message"]["id"]
+    s.t_open = time.perf_counter()
+    headers = {"Accept": "text/event-stream"}
+    async with client.stream("GET", accepted["stream_url"], headers=headers) as response:
+        s.t_headers = time.perf_counter()
+        return await _read_reply(response, s, handle, count, "GET")
+
+
+async def app_stream(
+    client: httpx.AsyncClient,
+    conversation_id: int,
+    content: str,
+    count: OpenCount,
+    *,
+    one_request: bool = False,
+) -> Stream:
+    """POST a message and read its reply's events: from ``stream_url`` after the 202, or
+    (``one_request``) from the POST's own response (``Accept: text/event-stream``), where the
+    response's headers stand for the 202 and the stream's open."""
+    s = Stream()
+    read = _one_request if one_request else _two_requests
+    url = f"/api/conversations/{conversation_id}/messages"
     s.t_post = time.perf_counter()
     try:
-        response = await client.post(
-            f"/api/conversations/{conversation_id}/messages", json={"content": content}
-        )
-        s.status = response.status_code
-        if response.status_code != 202:
-            s.error = f"POST HTTP {response.status_code}: {response.text[:200]}"
+        if not await read(client, url, content, count, s, _handler(s)):
             return s
-        accepted = response.json()
-        s.message_id = accepted["assistant_message"]["id"]
-        s.t_open = time.perf_counter()
-        async with client.stream(
-            "GET", accepted["stream_url"], headers={"Accept": "text/event-stream"}
-        ) as response:
-            s.t_headers = time.perf_counter()
-            s.status = response.status_code
-            if response.status_code != 200:
-                s.error = f"GET HTTP {response.status_code}: {(await response.aread())[:200]!r}"
-                return s
-            count.opened()
-            try:
-                await read_events(response, handle, json_data=True)
-            finally:
-                count.closed()
     except (httpx.HTTPError, json.JSONDecodeError, KeyError, ValueError) as exc:
         s.error = s.error or f"{type(exc).__name__}: {exc}"
     s.t_end = time.perf_counter()

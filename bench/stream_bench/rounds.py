@@ -126,6 +126,7 @@ async def app_round(
     *,
     titled: bool = True,
     meters: tuple = (),
+    one_request: bool = False,
 ) -> dict:
     """N clients through the app. ``meters`` (bench/capacity.py): objects whose ``begin()`` and
     ``end()`` are called when the clients start and when the last stream has ended."""
@@ -147,7 +148,10 @@ async def app_round(
         async with asyncio.timeout(ROUND_TIMEOUT):
             streams = await asyncio.gather(
                 *(
-                    started_at(delay, app_stream(c, cid, message(n, i, "app"), count))
+                    started_at(
+                        delay,
+                        app_stream(c, cid, message(n, i, "app"), count, one_request=one_request),
+                    )
                     for i, (c, cid, delay) in enumerate(
                         zip(clients, conversations, delays(n, spread), strict=True)
                     )

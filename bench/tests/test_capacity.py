@@ -92,11 +92,12 @@ def test_the_objective_names_what_broke():
     bool(missing_tools()) or shutil.which("nginx") is None,
     reason="needs initdb/pg_ctl, redis-server and nginx",
 )
-def test_a_short_run_counts_real_work(tmp_path):
+@pytest.mark.parametrize("flow", [[], ["--one-request"]], ids=["two-requests", "one-request"])
+def test_a_short_run_counts_real_work(tmp_path, flow):
     out = tmp_path / "capacity.json"
     done = subprocess.run(
         [sys.executable, "bench/capacity.py", "--processes", "2", "--rates", "2",
-         "--step-seconds", "2", "--tokens", "20", "--tps", "100", "--json", str(out)],
+         "--step-seconds", "2", "--tokens", "20", "--tps", "100", "--json", str(out), *flow],
         cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

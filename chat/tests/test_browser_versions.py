@@ -98,6 +98,8 @@ def test_regenerate_switch_versions_and_edit_a_message(page, app_server, user):
     # "<" away.
     first_user = page.locator(USER).first
     original_id = first_user.get_attribute("data-message-id")
+    streams = []  # GETs of a reply's stream_url: none, the edit's response carries its reply
+    page.on("request", lambda r: r.url.endswith("/stream") and streams.append(r.url))
     first_user.locator(".edit-button").click()
     editor = first_user.locator(".edit-input")
     assert editor.input_value() == "Hello versions [sim:tokens=5]"
@@ -124,6 +126,11 @@ def test_regenerate_switch_versions_and_edit_a_message(page, app_server, user):
     reply = page.locator(ASSISTANT).first
     assert reply.locator(".message-stats").count() == 1
     assert len(reply.get_attribute("data-markdown").split()) == 60  # the whole reply, streamed
+    assert (
+        reply.get_attribute("data-markdown")
+        == Message.objects.get(pk=reply.get_attribute("data-message-id")).content
+    )
+    assert streams == []
     before_reload = shown(page)
     page.reload()
     page.wait_for_selector("#chat-app[data-ready=true]", state="attached")

@@ -44,6 +44,24 @@ def test_reconnect_lands_on_another_process(app_server, second_server, user):
             offset = int(event.id)
 
 
+def test_a_post_stream_cut_off_resumes_on_another_process(app_server, second_server, user):
+    with api_client(app_server, user) as a, api_client(second_server, user) as b:
+        conversation = a.post("/api/conversations", json={}).json()["id"]
+        first = read_stream(
+            a,
+            f"/api/conversations/{conversation}/messages",
+            method="POST",
+            json={"content": "Posted on A, read on B [sim:tokens=120,tps=60]"},
+            stop_after_deltas=5,
+        )
+        accepted = first.events[0].data
+        second = read_stream(b, accepted["stream_url"], last_event_id=first.events[-1].id)
+    assert first.events[0].event == "accepted"
+    reply = Message.objects.get(pk=accepted["assistant_message"]["id"])
+    assert second.final.event == "done"
+    assert first.text + second.text == reply.content
+
+
 def test_whole_stream_from_the_other_process(app_server, second_server, user):
     with api_client(app_server, user) as a, api_client(second_server, user) as b:
         # B posts first, so its control channel listens while it follows A's reply: with two

@@ -89,24 +89,24 @@ def test_a_message_over_the_quota_is_429_naming_the_limit_and_its_reset(app_serv
     ]
 
 
+def add_long_exchange(conversation_id: int) -> None:
+    """A long earlier exchange in the conversation, as if written before the quota was lowered."""
+    from chat.models import Conversation
+
+    stored = Conversation.objects.get(pk=conversation_id)
+    earlier = Message.objects.create(conversation=stored, role="user", content="word " * 600)
+    Message.objects.create(
+        conversation=stored, role="assistant", reply_to=earlier, status="completed", content="ok"
+    )
+
+
 def test_a_generation_that_no_longer_fits_fails_with_an_sse_error(app_server, user):
     """The POST check counts the new message; the generation adds the history and refuses."""
     content = "Short question [sim:tokens=5]"
     UsageQuota.objects.create(user=user, tokens_per_day=worst_tokens(content) + 200)
     with api_client(app_server, user) as client:
         conversation = client.post("/api/conversations", json={}).json()
-        # A long earlier exchange, as if written before the quota was lowered.
-        from chat.models import Conversation
-
-        stored = Conversation.objects.get(pk=conversation["id"])
-        earlier = Message.objects.create(conversation=stored, role="user", content="word " * 600)
-        Message.objects.create(
-            conversation=stored,
-            role="assistant",
-            reply_to=earlier,
-            status="completed",
-            content="ok",
-        )
+        add_long_exchange(conversation["id"])
         started = start_reply(client, content, conversation["id"])
         result = read_stream(client, started["stream_url"])
         message = client.get(f"/api/messages/{started['assistant_message']['id']}").json()

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from chat import followers, stream_limits, stream_views, streaming
+from chat import followers, sse_response, stream_limits, streaming
 from chat.stream_limits import take_slot
 
 
@@ -24,7 +24,7 @@ def test_a_failure_after_the_response_started_ends_the_stream_with_stream_interr
         raise ConnectionError("the channel layer's connection was lost")
 
     slot = stream_limits.take_slot(41)
-    chunks = _collect(stream_views._events(failing(), 7, slot))
+    chunks = _collect(sse_response.framed(failing(), 7, slot))
     assert chunks[1] == b'id: 5\nevent: delta\ndata: {"text":"Hello"}\n\n'
     last = chunks[-1].decode()
     assert last.startswith("event: error\n")  # no id: the client keeps offset 5
@@ -66,7 +66,7 @@ def test_a_local_stream_whose_runner_ended_without_an_end_is_interrupted(setting
         await generation.task
         events = followers.follow_local(generation, 0)
         async with asyncio.timeout(5):
-            chunks = [c async for c in stream_views._events(events, 9100, take_slot(44))]
+            chunks = [c async for c in sse_response.framed(events, 9100, take_slot(44))]
         return chunks, streaming.local_generation(9100)
 
     chunks, left = asyncio.run(run())

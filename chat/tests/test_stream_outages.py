@@ -214,6 +214,16 @@ def test_too_many_streams_get_429_before_the_stream_starts(
             assert refused.status_code == 429
             assert refused.headers["content-type"] == "application/json"
             assert refused.json()["error"]["code"] == "too_many_streams"
+            # A post that asks for its reply's stream then is answered as without the header:
+            # its reply runs, and is read once a stream is closed.
+            other = client.post("/api/conversations", json={}).json()["id"]
+            posted = client.post(
+                f"/api/conversations/{other}/messages",
+                json={"content": "No room [sim:tokens=5]"},
+                headers={"Accept": "text/event-stream"},
+            )
+            assert posted.status_code == 202
+            assert posted.headers["content-type"] == "application/json"
         finally:
             streams[0].__exit__(None, None, None)
         # A closed stream gives its place back.
@@ -221,6 +231,8 @@ def test_too_many_streams_get_429_before_the_stream_starts(
         for s in streams[1:]:
             s.__exit__(None, None, None)
         assert read_stream(client, url, timeout=10).final.event == "done"
+        late = read_stream(client, posted.json()["stream_url"], timeout=10)
+        assert late.final.event == "done" and late.text
 
 
 def test_followers_of_a_silent_reply_share_few_database_reads(pair, user):

@@ -3,7 +3,7 @@
  * stop the reply, regenerate or resume one, and the buttons inside the message list.
  */
 import { copyText, showCopied, textToCopy } from "./copy.js";
-import { api, conversationApiUrl, messageApiUrl } from "./api.js";
+import { api, conversationApiUrl, messageApiUrl, postForStream } from "./api.js";
 import { autoGrow, setStopLabel, updateCounter, refreshQuota } from "./composer.js";
 import { moveSidebarLinkToTop, refreshTitle, setTitle, upsertSidebarLink } from "./conversation.js";
 import { clearComposerError, clearMessageError, showComposerError } from "./errors.js";
@@ -53,7 +53,8 @@ export async function sendMessage() {
   updateCounter();
   try {
     const conversationId = await ensureConversation();
-    const result = await api("POST", `${conversationApiUrl(conversationId)}/messages`, { content });
+    // One request: the reply's events come in the post's own response.
+    const { result, feed } = await postForStream(`${conversationApiUrl(conversationId)}/messages`, { content });
     // Only now is the text safely stored: clear the composer.
     el.input.value = "";
     autoGrow();
@@ -65,7 +66,7 @@ export async function sendMessage() {
     scrollToBottom(true);
     const isFirstExchange = el.list.querySelectorAll('.message[data-role="user"]').length === 1;
     if (isFirstExchange && !state.titleGenerated) refreshTitle(); // pick up the provisional title
-    attachStream(article, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"));
+    attachStream(article, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"), feed);
   } catch (err) {
     showComposerError(err.message); // the typed text stays in the composer
     announce(err.message);
@@ -104,14 +105,14 @@ async function regenerate(article, button) {
   updateCounter();
   if (button) button.disabled = true;
   try {
-    const result = await api("POST", messageApiUrl(article.dataset.messageId, "regenerate"));
+    const { result, feed } = await postForStream(messageApiUrl(article.dataset.messageId, "regenerate"));
     const fresh = renderAssistantPlaceholder(result.assistant_message);
     article.replaceWith(fresh);
     // Hook for versions.js: the new reply is the latest version of its turn.
     fresh.dispatchEvent(new CustomEvent("chat:regenerated", { bubbles: true, detail: { previous: article } }));
     moveSidebarLinkToTop(state.conversationId);
     scrollToBottom(true);
-    attachStream(fresh, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"));
+    attachStream(fresh, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"), feed);
   } catch (err) {
     if (button) button.disabled = false;
     showComposerError(err.message);

@@ -59,10 +59,11 @@ function focusSwitcher(article, direction) {
  *
  * `anchorId`: the message (the version just chosen, or the edited message's new version) that
  * stays where `anchorOffset` says its predecessor was on screen; its switcher gets the focus
- * (`direction`: the arrow used). `streamUrl`: the stream of the reply an edit started.
+ * (`direction`: the arrow used). `streamUrl`: the stream of the reply an edit started, and
+ * `feed` its events from the edit's own response (api.js postForStream), if any.
  * Resolve to the reply being followed, if any.
  */
-export async function showBranch({ anchorId, anchorOffset, direction = "previous", streamUrl = "" }) {
+export async function showBranch({ anchorId, anchorOffset, direction = "previous", streamUrl = "", feed = null }) {
   const fragment = await fetchBranch();
   el.list.replaceChildren(fragment);
   enhanceMessages();
@@ -78,9 +79,12 @@ export async function showBranch({ anchorId, anchorOffset, direction = "previous
   );
   if (writing) {
     const url = streamUrl && streamUrl.endsWith(`/${writing.dataset.messageId}/stream`) ? streamUrl : "";
-    attachStream(writing, url || messageApiUrl(writing.dataset.messageId, "stream"));
+    // The edit's own response carries this reply's events (`feed`): read them, not a new stream.
+    attachStream(writing, url || messageApiUrl(writing.dataset.messageId, "stream"), url ? feed : null);
+    if (!url && feed) feed.abort();
     moveSidebarLinkToTop(state.conversationId);
   } else {
+    if (feed) feed.abort();
     updateRegenerateButtons();
   }
   if (anchor) focusSwitcher(anchor, direction);

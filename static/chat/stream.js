@@ -18,14 +18,16 @@ import { typesetMath } from "./math.js";
 import { forgetLive, renderLive, sourceOf } from "./render.js";
 
 /**
- * Open an EventSource on a reply and render it as it arrives.
+ * Render a reply as it arrives: from `feed` (the events of the POST that started it, read from
+ * its own response: api.js postForStream) or, without one, from an EventSource on `url`.
  *
  * Each delta's `id` is the character offset reached after it. EventSource sends the last one back
  * as Last-Event-ID when it reconnects by itself, and the server resumes from there; a brand-new
- * EventSource (page load, Retry after a lost connection) replays from offset 0. Placing each delta
- * at (offset - its length) makes both cases, and any overlap, come out exactly right.
+ * EventSource (page load, Retry after a lost connection) replays from offset 0, and one opened
+ * when a post's feed was cut asks for the rest (`?offset=`). Placing each delta at (offset - its
+ * length) makes every case, and any overlap, come out exactly right.
  */
-export function attachStream(article, url) {
+export function attachStream(article, url, feed = null) {
   if (state.stream) detachStream();
   const body = article.querySelector(".message-body");
   // The Markdown so far: plain text from the server on a reload, else what was rendered live.
@@ -39,7 +41,8 @@ export function attachStream(article, url) {
     length: Array.from(initial).length,
     frame: 0,
     source: null,
-    interruptions: 0, // stream_interrupted in a row without new text (see the error listener)
+    feed: null, // the post's own response, while it is read
+    interruptions: 0, // stream_interrupted in a row without new text (see onServerError)
     waiting: null, // "Thinking…" / "Still waiting for the model…" (waiting.js)
   };
   state.stream = stream;
@@ -54,6 +57,41 @@ export function attachStream(article, url) {
   stream.waiting = waitingIndicator(article, stream.length > 0);
   announce("The assistant is replying.");
 
+  if (feed) {
+    stream.feed = feed;
+    readFeed(stream, url, feed);
+  } else {
+    openSource(stream, url);
+  }
+}
+
+/** The post's own events; when they stop short of the end, an EventSource takes over. */
+async function readFeed(stream, url, feed) {
+  try {
+    for await (const event of feed.events) {
+      if (state.stream !== stream) return;
+      if (event.event === "delta") {
+        onDelta(stream, event.data, event.id);
+      } else if (event.event === "done") {
+        onDoneEvent(stream, event.data);
+        return;
+      } else if (event.event === "error") {
+        if (!onServerError(stream, event.data)) return; // the end, shown
+        break; // stream_interrupted: resume below
+      }
+    }
+  } catch (err) {
+    // The connection was cut (or aborted: then this stream is no longer the page's).
+  }
+  if (state.stream !== stream) return;
+  stream.feed = null;
+  setNotice(stream.article, "Connection lost. Reconnecting…");
+  const separator = url.includes("?") ? "&" : "?";
+  openSource(stream, `${url}${separator}offset=${stream.length}`);
+}
+
+function openSource(stream, url) {
+  const { article } = stream;
   const source = new EventSource(url);
   stream.source = source;
 
@@ -63,43 +101,12 @@ export function attachStream(article, url) {
 
   source.addEventListener("delta", (event) => {
     if (state.stream !== stream) return;
-    let data;
-    try {
-      data = JSON.parse(event.data);
-    } catch (err) {
-      return;
-    }
-    const text = typeof data.text === "string" ? data.text : "";
-    const size = Array.from(text).length;
-    const end = parseInt(event.lastEventId, 10);
-    const start = Number.isFinite(end) ? end - size : stream.length;
-    if (start === stream.length || start < 0 || start > stream.length) {
-      stream.text += text;
-      stream.length += size;
-    } else {
-      // A replay or an overlap: put the delta at its offset.
-      stream.text = Array.from(stream.text).slice(0, start).join("") + text;
-      stream.length = start + size;
-    }
-    if (article.dataset.status === "pending") article.dataset.status = "streaming";
-    if (size > 0) {
-      stream.interruptions = 0;
-      stream.waiting.text();
-    }
-    setNotice(article, "");
-    scheduleRender(stream);
+    onDelta(stream, event.data, event.lastEventId);
   });
 
   source.addEventListener("done", (event) => {
     if (state.stream !== stream) return;
-    let data = {};
-    try {
-      data = JSON.parse(event.data);
-    } catch (err) {
-      data = {};
-    }
-    finishStream(stream);
-    onDone(stream, data);
+    onDoneEvent(stream, event.data);
   });
 
   // One listener gets both the server's `event: error` (a MessageEvent with data) and the
@@ -107,28 +114,9 @@ export function attachStream(article, url) {
   source.addEventListener("error", (event) => {
     if (state.stream !== stream) return;
     if (typeof event.data === "string") {
-      let data = {};
-      try {
-        data = JSON.parse(event.data);
-      } catch (err) {
-        data = {};
-      }
-      if (data.code === "stream_interrupted" && stream.interruptions < MAX_STREAM_INTERRUPTIONS) {
-        // The server lost its feed of the reply (not the reply itself) and closes the stream;
-        // the event has no id, so EventSource reconnects with the offset of the last delta
-        // and the server resumes from there. A few in a row without new text: give up.
-        stream.interruptions += 1;
-        setNotice(article, "Connection interrupted. Reconnecting…");
-        return;
-      }
-      finishStream(stream);
-      if (data.code === "stream_interrupted") {
-        article.dataset.status = "interrupted";
-        showMessageError(article, "The connection to the server was lost before the reply finished.", "resume");
-        announce("The connection was lost before the reply finished.");
-        return;
-      }
-      onStreamError(stream, data);
+      // stream_interrupted: the event has no id, so EventSource reconnects with the offset of
+      // the last delta and the server resumes from there.
+      onServerError(stream, event.data);
       return;
     }
     if (source.readyState === EventSource.CONNECTING) {
@@ -141,6 +129,68 @@ export function attachStream(article, url) {
     showMessageError(article, "The connection to the server was lost before the reply finished.", "resume");
     announce("The connection was lost before the reply finished.");
   });
+}
+
+function parsed(raw) {
+  try {
+    return JSON.parse(raw) || {};
+  } catch (err) {
+    return null;
+  }
+}
+
+function onDelta(stream, raw, lastEventId) {
+  const { article } = stream;
+  const data = parsed(raw);
+  if (data === null) return;
+  const text = typeof data.text === "string" ? data.text : "";
+  const size = Array.from(text).length;
+  const end = parseInt(lastEventId, 10);
+  const start = Number.isFinite(end) ? end - size : stream.length;
+  if (start === stream.length || start < 0 || start > stream.length) {
+    stream.text += text;
+    stream.length += size;
+  } else {
+    // A replay or an overlap: put the delta at its offset.
+    stream.text = Array.from(stream.text).slice(0, start).join("") + text;
+    stream.length = start + size;
+  }
+  if (article.dataset.status === "pending") article.dataset.status = "streaming";
+  if (size > 0) {
+    stream.interruptions = 0;
+    stream.waiting.text();
+  }
+  setNotice(article, "");
+  scheduleRender(stream);
+}
+
+function onDoneEvent(stream, raw) {
+  finishStream(stream);
+  onDone(stream, parsed(raw) || {});
+}
+
+/**
+ * The server's `event: error`. Return true when the stream should go on: the server lost its
+ * feed of the reply (not the reply itself), `stream_interrupted`, and a reconnect resumes it;
+ * a few in a row without new text, or any other error, end it here (false).
+ */
+function onServerError(stream, raw) {
+  const { article } = stream;
+  const data = parsed(raw) || {};
+  if (data.code === "stream_interrupted" && stream.interruptions < MAX_STREAM_INTERRUPTIONS) {
+    stream.interruptions += 1;
+    setNotice(article, "Connection interrupted. Reconnecting…");
+    return true;
+  }
+  finishStream(stream);
+  if (data.code === "stream_interrupted") {
+    article.dataset.status = "interrupted";
+    showMessageError(article, "The connection to the server was lost before the reply finished.", "resume");
+    announce("The connection was lost before the reply finished.");
+    return false;
+  }
+  onStreamError(stream, data);
+  return false;
 }
 
 function scheduleRender(stream) {
@@ -159,9 +209,9 @@ function renderStreamText(stream) {
   scrollToBottom(false);
 }
 
-/** Close the EventSource, flush pending text and give the composer back. */
+/** Close the EventSource (or the post's response), flush pending text, give the composer back. */
 function finishStream(stream) {
-  if (stream.source) stream.source.close();
+  closeConnections(stream);
   if (stream.frame) {
     window.cancelAnimationFrame(stream.frame);
     stream.frame = 0;
@@ -175,10 +225,18 @@ function finishStream(stream) {
   setStreamingUi(false);
 }
 
+function closeConnections(stream) {
+  if (stream.source) stream.source.close();
+  if (stream.feed) {
+    stream.feed.abort();
+    stream.feed = null;
+  }
+}
+
 export function detachStream() {
   const stream = state.stream;
   if (!stream) return;
-  if (stream.source) stream.source.close();
+  closeConnections(stream);
   if (stream.frame) window.cancelAnimationFrame(stream.frame);
   stream.waiting.end();
   state.stream = null;

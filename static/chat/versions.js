@@ -8,7 +8,7 @@
  * A module of its own beside chat.js; the only hook there is the `chat:regenerated` event a
  * live Regenerate dispatches, after which the new reply gets the switcher of its turn.
  */
-import { api, messageApiUrl } from "./api.js";
+import { api, messageApiUrl, postForStream } from "./api.js";
 import { BranchError, offsetOf, showBranch } from "./branch.js";
 import { updateCounter } from "./composer.js";
 import { fromTemplate, h } from "./dom.js";
@@ -164,9 +164,10 @@ import { announce, state } from "./page.js";
     const offset = offsetOf(article);
     state.sending = true;
     updateCounter();
-    let result;
+    let result, feed;
     try {
-      result = await api("POST", messageApiUrl(article.dataset.messageId, "edit"), { content });
+      // One request: the new reply's events come in the edit's own response.
+      ({ result, feed } = await postForStream(messageApiUrl(article.dataset.messageId, "edit"), { content }));
     } catch (err) {
       form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = false));
       showComposerError(err.message);
@@ -177,8 +178,9 @@ import { announce, state } from "./page.js";
     try {
       clearComposerError();
       // The new branch, its reply followed as it is written.
-      await showBranch({ anchorId: result.user_message.id, anchorOffset: offset, streamUrl: result.stream_url });
+      await showBranch({ anchorId: result.user_message.id, anchorOffset: offset, streamUrl: result.stream_url, feed });
     } catch (err) {
+      if (feed) feed.abort(); // the page still shows the old branch: a reload reads the new one
       showComposerError(err.message);
     } finally {
       state.sending = false;
