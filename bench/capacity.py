@@ -62,10 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "$connection): a reply's stream is read where it is written, no cross-process follow",
     )
     parser.add_argument(
-        "--one-request",
+        "--two-requests",
         action="store_true",
-        help="each user's POST asks for its reply's stream in its own response (Accept: "
-        "text/event-stream), as the chat page does; without it, a 202 and a GET of stream_url",
+        help="each user POSTs (202) and then GETs stream_url; by default the POST asks for its "
+        "reply's stream in its own response (Accept: text/event-stream), as the chat page does",
     )
     parser.add_argument("--step-seconds", type=float, default=15.0)
     parser.add_argument("--ttft-ms", type=int, default=200)
@@ -129,7 +129,7 @@ async def run_step(args, stack, rate: float, idle: dict) -> dict:
         n,
         args.step_seconds,
         meters=(cpu, redis_meter, pg_meter),
-        one_request=args.one_request,
+        one_request=not args.two_requests,
     )
     streams = r.pop("streams")
     durations = [s.t_end - s.t_post for s in streams if s.t_end is not None]
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bench/capacity.py: {args.processes} daphne processes behind nginx"
             + (" (affinity)" if args.affinity else "")
-            + ("; one request per reply" if args.one_request else "")
+            + ("; two requests per reply" if args.two_requests else "; one request per reply")
             + "; starting ..."
         )
         with running_stack(

@@ -124,12 +124,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a reply's stream may land on another process).",
     )
     parser.add_argument(
-        "--one-request",
+        "--two-requests",
         action="store_true",
-        help="The app's clients POST with Accept: text/event-stream and read the reply's events "
-        "from the POST's response (one request), instead of a 202 and a GET of stream_url "
-        "(two requests, what the chat page does). 'POST -> 202' is then the POST to its "
-        "response's headers, and 'GET stream -> headers' is zero.",
+        help="The app's clients POST (202) and then GET stream_url: the flow of an API client "
+        "that does not ask for the stream in the post. By default each POST asks for its "
+        "reply's events in its own response (Accept: text/event-stream), as the chat page "
+        "does: one request, and 'POST -> 202' is the POST to its response's headers, "
+        "'GET stream -> headers' zero.",
     )
     parser.add_argument(
         "--title-replies",
@@ -234,7 +235,7 @@ async def bench(
             await asyncio.sleep(0.5)
         print(" app ...", end="", flush=True)
         app = await app_round(
-            base_url, session, pid, sim_pid, n, args.spread, one_request=args.one_request
+            base_url, session, pid, sim_pid, n, args.spread, one_request=not args.two_requests
         )
         print(f" done ({direct['wall_s']:.1f} s + {app['wall_s']:.1f} s)", flush=True)
         for label, r in (("direct", direct), ("app", app)):
@@ -262,7 +263,9 @@ async def title_cost(args, base_url: str, session: str, pid: Pids, sim_pid) -> d
     for titled in (True, False):
         cpu = 0.0
         for _ in range(args.title_replies):
-            r = await app_round(base_url, session, pid, sim_pid, 1, titled=titled)
+            r = await app_round(
+                base_url, session, pid, sim_pid, 1, titled=titled, one_request=not args.two_requests
+            )
             cpu += r["daphne"]["cpu_s_per_stream"]
         per_reply["with_title" if not titled else "without_title"] = cpu / args.title_replies
     return {
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             "app_env_overrides": app_overrides(),
             "litellm": args.litellm or None,
             "processes": args.processes,
-            "flow": "one request" if args.one_request else "two requests",
+            "flow": "two requests" if args.two_requests else "one request",
         },
         "git": git_state(),
         "rounds": [
@@ -379,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         f"database {engine}, channel layer {result['config']['channel_layer']}; "
         f"simulator {args.ttft_ms} ms TTFT, {args.tps:g} tok/s, {args.tokens} tokens/reply"
         + (f"; starts spread over {args.spread:g} s" if args.spread else "; starts at once")
-        + ("; one request per reply (POST streams it)" if args.one_request else "")
+        + (
+            "; two requests per reply (202, GET)"
+            if args.two_requests
+            else "; one request per reply"
+        )
     )
     print(table(result))
     if title is not None:

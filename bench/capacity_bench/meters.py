@@ -112,9 +112,14 @@ WHERE query NOT LIKE '%pg_stat%' ORDER BY calls DESC LIMIT 15
 class PostgresMeter:
     """Transactions, rows and WAL of the app's database on a cluster of the bench's own.
 
-    pg_stat_database is updated by each backend at most every 500 ms (PGSTAT_MIN_INTERVAL on
-    PostgreSQL 15) and when it goes idle, so ``end()`` waits a second first; the meter's own
-    reads add a transaction each, subtracted here."""
+    pg_stat_database gets a backend's counts when it flushes them: at the end of a transaction
+    if a second has passed since its last flush (PGSTAT_MIN_INTERVAL, PostgreSQL 15), else 10 s
+    after it went idle (PGSTAT_IDLE_INTERVAL). The app's pooled connections go idle after a
+    step's last reply, so ``end()`` waits ``SETTLE_SECONDS`` first (with a 1 s wait, a short step
+    missed the inserts of its last replies now and then); the meter's own reads add a
+    transaction each, subtracted here."""
+
+    SETTLE_SECONDS = 11.0
 
     def __init__(self, connect) -> None:
         self.connect = connect
@@ -134,7 +139,7 @@ class PostgresMeter:
             conn.execute("SELECT pg_stat_statements_reset()")
 
     def end(self) -> None:
-        time.sleep(1.0)
+        time.sleep(self.SETTLE_SECONDS)
         self._end = self._read()
         with self.connect() as conn:
             self.statements = [

@@ -92,7 +92,7 @@ def test_the_objective_names_what_broke():
     bool(missing_tools()) or shutil.which("nginx") is None,
     reason="needs initdb/pg_ctl, redis-server and nginx",
 )
-@pytest.mark.parametrize("flow", [[], ["--one-request"]], ids=["two-requests", "one-request"])
+@pytest.mark.parametrize("flow", [[], ["--two-requests"]], ids=["one-request", "two-requests"])
 def test_a_short_run_counts_real_work(tmp_path, flow):
     out = tmp_path / "capacity.json"
     done = subprocess.run(
