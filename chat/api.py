@@ -7,6 +7,7 @@ import json
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user
 from django.http import Http404, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -263,7 +264,9 @@ def wants_stream(request) -> bool:
     return "text/event-stream" in request.headers.get("Accept", "")
 
 
-def _accepted(request, user, posted, generation):
+def _accepted(
+    request, user, posted: services.Posted, generation: streaming.Generation
+) -> HttpResponseBase:
     """202 with the stored message and where to read the reply; or, if the post asked for it
     (``wants_stream``), the reply's events at once, after an ``accepted`` event carrying the
     same JSON. The stream is read here, where the reply runs, whichever process that is."""
@@ -301,9 +304,9 @@ def _regenerate(request, message_id: int, channel: str):
     return user, posted, posted.prepared
 
 
-async def _store_and_start(request, store, *args) -> JsonResponse:
+async def _store_and_start(request, store, *args) -> HttpResponseBase:
     """Look the user up, store the message and start its reply in one database call (one
-    hand-off to the database thread), then run the reply here.
+    hand-off to the database thread), then run the reply here, and answer (``_accepted``).
 
     If the client goes away meanwhile, the reply is still started (and written), never left
     behind with its quota held.
