@@ -55,14 +55,12 @@ def sse_response(
     slot: StreamSlot,
     *,
     first: bytes = b"",
-    status: int = 200,
 ) -> StreamResponse:
     """The events of reply ``message_id`` as a response that holds ``slot`` (``take_slot``)
     until it is closed; ``first``: an event sent before them (a post's ``accepted``)."""
     response = StreamResponse(
         framed(events, message_id, slot, first=first),
         content_type=SSE_CONTENT_TYPE,
-        status=status,
     )
     response.slot = slot
     for name, value in SSE_HEADERS.items():

@@ -34,6 +34,17 @@ class SSEResult:
     def final(self) -> SSEEvent | None:
         return next((e for e in self.events if e.event in ("done", "error")), None)
 
+    def offsets_contiguous(self, start: int = 0) -> bool:
+        """Every delta's id is the offset after it: the previous one (``start`` first) plus
+        its text's length. No gap, no overlap."""
+        offset = start
+        for event in self.events:
+            if event.event == "delta":
+                offset += len(event.data["text"])
+                if int(event.id) != offset:
+                    return False
+        return True
+
 
 class SSEDecoder:
     """Turn the lines of an SSE stream into SSEEvent objects and comment strings."""

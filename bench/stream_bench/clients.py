@@ -79,6 +79,30 @@ async def read_events(
         handle(event, now)
 
 
+async def read_stream_events(
+    response: httpx.Response,
+    s: Stream,
+    handle: Callable[[SSEEvent, float], None],
+    count: OpenCount,
+    *,
+    what: str = "",
+    json_data: bool = True,
+) -> bool:
+    """Read the events of ``response`` into ``handle``, counted open meanwhile; False (and
+    ``s.error``, its request named by ``what``) if it is not a stream but an error."""
+    s.status = response.status_code
+    if response.status_code != 200:
+        head = f"{what} " if what else ""
+        s.error = f"{head}HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+        return False
+    count.opened()
+    try:
+        await read_events(response, handle, json_data=json_data)
+    finally:
+        count.closed()
+    return True
+
+
 async def direct_stream(
     client: httpx.AsyncClient, url: str, content: str, count: OpenCount
 ) -> Stream:
@@ -114,15 +138,8 @@ async def direct_stream(
         async with client.stream(
             "POST", url, json=body, headers={"Authorization": f"Bearer {API_KEY}"}
         ) as response:
-            s.status = response.status_code
-            if response.status_code != 200:
-                s.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+            if not await read_stream_events(response, s, handle, count, json_data=False):
                 return s
-            count.opened()
-            try:
-                await read_events(response, handle, json_data=False)
-            finally:
-                count.closed()
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         s.error = f"{type(exc).__name__}: {exc}"
     s.t_end = time.perf_counter()
@@ -159,27 +176,11 @@ def _handler(s: Stream) -> Callable[[SSEEvent, float], None]:
     return handle
 
 
-async def _read_reply(
-    response: httpx.Response, s: Stream, handle, count: OpenCount, what: str
-) -> bool:
-    """Read the reply's events from ``response``; False if it is not a stream (an error)."""
-    s.status = response.status_code
-    if response.status_code != 200:
-        s.error = f"{what} HTTP {response.status_code}: {(await response.aread())[:200]!r}"
-        return False
-    count.opened()
-    try:
-        await read_events(response, handle, json_data=True)
-    finally:
-        count.closed()
-    return True
-
-
 async def _one_request(client, url: str, content: str, count: OpenCount, s: Stream, handle):
     headers = {"Accept": "text/event-stream"}
     async with client.stream("POST", url, json={"content": content}, headers=headers) as response:
         s.t_open = s.t_headers = time.perf_counter()
-        return await _read_reply(response, s, handle, count, "POST")
+        return await read_stream_events(response, s, handle, count, what="POST")
 
 
 async def _two_requests(client, url: str, content: str, count: OpenCount, s: Stream, handle):
@@ -194,7 +195,7 @@ async def _two_requests(client, url: str, content: str, count: OpenCount, s: Str
     headers = {"Accept": "text/event-stream"}
     async with client.stream("GET", accepted["stream_url"], headers=headers) as response:
         s.t_headers = time.perf_counter()
-        return await _read_reply(response, s, handle, count, "GET")
+        return await read_stream_events(response, s, handle, count, what="GET")
 
 
 async def app_stream(

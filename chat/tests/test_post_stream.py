@@ -27,16 +27,6 @@ def _post_reading(client, conversation: int, content: str, **kwargs):
     return read_stream(client, url, method="POST", json={"content": content}, **kwargs)
 
 
-def _deltas_are_contiguous(result, start: int = 0) -> bool:
-    offset = start
-    for event in result.events:
-        if event.event == "delta":
-            offset += len(event.data["text"])
-            if int(event.id) != offset:
-                return False
-    return True
-
-
 def test_a_post_that_asks_for_the_stream_gets_its_reply_in_the_response(app_server, user):
     with api_client(app_server, user) as client:
         conversation = _new_conversation(client)
@@ -55,7 +45,7 @@ def test_a_post_that_asks_for_the_stream_gets_its_reply_in_the_response(app_serv
     assert question.conversation_id == reply.conversation_id == conversation
     assert [e.event for e in result.events[1:-1]] == ["delta"] * (len(result.events) - 2)
     assert result.final.event == "done" and result.final.data["status"] == "completed"
-    assert _deltas_are_contiguous(result)
+    assert result.offsets_contiguous()
     assert result.text == reply.content and reply.status == Message.Status.COMPLETED
     assert AICall.objects.filter(message=reply).count() == 1
 
@@ -113,7 +103,7 @@ def test_a_post_stream_cut_off_resumes_from_its_last_offset(app_server, user):
     reply = Message.objects.get(pk=cut.events[0].data["assistant_message"]["id"])
     assert rest.final.event == "done"
     assert cut.text + rest.text == reply.content  # nothing lost, nothing twice
-    assert _deltas_are_contiguous(rest, start=int(last))
+    assert rest.offsets_contiguous(start=int(last))
 
 
 def test_a_reply_its_quota_refuses_ends_the_post_stream_with_the_error(
