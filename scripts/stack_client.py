@@ -147,40 +147,41 @@ class ChatUser:
         return response.json()
 
     def read(self, message_id: int, reading: Reading, *, max_deltas: int | None = None) -> bool:
-        """Read one connection of the stream from reading's offset; True once a final event came.
-
-        Each delta must start exactly where the text so far ends: a repeated or skipped
-        character is recorded as a problem.
-        """
+        """Read one connection of the stream from reading's offset; True once a final event came."""
         headers = {"Last-Event-ID": str(len(reading.text))} if reading.text else {}
         reading.connections += 1
-        deltas = 0
         with self.client.stream(
             "GET", f"/api/messages/{message_id}/stream", headers=headers
         ) as response:
             if response.status_code != 200:
                 reading.problems.append(f"stream answered {response.status_code}")
                 return False
-            for event in iter_sse(response):
-                if isinstance(event, str):
-                    continue  # a comment (heartbeat)
-                if event.event == "delta":
-                    start = int(event.id) - len(event.data["text"])
-                    if start != len(reading.text):
-                        reading.problems.append(
-                            f"delta at {start}, text so far {len(reading.text)}"
-                        )
-                    reading.text = reading.text[:start] + event.data["text"]
-                    reading.arrivals.append(time.monotonic())
-                    deltas += 1
-                    if max_deltas is not None and deltas >= max_deltas:
-                        return False
-                elif event.event in ("done", "error"):
-                    if event.data.get("code") == "stream_interrupted":
-                        return False  # the connection's replica stops: reconnect and resume
-                    reading.final = event
-                    return True
-        return False
+            return _take_events(iter_sse(response), reading, max_deltas)
+
+    def post_and_read(self, content: str, reading: Reading) -> int:
+        """Post a message in a new conversation as the chat page does (``Accept:
+        text/event-stream``: the reply's events in the post's own response) and read that one
+        connection; return the reply's message id."""
+        conversation = self.post("/api/conversations").json()["id"]
+        reading.connections += 1
+        with self.client.stream(
+            "POST",
+            f"/api/conversations/{conversation}/messages",
+            json={"content": content},
+            headers={
+                "X-CSRFToken": self.client.cookies["csrftoken"],
+                "Accept": "text/event-stream",
+            },
+        ) as response:
+            check(response.status_code == 200, f"posting for a stream: {response.status_code}")
+            events = (event for event in iter_sse(response) if not isinstance(event, str))
+            accepted = next(events, None)
+            check(
+                accepted is not None and accepted.event == "accepted",
+                f"the post's stream began with {accepted}",
+            )
+            _take_events(events, reading, None)
+        return accepted.data["assistant_message"]["id"]
 
     def follow(self, message_id: int, reading: Reading, *, timeout: float = 240) -> Reading:
         """Read the reply to its end, reconnecting (with Last-Event-ID) whenever a connection ends."""
@@ -194,6 +195,33 @@ class ChatUser:
             time.sleep(0.5)
         reading.problems.append(f"no final event within {timeout:.0f} s")
         return reading
+
+
+def _take_events(events, reading: Reading, max_deltas: int | None) -> bool:
+    """Take a connection's events into ``reading``; True once a final event came.
+
+    Each delta must start exactly where the text so far ends: a repeated or skipped character
+    is recorded as a problem.
+    """
+    deltas = 0
+    for event in events:
+        if isinstance(event, str):
+            continue  # a comment (heartbeat)
+        if event.event == "delta":
+            start = int(event.id) - len(event.data["text"])
+            if start != len(reading.text):
+                reading.problems.append(f"delta at {start}, text so far {len(reading.text)}")
+            reading.text = reading.text[:start] + event.data["text"]
+            reading.arrivals.append(time.monotonic())
+            deltas += 1
+            if max_deltas is not None and deltas >= max_deltas:
+                return False
+        elif event.event in ("done", "error"):
+            if event.data.get("code") == "stream_interrupted":
+                return False  # the connection's replica stops: reconnect and resume
+            reading.final = event
+            return True
+    return False
 
 
 def expect_complete(user: ChatUser, message_id: int, reading: Reading, what: str) -> None:

@@ -76,6 +76,24 @@ def smoke(stack: Stack) -> None:
     )
     ok(f"a reply streamed incrementally ({len(reading.arrivals)} deltas over {spread:.1f} s)")
 
+    # The chat page's flow: the reply's events in the post's own response, through the posts'
+    # location of nginx (unbuffered), with no request to the reply's stream_url.
+    reading = Reading()
+    message_id = user.post_and_read("The page's way [sim:tokens=40,tps=20]", reading)
+    expect_complete(user, message_id, reading, "a reply read from its post")
+    spread = reading.arrivals[-1] - reading.arrivals[0]
+    check(
+        len(reading.arrivals) >= 10 and spread > 1.0,
+        f"the post's deltas arrived in a burst ({spread:.2f} s)",
+    )
+    stream_gets = [
+        line
+        for line in stack.nginx_log(started)
+        if line["uri"] == f"/api/messages/{message_id}/stream"
+    ]
+    check(not stream_gets, f"the post's reply was also read from stream_url: {stream_gets}")
+    ok(f"a reply streamed in its post's response ({len(reading.arrivals)} deltas, {spread:.1f} s)")
+
     # Resume: read a few deltas, drop the connection, reconnect with Last-Event-ID.
     upstreams = set()
     for attempt in range(4):
