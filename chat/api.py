@@ -288,9 +288,9 @@ def _post_message(request, conversation_id: int, channel: str):
     user = authenticated(request)
     content = read_json(request).get("content")
     # One statement finds the conversation and whether a reply is in progress in it.
-    conversation = _own_conversation(
-        user, conversation_id, selectors.with_reply_in_progress(Conversation.objects)
-    )
+    conversation = selectors.conversation_to_post_to(user, conversation_id)
+    if conversation is None:
+        raise Http404
     posted = services.post_message(
         conversation=conversation, content=content, runner_channel=channel, start=True
     )

@@ -192,10 +192,12 @@ async def end_reply(
     model: str,
     latency_ms: int,
     ttft_ms: int | None,
+    conversation_id: int | None = None,
 ) -> str | None:
     """Store the end of a reply (retried until it lands) with the record of its last attempt
     (``call``, None if recorded already), and end its streams with the closing event of what is
-    stored. Return the stored status (None if the reply is gone or its end was not stored)."""
+    stored. Return the stored status (None if the reply is gone or its end was not stored).
+    ``conversation_id``: the reply's conversation (see ``lifecycle.store_final_reply``)."""
     message_id = generation.message_id
     error_code = fault.code if fault else ("interrupted" if status == "interrupted" else "")
     error_message = ""
@@ -226,7 +228,11 @@ async def end_reply(
         if "fields" not in made:
             made["fields"] = lifecycle.final_fields(**end)
         return lifecycle.store_final_reply(
-            message_id, fields=made["fields"], call=call, retry=tries > 1
+            message_id,
+            fields=made["fields"],
+            call=call,
+            retry=tries > 1,
+            conversation_id=conversation_id,
         )
 
     def from_memory():

@@ -115,7 +115,12 @@ def final_fields(
 
 
 def store_final_reply(
-    message_id: int, *, fields: dict[str, Any], call: CallRecord | None = None, retry: bool = True
+    message_id: int,
+    *,
+    fields: dict[str, Any],
+    call: CallRecord | None = None,
+    retry: bool = True,
+    conversation_id: int | None = None,
 ) -> tuple[str, dict] | None:
     """Store the final reply and its call record in one transaction; safe to retry.
 
@@ -123,13 +128,19 @@ def store_final_reply(
     stored: built from ``fields`` when this write stored them, else read back (a sweep or an
     earlier try of this very write won); None when the reply is gone (conversation deleted).
     The call is recorded once whatever the number of tries (``record_call_once``; ``retry``
-    False: the first try, which looks for no earlier one).
+    False: the first try, which looks for no earlier one). ``conversation_id``: the reply's
+    conversation, when the caller knows it (touched by its key rather than through a join).
     """
     now = timezone.now()
     with transaction.atomic():
         updated = _in_progress(message_id).update(**fields, finished_at=now, heartbeat_at=now)
         if updated:
-            Conversation.objects.filter(messages__pk=message_id).update(updated_at=now)
+            touched = (
+                Conversation.objects.filter(pk=conversation_id)
+                if conversation_id is not None
+                else Conversation.objects.filter(messages__pk=message_id)
+            )
+            touched.update(updated_at=now)
         if call is not None:
             if not updated and not Message.objects.filter(pk=message_id).exists():
                 # The conversation was deleted while the reply streamed.

@@ -168,6 +168,7 @@ async def run(
         model=plan.config.model,
         latency_ms=elapsed_ms(attempts.started),
         ttft_ms=attempts.first_ttft(),
+        conversation_id=plan.conversation_id,
     )
     stored, cancelled = await through_cancel(ending)
     interrupted = interrupted or cancelled

@@ -9,6 +9,8 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core.query_templates import QueryTemplate
+
 from .models import Conversation, Message
 from .sidebar import group_by_date
 from .state import ReplyState
@@ -70,6 +72,25 @@ def with_reply_in_progress(conversations):
     busy = Message.objects.in_progress().filter(conversation=OuterRef("pk"))
     written = Message.objects.filter(conversation=OuterRef("pk"))
     return conversations.annotate(reply_in_progress=Exists(busy), has_messages=Exists(written))
+
+
+_TO_POST_TO = QueryTemplate(
+    lambda conversation_id, user_id: with_reply_in_progress(Conversation.objects).filter(
+        pk=conversation_id, user_id=user_id
+    ),
+    conversation_id=0,
+    user_id=0,
+)
+
+
+def conversation_to_post_to(user, conversation_id: int) -> Conversation | None:
+    """The user's conversation ``conversation_id`` as ``with_reply_in_progress`` reads it, or
+    None (another user's, or gone). Read on every post: its SQL is compiled once
+    (core.query_templates), a third of its CPU through the ORM."""
+    conversation = _TO_POST_TO.first(conversation_id=conversation_id, user_id=user.pk)
+    if conversation is not None:
+        conversation.user = user  # it is this user: posting reads it, and need not load it again
+    return conversation
 
 
 def _tree(conversation: Conversation, messages: list[Message]) -> tuple[Tree, int | None]:

@@ -80,6 +80,26 @@ def test_final_write_retried_records_the_call_once(conversation):
     assert AICall.objects.filter(message=streaming).count() == 2
 
 
+@pytest.mark.parametrize("known", [True, False])
+def test_final_write_touches_its_conversation_only(conversation, known):
+    """Its conversation moves up the sidebar (updated_at), by key when the runner knows it and
+    through the reply otherwise; no other conversation is touched."""
+    streaming = reply(conversation)
+    other = make_conversation(conversation.user, title="other")
+    reply(other, "completed")
+    past = conversation.updated_at - timedelta(days=1)
+    type(conversation).objects.update(updated_at=past)
+    lifecycle.store_final_reply(
+        streaming.pk,
+        fields=lifecycle.final_fields(**end()),
+        conversation_id=conversation.pk if known else None,
+    )
+    conversation.refresh_from_db()
+    other.refresh_from_db()
+    assert conversation.updated_at > past
+    assert other.updated_at == past
+
+
 @pytest.mark.parametrize("terminal", TERMINAL)
 def test_progress_save_never_touches_a_finished_reply_and_stops_its_runner(conversation, terminal):
     done = reply(conversation, terminal, content="final")

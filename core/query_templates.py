@@ -1,0 +1,145 @@
+"""Hot read queries compiled once: the SQL the ORM makes of a query, run again with new values.
+
+Turning a queryset into SQL is most of a short query's CPU in Django. On the benchmark machine
+(docs/performance.md) the conversation a message is posted to, read with its two ``EXISTS``
+flags, cost 1.4 ms of CPU through the ORM and 0.4 ms as the same SQL run again; a POST's CPU
+is what a burst of posts queues behind. A ``QueryTemplate`` compiles its query on first use
+(per database alias), finds where each value sits among the SQL's parameters, and from then on
+runs that SQL with the values given: rows become model instances through ``Manager.raw``,
+Django's own path from a row to a model (the backend's converters included), and the query's
+annotations become attributes as they would through the ORM.
+
+The SQL is always the ORM's own, so a schema change or another database backend changes it
+with the models. Only queries of one model (no ``select_related``) whose SQL does not depend on the values qualify (no ``__in``
+over a list of varying length, no value that the ORM would fold away): the template checks
+that two compilations with different values give the same SQL and refuses the query otherwise.
+Values are ints or strings (an id, a key), passed to the database as the ORM passes them.
+"""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import QuerySet
+
+# Stand-ins for the values while compiling: improbable, distinct, and inside a 32-bit
+# integer column's range (Django folds a lookup outside a column's range away).
+_INT_MARKER = -1_987_654_000
+_STR_MARKER = "\x1fquery-template-marker-"
+
+
+def _markers(samples: dict[str, Any], round_: int) -> dict[str, Any]:
+    markers: dict[str, Any] = {}
+    for index, (key, sample) in enumerate(samples.items()):
+        number = round_ * 100 + index
+        if isinstance(sample, bool) or not isinstance(sample, int | str):
+            raise ImproperlyConfigured(
+                f"QueryTemplate values must be ints or strings; {key!r} is {type(sample).__name__}"
+            )
+        markers[key] = _INT_MARKER - number if isinstance(sample, int) else f"{_STR_MARKER}{number}"
+    return markers
+
+
+class QueryTemplate:
+    """A read query compiled once per database alias and run with new values.
+
+    ``build(**values)`` returns the queryset for ``values``; ``samples`` names each value with
+    an example of its type (int or str). ``template(**values)`` returns the instances found;
+    ``template.first(**values)`` the first one or None.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet], **samples: Any):
+        if not samples:
+            raise ImproperlyConfigured("a QueryTemplate needs at least one value")
+        self.build = build
+        self.samples = samples
+        self._compiled: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _compile_once(self, round_: int, using: str) -> tuple[QuerySet, str, list, dict]:
+        markers = _markers(self.samples, round_)
+        queryset = self.build(**markers).using(using)
+        if queryset.query.select_related or queryset._fields is not None:
+            # Manager.raw maps columns to one model's fields by name: a joined model's
+            # columns would land on the wrong attributes, and values() rows are not models.
+            raise ImproperlyConfigured(
+                "QueryTemplate: a query with select_related() or values() cannot be run "
+                "through Manager.raw"
+            )
+        sql, params = queryset.query.get_compiler(using=using).as_sql()
+        slots = {}
+        for position, param in enumerate(params):
+            for key, marker in markers.items():
+                if type(param) in (int, str) and param == marker:
+                    slots[position] = key
+        missing = set(markers) - set(slots.values())
+        if missing:
+            raise ImproperlyConfigured(
+                f"QueryTemplate: the value(s) {sorted(missing)} do not reach the SQL as "
+                "parameters; the query cannot be compiled once"
+            )
+        return queryset, sql, list(params), slots
+
+    def compiled(self, using: str = DEFAULT_DB_ALIAS):
+        """The query's model, SQL, parameters and value slots for ``using`` (compiled once)."""
+        found = self._compiled.get(using)
+        if found is not None:
+            return found
+        with self._lock:
+            if using not in self._compiled:
+                queryset, sql, params, slots = self._compile_once(1, using)
+                _, again, params_again, slots_again = self._compile_once(2, using)
+                if again != sql or slots_again != slots or len(params_again) != len(params):
+                    raise ImproperlyConfigured(
+                        "QueryTemplate: the query's SQL depends on its values; it cannot be "
+                        "compiled once"
+                    )
+                backend = connections[using]
+                annotations = [
+                    (name, expression, converters)
+                    for name, expression in queryset.query.annotation_select.items()
+                    if (
+                        converters := [
+                            *backend.ops.get_db_converters(expression),
+                            *expression.get_db_converters(backend),
+                        ]
+                    )
+                ]
+                self._compiled[using] = (
+                    queryset,
+                    sql,
+                    params,
+                    sorted(slots.items()),
+                    annotations,
+                )
+            return self._compiled[using]
+
+    def __call__(self, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list:
+        """The instances of the rows the query finds for ``values``."""
+        if values.keys() != self.samples.keys():
+            raise TypeError(
+                f"QueryTemplate takes the values {sorted(self.samples)}, got {sorted(values)}"
+            )
+        queryset, sql, params, slots, annotations = self.compiled(using)
+        params = list(params)
+        for position, key in slots:
+            params[position] = values[key]
+        found = list(queryset.model._default_manager.db_manager(using).raw(sql, params))
+        if annotations:
+            # Manager.raw converts the model's columns only; an annotation's value is converted
+            # as the ORM would (SQLite's 0/1 of an EXISTS becomes False/True).
+            backend = connections[using]
+            for instance in found:
+                for name, expression, converters in annotations:
+                    value = getattr(instance, name)
+                    for converter in converters:
+                        value = converter(value, expression, backend)
+                    setattr(instance, name, value)
+        return found
+
+    def first(self, using: str = DEFAULT_DB_ALIAS, **values: Any):
+        """The first row's instance, or None (the query's own ordering and limit apply)."""
+        found = self(using, **values)
+        return found[0] if found else None
