@@ -61,7 +61,7 @@ class QueryTemplate:
     def _compile_once(self, round_: int, using: str) -> tuple[QuerySet, str, list, dict]:
         markers = _markers(self.samples, round_)
         queryset = self.build(**markers).using(using)
-        if queryset.query.select_related or queryset._fields is not None:
+        if queryset.query.select_related or getattr(queryset, "_fields", None) is not None:
             # Manager.raw maps columns to one model's fields by name: a joined model's
             # columns would land on the wrong attributes, and values() rows are not models.
             raise ImproperlyConfigured(

@@ -76,6 +76,8 @@ def test_refuses_what_it_cannot_run():
         shape(n=1)
     with pytest.raises(ImproperlyConfigured, match="select_related"):
         QueryTemplate(lambda n: User.objects.select_related("x").filter(pk=n), n=0)(n=1)
+    with pytest.raises(ImproperlyConfigured, match="values"):
+        QueryTemplate(lambda n: User.objects.filter(pk=n).values("pk"), n=0)(n=1)
     with pytest.raises(TypeError, match="takes the values"):
         TEMPLATE(user_id=1)
 
