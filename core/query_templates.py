@@ -10,10 +10,11 @@ Django's own path from a row to a model (the backend's converters included), and
 annotations become attributes as they would through the ORM.
 
 The SQL is always the ORM's own, so a schema change or another database backend changes it
-with the models. Only queries of one model (no ``select_related``) whose SQL does not depend on the values qualify (no ``__in``
-over a list of varying length, no value that the ORM would fold away): the template checks
-that two compilations with different values give the same SQL and refuses the query otherwise.
-Values are ints or strings (an id, a key), passed to the database as the ORM passes them.
+with the models. Only queries of one model (no ``select_related``) whose SQL does not depend
+on the values qualify (no ``__in`` over a list of varying length, no value that the ORM would
+fold away): the template checks that two compilations with different values give the same SQL
+and refuses the query otherwise. Values are ints or strings (an id, a key), each of the type
+of its sample, and reach the database as the ORM passes such values.
 """
 
 import threading
@@ -122,6 +123,14 @@ class QueryTemplate:
             raise TypeError(
                 f"QueryTemplate takes the values {sorted(self.samples)}, got {sorted(values)}"
             )
+        for key, value in values.items():
+            # The ORM would convert a value to its field's type; here it goes to the database
+            # as it is, so it must be of that type already.
+            if type(value) is not type(self.samples[key]):
+                raise TypeError(
+                    f"QueryTemplate value {key!r} must be {type(self.samples[key]).__name__}, "
+                    f"not {type(value).__name__}"
+                )
         queryset, sql, params, slots, annotations = self.compiled(using)
         params = list(params)
         for position, key in slots:

@@ -80,6 +80,8 @@ def test_refuses_what_it_cannot_run():
         QueryTemplate(lambda n: User.objects.filter(pk=n).values("pk"), n=0)(n=1)
     with pytest.raises(TypeError, match="takes the values"):
         TEMPLATE(user_id=1)
+    with pytest.raises(TypeError, match="must be int, not str"):
+        TEMPLATE(user_id="1", name="staff")
 
 
 def test_sessions_load_while_unexpired():
