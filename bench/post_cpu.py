@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from devtools.live import CSRF_TOKEN  # noqa: E402
+from bench.stream_bench.setup import app_env  # noqa: E402
+from bench.stream_objects import Client as AsgiClient  # noqa: E402
 from devtools.processes import free_port  # noqa: E402
 
 # The simulator answers at once, five tokens: the reply ends before the next post.
@@ -47,78 +48,29 @@ CONTENT = "Explain back-pressure briefly [sim:ttft=5,tokens=5]"
 
 
 def settings_env(simulator_port: int, database_url: str, redis_url: str) -> dict:
-    return {
-        "DJANGO_SETTINGS_MODULE": "aiproject.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
+    """The streaming benches' settings (every quota active, never reached), on this simulator."""
+    env = app_env(database_url, redis_url, most_streams=1)
+    return env | {
         "CHANNEL_LAYER_PREFIX": f"bench-post-cpu-{os.getpid()}",
         "AI_BASE_URL": f"http://127.0.0.1:{simulator_port}/v1",
-        "AI_API_KEY": "sk-test-simulator-key",
-        "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuv",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "LOG_LEVEL": "WARNING",
-        # Every quota active, never reached (as bench/stream.py).
-        "QUOTA_REQUESTS_PER_MINUTE": "1000000",
-        "QUOTA_TOKENS_PER_DAY": "1000000000",
-        "QUOTA_COST_PER_DAY_USD": "1000000",
-        "QUOTA_COST_PER_MONTH_USD": "1000000",
     }
 
 
-class Client:
-    """ASGI requests of one logged-in user, straight into the application."""
-
-    def __init__(self, application, session_key: str):
-        self.application = application
-        self.cookie = f"sessionid={session_key}; csrftoken={CSRF_TOKEN}".encode()
-
-    def communicator(self, method: str, path: str):
-        from asgiref.testing import ApplicationCommunicator
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"127.0.0.1"),
-                (b"cookie", self.cookie),
-                (b"x-csrftoken", CSRF_TOKEN.encode()),
-                (b"content-type", b"application/json"),
-                (b"accept", b"text/event-stream"),
-            ],
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 80),
-        }
-        return ApplicationCommunicator(self.application, scope)
+class Client(AsgiClient):
+    """bench/stream_objects.py's requests of one logged-in user, straight into the
+    application, with the post this bench times."""
 
     async def new_conversation(self) -> int:
-        communicator = self.communicator("POST", "/api/conversations")
-        await communicator.send_input(
-            {"type": "http.request", "body": json.dumps({"title": "bench"}).encode()}
-        )
-        body = b""
-        while True:
-            message = await communicator.receive_output(30)
-            body += message.get("body", b"")
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                break
-        await communicator.wait(5)  # the request's end (its thread, its connection)
-        return json.loads(body)["id"]
+        return (await self.post("/api/conversations", {"title": "bench"}))["id"]
 
-    async def post(self, conversation: int) -> tuple[float, float]:
+    async def timed_post(self, conversation: int) -> tuple[float, float]:
         """CPU and wall time (ms) from the post to its ``accepted`` event."""
-        communicator = self.communicator("POST", f"/api/conversations/{conversation}/messages")
+        from asgiref.testing import ApplicationCommunicator
+
+        path = f"/api/conversations/{conversation}/messages"
+        communicator = ApplicationCommunicator(
+            self.application, self.scope("POST", path, stream=True)
+        )
         body = json.dumps({"content": CONTENT}).encode()
         cpu, wall = time.process_time(), time.perf_counter()
         await communicator.send_input({"type": "http.request", "body": body})
@@ -138,7 +90,7 @@ async def measure(clients: list[Client], posts: int, warmup: int) -> None:
     for number in range(warmup + posts):
         client = clients[number % len(clients)]
         conversation = await client.new_conversation()
-        cpu, wall = await client.post(conversation)
+        cpu, wall = await client.timed_post(conversation)
         await asyncio.sleep(0.08)  # the reply's final writes land before the next post
         if number >= warmup:
             cpus.append(cpu)

@@ -70,7 +70,10 @@ class Client:
         self.application = application
         self.cookie = f"sessionid={session_key}; csrftoken={CSRF_TOKEN}".encode()
 
-    def scope(self, method: str, path: str) -> dict:
+    def scope(self, method: str, path: str, *, stream: bool = False) -> dict:
+        """``stream``: ask for an event stream (a post then answers with its reply's events
+        in its own response, not the 202 JSON)."""
+        accept = b"text/event-stream" if stream else b"application/json"
         return {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -86,7 +89,7 @@ class Client:
                 (b"cookie", self.cookie),
                 (b"x-csrftoken", CSRF_TOKEN.encode()),
                 (b"content-type", b"application/json"),
-                (b"accept", b"text/event-stream"),
+                (b"accept", accept),
             ],
             "client": ("127.0.0.1", 40000),
             "server": ("127.0.0.1", 80),
@@ -102,12 +105,18 @@ class Client:
             message = await communicator.receive_output(30)
             body += message.get("body", b"")
             if message["type"] == "http.response.body" and not message.get("more_body"):
-                return json.loads(body)
+                break
+        # The request's end: its thread and its database connection go back (a communicator
+        # left before it would keep both).
+        await communicator.wait(5)
+        return json.loads(body)
 
     async def open_stream(self, path: str):
         from asgiref.testing import ApplicationCommunicator
 
-        communicator = ApplicationCommunicator(self.application, self.scope("GET", path))
+        communicator = ApplicationCommunicator(
+            self.application, self.scope("GET", path, stream=True)
+        )
         await communicator.send_input({"type": "http.request", "body": b""})
         start = await communicator.receive_output(30)
         if start["status"] != 200:
