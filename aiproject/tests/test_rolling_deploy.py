@@ -151,10 +151,12 @@ def test_a_rolling_replacement_loses_no_reply(simulator, user, tmp_path):
 
         poster = stack.enter_context(client())
         # A reader connected to A that follows a reply generated on B, longer than any of A's:
-        # A's exit cuts its connection, and it resumes through nginx with Last-Event-ID.
+        # A's exit cuts its connection, and it resumes through nginx with Last-Event-ID. It
+        # lasts 40 s: A's exit comes after 20 posts and A's drain, which took more than 20 s
+        # on a slow machine (the reply had ended by then, and nothing was cut).
         on_b = stack.enter_context(api_client(b, user))
         on_a = stack.enter_context(api_client(a, user))
-        followed = start_reply(on_b, "Generated on B [sim:tokens=400,tps=20]")
+        followed = start_reply(on_b, "Generated on B [sim:tokens=800,tps=20]")
         followed_id = followed["assistant_message"]["id"]
         read(followed_id, followed["stream_url"], first=on_a)
         rng = random.Random(14)
