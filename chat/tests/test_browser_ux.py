@@ -48,38 +48,60 @@ def test_typing_the_next_question_during_a_reply_neither_stops_it_nor_loses_it(p
     assert page.input_value("#composer-input") == ""
 
 
+# Records each state the new reply passes through, as (waiting kind, text length), the moment
+# the DOM changes: a MutationObserver's callback sees the DOM after the script that changed it,
+# so a token that removes a notice and adds text shows as one state. Assertions then read the
+# whole history rather than racing the page with timeouts (a busy CI machine delays a page's
+# first paint by more than a second).
+RECORD_WAITING_STATES = """() => {
+  window.__states = [];
+  const record = () => {
+    const article = [...document.querySelectorAll('.message[data-role=assistant]')].pop();
+    if (!article) return;
+    const waiting = article.querySelector('.message-waiting');
+    const state = [waiting ? waiting.dataset.waiting : '',
+                   article.querySelector('.message-body').textContent.length];
+    const last = window.__states[window.__states.length - 1];
+    if (!last || last[0] !== state[0] || last[1] !== state[1]) window.__states.push(state);
+  };
+  new MutationObserver(record).observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
 def test_thinking_until_the_first_token_and_a_notice_while_the_model_is_silent(page, app_server):
     log_in(page, app_server.base_url)
     # The test server gives up on an upstream silent for 1.5 s, so the page's notice comes after
     # 0.5 s (a third). 1.2 s to the first token, then one every 1.25 s: silences past the notice.
     assert page.get_attribute("#chat-app", "data-stall-notice-ms") == "500"
+    assert page.locator(ASSISTANT).count() == 0
+    page.evaluate(RECORD_WAITING_STATES)
     send(page, "Slow model [sim:ttft=1200,tokens=4,tps=0.8]")
     reply = page.locator(ASSISTANT).last
-    reply.locator(".message-waiting[data-waiting=thinking]").wait_for(timeout=1_000)
+    reply.locator(".message-waiting[data-waiting=thinking]").wait_for(timeout=15_000)
     assert "Thinking" in reply.locator(".message-waiting").text_content()
-    page.wait_for_function(
-        "el => el.textContent.length > 0", arg=reply.locator(".message-body").element_handle()
-    )
-    assert reply.locator(".message-waiting").count() == 0  # gone with the first token
-    first = reply.locator(".message-body").text_content()
-
     notice = reply.locator(".message-waiting[data-waiting=stalled]")
-    notice.wait_for(timeout=2_000)
+    notice.wait_for(timeout=15_000)
     assert "Still waiting for the model" in notice.text_content()
-    assert reply.locator(".message-body").text_content() == first  # no text came meanwhile
-    # The next token removes the notice (looked at in the same instant the text changes).
-    seen = page.wait_for_function(
-        """([article, first]) => {
-             const text = article.querySelector('.message-body').textContent;
-             if (text === first) return false;
-             return article.querySelector('.message-waiting') ? 'notice still shown' : 'clear';
-           }""",
-        arg=[reply.element_handle(), first],
-        timeout=3_000,
-    ).json_value()
-    assert seen == "clear"
-    page.wait_for_selector(f"{ASSISTANT}[data-status=completed]")
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed]", timeout=15_000)
     assert reply.locator(".message-waiting").count() == 0
+
+    states = [tuple(s) for s in page.evaluate("() => window.__states")]
+    texts = [n for _, n in states]
+    assert texts == sorted(texts) and texts[-1] > 0, states  # the text only grows
+    # "Thinking" before any text, gone in the instant the first text came.
+    shown = [kind for kind, _ in states if kind]
+    assert shown[0] == "thinking", states
+    assert [kind for kind, n in states if n == 0 and kind] == ["thinking"], states
+    first_text = next(state for state in states if state[1] > 0)
+    assert first_text[0] == "", states
+    assert "thinking" not in [kind for kind, n in states if n > 0], states
+    # The notice came during a silence (no text changed while it showed), and each notice was
+    # gone in the instant the next text came: every growth of the text shows no waiting state.
+    assert ("stalled", first_text[1]) in states, states
+    grew = [states[i][0] for i in range(1, len(states)) if states[i][1] > states[i - 1][1]]
+    assert grew and set(grew) == {""}, states
+    assert states[-1][0] == "", states
 
 
 def _question_with_python_code() -> str:
