@@ -57,7 +57,7 @@ bench-litellm-install:
 	bash bench/install-litellm.sh
 
 bench-litellm: install bench-litellm-install
-	$(PY) bench/stream.py --litellm .venv-litellm/bin/litellm
+	$(PY) bench/stream.py --floor --litellm .venv-litellm/bin/litellm
 
 # Every base image the stack needs, from Debian's packages (no container registry); writes
 # images.env with their names for docker compose (`docker compose --env-file images.env ...`

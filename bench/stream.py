@@ -65,7 +65,7 @@ import re
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,9 @@ from bench import common  # noqa: E402
 from bench.common import git_state, redact  # noqa: E402
 from bench.stream_bench.clients import OpenCount, app_client, app_stream  # noqa: E402
 from bench.stream_bench.front import run_front  # noqa: E402
-from bench.stream_bench.litellm import run_litellm, versus_direct  # noqa: E402
+from bench.stream_bench.litellm import run_litellm  # noqa: E402
+from bench.stream_bench.logs import log_problems, log_tail  # noqa: E402
+from bench.stream_bench.peers import Proxy, run_floor, versus_direct  # noqa: E402
 from bench.stream_bench.procfs import Pids, settle  # noqa: E402
 from bench.stream_bench.report import disturbed, jsonable, table, targets  # noqa: E402
 from bench.stream_bench.rounds import (  # noqa: E402
@@ -147,6 +149,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "simulator, as a peer (default: env LITELLM, else not run).",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="Also run each N through the stack's floor (bench/stream_bench/floor_app.py: "
+        "daphne, Django and the SDK forwarding the stream with no app around them), as a peer.",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="Write results here (default bench/results/)."
     )
     args = parser.parse_args(argv)
@@ -175,40 +183,8 @@ def app_overrides() -> dict[str, str]:
     }
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def log_problems(path: Path) -> dict[str, int]:
-    """Warnings and errors the app logged (JSON lines), counted by logger, message, exception."""
-    counts: dict[str, int] = {}
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return counts
-    for line in text.splitlines():
-        if not line.startswith("{"):
-            continue  # daphne's access log
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("level") not in ("WARNING", "ERROR", "CRITICAL"):
-            continue
-        message = re.sub(r"\d+", "N", str(record.get("message", "")))
-        exc = (record.get("exc_info") or "").strip().splitlines()
-        key = f"{record.get('level')} {record.get('logger')}: {message}"
-        if exc:
-            key += f" [{exc[-1][:160]}]"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 async def bench(
-    args, base_url: str, session: str, pid: Pids, sim_url: str, sim_pid, proxy=None
+    args, base_url: str, session: str, pid: Pids, sim_url: str, sim_pid, peers: dict[str, Proxy]
 ) -> tuple[list, dict | None]:
     # Warm-up, not measured: imports, the upstream client's pool, the first queries.
     async with app_client(base_url, session, 4) as c:
@@ -217,7 +193,7 @@ async def bench(
             *(app_stream(c, cid, f"warm-up {i}", OpenCount()) for i, cid in enumerate(convs))
         )
     await direct_round(sim_url, sim_pid, 3)
-    if proxy is not None:
+    for proxy in peers.values():
         await direct_round(proxy.base_url, proxy.pid, 3)
     await settle(pid)
 
@@ -227,11 +203,11 @@ async def bench(
         print(f"  N={n}: direct ...", end="", flush=True)
         direct = await direct_round(sim_url, sim_pid, n, args.spread)
         await asyncio.sleep(0.5)
-        peer = None
-        if proxy is not None:
-            print(" litellm ...", end="", flush=True)
+        measured = {}
+        for name, proxy in peers.items():
+            print(f" {name} ...", end="", flush=True)
             proxied = await direct_round(proxy.base_url, proxy.pid, n, args.spread)
-            peer = {**jsonable(proxied), "versus_direct": versus_direct(direct, proxied)}
+            measured[name] = {**jsonable(proxied), "versus_direct": versus_direct(direct, proxied)}
             await asyncio.sleep(0.5)
         print(" app ...", end="", flush=True)
         app = await app_round(
@@ -247,7 +223,7 @@ async def bench(
                 "direct": direct,
                 "app": app,
                 "compare": compare(direct, app),
-                **({"litellm": peer} if peer is not None else {}),
+                **measured,
             }
         )
     print("  title round ...", flush=True)
@@ -276,14 +252,15 @@ async def title_cost(args, base_url: str, session: str, pid: Pids, sim_pid) -> d
     }
 
 
-@contextmanager
-def peer_proxy(litellm: str, simulator_url: str, log_dir: Path):
-    """The LiteLLM proxy in front of the simulator (None without ``--litellm``)."""
-    if not litellm:
-        yield None
-        return
-    with run_litellm(litellm, simulator_url, log_dir) as proxy:
-        yield proxy
+def run_peers(args, stack: ExitStack, simulator_url: str, log_dir: Path) -> dict[str, Proxy]:
+    """The peers asked for (``--floor``, ``--litellm``), served in front of the simulator until
+    ``stack`` closes."""
+    peers = {}
+    if args.floor:
+        peers["floor"] = stack.enter_context(run_floor(simulator_url, log_dir))
+    if args.litellm:
+        peers["litellm"] = stack.enter_context(run_litellm(args.litellm, simulator_url, log_dir))
+    return peers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                     stack.enter_context(run_app_server(env=served_env, log_dir=tmpdir))
                     for _ in range(args.processes)
                 ]
-                proxy = stack.enter_context(peer_proxy(args.litellm, simulator.base_url, tmpdir))
+                peers = run_peers(args, stack, simulator.base_url, tmpdir)
                 pids = tuple(server.process.pid for server in servers)
                 pid = pids[0] if len(pids) == 1 else pids
                 base_url = servers[0].base_url
@@ -329,11 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                 for server in servers:
                     print(f"  daphne pid {server.process.pid} at {server.base_url}")
                 print(f"  simulator pid {sim_pid}")
-                if proxy is not None:
-                    print(f"  litellm pid {proxy.pid} at {proxy.base_url}")
+                for name, proxy in peers.items():
+                    print(f"  {name} pid {proxy.pid} at {proxy.base_url}")
                 try:
                     rounds, title = asyncio.run(
-                        bench(args, base_url, session, pid, simulator.base_url, sim_pid, proxy)
+                        bench(args, base_url, session, pid, simulator.base_url, sim_pid, peers)
                     )
                 except BaseException:
                     for server in servers:
@@ -360,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             "percentiles": "nearest rank: sorted[ceil(p/100*n) - 1]",
             "app_env_overrides": app_overrides(),
             "litellm": args.litellm or None,
+            "floor": args.floor,
             "processes": args.processes,
             "flow": "two requests" if args.two_requests else "one request",
         },

@@ -12,18 +12,11 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stream_bench.clients import API_KEY, MODEL
+from bench.stream_bench.peers import Proxy
 from devtools.processes import answers, free_port, managed_process
-
-
-@dataclass
-class Proxy:
-    base_url: str  # ends in /v1, like the simulator's
-    pid: int
-    log_path: Path
 
 
 def config_yaml(simulator_url: str) -> str:
@@ -71,20 +64,3 @@ def run_litellm(executable: str, simulator_url: str, log_dir: Path):
         timeout=120,
     ) as process:
         yield Proxy(f"{base}/v1", process.pid, log_path)
-
-
-def versus_direct(direct: dict, proxy: dict) -> dict:
-    """What the proxy adds to the direct path: TTFT (p50, p99) and its CPU per reply."""
-
-    def minus(a, b):
-        return None if a is None or b is None else a - b
-
-    n = max(len(proxy["streams"]), 1)
-    cpu = proxy.get("simulator_cpu_s")  # direct_round samples the pid it is given: the proxy's
-    return {
-        "added_ttft_ms": {
-            k: minus(proxy["ttft_ms"].get(k), direct["ttft_ms"].get(k)) for k in ("p50", "p99")
-        },
-        "cpu_s_per_reply": None if cpu is None else cpu / n,
-        "held": proxy["held"],
-    }

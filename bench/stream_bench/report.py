@@ -9,6 +9,8 @@ TARGET_ADDED_FROM_POST_N1_P50_MS = 10.0
 TARGET_CPU_PER_REPLY_S = 0.020
 # Issue 18: the N=50 burst from the POST, p99, by the number of daphne processes.
 TARGET_BURST_BY_PROCESSES = {1: 700.0, 2: 400.0}
+# The peers (bench/stream_bench/peers.py): each one's key in a round, and its title.
+TITLES = {"floor": "the stack's floor (daphne + Django + SDK)", "litellm": "LiteLLM proxy"}
 
 
 def disturbed(result: dict) -> list[str]:
@@ -55,20 +57,9 @@ def table(result: dict) -> str:
     row("  POST -> 202", lambda r: pair(r["app"]["post_ms"]))
     row("  GET stream -> headers", lambda r: pair(r["app"]["stream_headers_ms"]))
     row("  runner ttft_ms (server)", lambda r: pair(r["app"]["server_ttft_ms"], ".0f"))
-    if any("litellm" in r for r in rounds):
-
-        def peer(fn):
-            return lambda r: fn(r["litellm"]) if "litellm" in r else "-"
-
-        section("LiteLLM proxy (peer, same simulator, same clients)")
-        row("  TTFT, from the request", peer(lambda p: pair(p["ttft_ms"])))
-        row("  added (proxy - direct)", peer(lambda p: pair(p["versus_direct"]["added_ttft_ms"])))
-        row("  inter-token gap", peer(lambda p: pair(p["gap_ms"])))
-        row(
-            "  proxy CPU s / reply",
-            peer(lambda p: fmt(p["versus_direct"]["cpu_s_per_reply"], ".4f")),
-        )
-        row("  streams finished", peer(lambda p: f"{p['held']}/{len(p['ttft_values_ms'])}"))
+    for key, title in TITLES.items():
+        if any(key in r for r in rounds):
+            peer_rows(row, section, key, title)
     section("inter-token gap, ms (p50 / p99)")
     row("  direct", lambda r: pair(r["direct"]["gap_ms"]))
     row("  app", lambda r: pair(r["app"]["gap_ms"]))
@@ -146,6 +137,18 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def peer_rows(row, section, key: str, title: str) -> None:
+    def peer(fn):
+        return lambda r: fn(r[key]) if key in r else "-"
+
+    section(f"{title} (peer, same simulator, same clients)")
+    row("  TTFT, from the request", peer(lambda p: pair(p["ttft_ms"])))
+    row("  added (peer - direct)", peer(lambda p: pair(p["versus_direct"]["added_ttft_ms"])))
+    row("  inter-token gap", peer(lambda p: pair(p["gap_ms"])))
+    row("  peer CPU s / reply", peer(lambda p: fmt(p["versus_direct"]["cpu_s_per_reply"], ".4f")))
+    row("  streams finished", peer(lambda p: f"{p['held']}/{len(p['ttft_values_ms'])}"))
+
+
 def targets(result: dict) -> list[tuple[str, bool | None, str]]:
     out: list[tuple[str, bool | None, str]] = []
     at = next((r for r in result["rounds"] if r["clients"] == TARGET_AT_CLIENTS), None)
@@ -217,6 +220,10 @@ def issue_18_targets(result: dict) -> list[tuple[str, bool | None, str]]:
             ok = added is not None and theirs is not None and added < theirs
             measured = f"app {fmt(added)} ms, LiteLLM {fmt(theirs)} ms"
             out.append(("  ... and below LiteLLM's", *judged(ok, measured)))
+        floor = one.get("floor")
+        if floor is not None:
+            theirs = floor["versus_direct"]["added_ttft_ms"]["p50"]
+            out.append(("  (the stack's floor, same round: not judged)", None, f"{fmt(theirs)} ms"))
     at = by_n.get(TARGET_AT_CLIENTS)
     name = f"daphne CPU per reply <= {TARGET_CPU_PER_REPLY_S * 1000:.0f} ms (N={TARGET_AT_CLIENTS})"
     if at is None:
@@ -225,6 +232,16 @@ def issue_18_targets(result: dict) -> list[tuple[str, bool | None, str]]:
         cpu = at["app"]["daphne"]["cpu_s_per_stream"]
         ok = cpu is not None and cpu <= TARGET_CPU_PER_REPLY_S
         out.append((name, *judged(ok, f"{fmt(None if cpu is None else cpu * 1000)} ms")))
+        for key in ("floor", "litellm"):
+            if key in at:
+                theirs = at[key]["versus_direct"]["cpu_s_per_reply"]
+                out.append(
+                    (
+                        f"  ({TITLES[key]}, same N: not judged)",
+                        None,
+                        f"{fmt(None if theirs is None else theirs * 1000)} ms",
+                    )
+                )
         p99 = at["compare"]["added_ttft_from_post_ms"]["p99"]
         # One process, or two behind the shipped nginx.conf (--processes 2): each its target.
         processes = result["config"].get("processes", 1)
@@ -240,4 +257,7 @@ def issue_18_targets(result: dict) -> list[tuple[str, bool | None, str]]:
         )
         ok = p99 is not None and p99 <= limit
         out.append((name, *judged(ok, f"{fmt(p99)} ms")))
+        if "floor" in at and processes == 1:
+            theirs = at["floor"]["versus_direct"]["added_ttft_ms"]["p99"]
+            out.append(("  (the stack's floor, same N: not judged)", None, f"{fmt(theirs)} ms"))
     return out
