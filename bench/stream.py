@@ -14,6 +14,10 @@ serving the app against it, then, for every N in ``--clients``:
    simulator at once and read its OpenAI chunks;
 2. **app**: N clients, one conversation each, POST a message (202) and read the reply's SSE stream.
 
+Peers, between the two (bench/stream_bench/peers.py), read by the direct path's clients:
+``--floor``, the stack with no app (daphne, Django, the SDK: bench/stream_bench/floor_app.py),
+and ``--litellm PATH``, the LiteLLM proxy; each is reported with what it adds to the direct path.
+
 By default the N clients of a round start at once (a burst: the target below is judged on it).
 With ``--spread S`` client i starts at i*S/N seconds instead, in both paths: N streams held
 while new ones arrive at N/S a second, which is what a process serving N concurrent users at
