@@ -50,6 +50,24 @@ def test_rows_are_the_orms_with_their_annotations_converted(people):
             assert found.member is expected.member is (user.username == "ann" and name == "staff")
 
 
+def test_instances_are_the_orms_deferred_fields_ordering_and_state_included(people):
+    def named(n):
+        return User.objects.only("username").filter(pk__gte=n).order_by("-username")
+
+    template = QueryTemplate(named, n=0)
+    expected = list(named(people[0].pk))
+    found = template(n=people[0].pk)
+    assert [u.username for u in found] == [u.username for u in expected] == ["bob", "ann"]
+    assert [u.get_deferred_fields() for u in found] == [u.get_deferred_fields() for u in expected]
+    assert "email" in found[0].get_deferred_fields()
+    assert all(not u._state.adding and u._state.db == "default" for u in found)
+    # An instance read so saves as one read through the ORM: an UPDATE of the row it came from.
+    found[1].username = "anne"
+    found[1].save(update_fields=["username"])
+    assert User.objects.get(pk=people[0].pk).username == "anne"
+    assert User.objects.get(pk=people[0].pk).email == "ann@example.com"
+
+
 def test_one_statement_per_run_and_none_when_nothing_is_found(people):
     TEMPLATE.first(user_id=people[0].pk, name="staff")  # compiled
     with CaptureQueriesContext(connection) as queries:
