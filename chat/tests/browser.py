@@ -26,6 +26,10 @@ def log_in(page, base_url: str):
     page.fill("input[name=password]", "correct-horse-battery")
     page.click("button[type=submit]")
     page.wait_for_selector("#composer-input")
+    # The page's handlers are attached at DOMContentLoaded (theme.js) or by its modules, which
+    # run before it: on a busy machine the composer is parsed well before then, and a click
+    # meanwhile does nothing (CI once clicked the theme toggle that early).
+    page.wait_for_load_state("domcontentloaded")
 
 
 def send(page, text: str):
