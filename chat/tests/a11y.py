@@ -133,17 +133,22 @@ def remember_unfocused_look(page) -> None:
 
 
 def accessible(page) -> dict:
-    """The focused element's role and accessible name, as Chromium's accessibility tree has them."""
+    """The focused element's role and accessible name, as Chromium's accessibility tree has them.
+
+    A node left out of that tree (aria-hidden, say, or the page's body when the focus was lost)
+    comes back with role "none" and no name; the reasons Chromium gives are added to its role.
+    """
     session = cdp(page)
     handle = session.send("Runtime.evaluate", {"expression": "document.activeElement"})
     node = session.send(
         "Accessibility.getPartialAXTree",
         {"objectId": handle["result"]["objectId"], "fetchRelatives": False},
     )["nodes"][0]
-    return {
-        "role": node.get("role", {}).get("value", ""),
-        "name": (node.get("name", {}).get("value") or "").strip(),
-    }
+    role = node.get("role", {}).get("value", "")
+    if node.get("ignored"):
+        reasons = ", ".join(r.get("name", "?") for r in node.get("ignoredReasons", []))
+        role = f"{role}, ignored: {reasons or 'no reason given'}"
+    return {"role": role, "name": (node.get("name", {}).get("value") or "").strip()}
 
 
 def focused(page) -> dict | None:

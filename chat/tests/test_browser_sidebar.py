@@ -127,3 +127,48 @@ def test_a_new_conversation_joins_today_under_the_pinned_ones(page, app_server, 
     current = page.locator(".conversation-link.is-current")
     assert current.count() == 1
     assert current.get_attribute("data-conversation-id") in page.url
+
+
+FOCUSED_ENTRY = """() => { const a = document.activeElement;
+  const item = a.closest('.conversation-item');
+  const control = ['conversation-link', 'pin-button', 'archive-button']
+    .find(c => a.classList.contains(c));
+  return [control || a.tagName,
+    item ? item.querySelector('.conversation-link-text').textContent.trim() : null]; }"""
+
+
+def test_the_keyboards_place_in_the_list_survives_the_list_being_made_again(page, app_server, user):
+    make(user, "Trip to Lisbon")
+    make(user, "Taxes", days_ago=1)
+    log_in(page, app_server.base_url)
+
+    # A reply in a new conversation lists the conversations again (its entry, then its title)
+    # while the keyboard is on another conversation's entry: the focus stays on that entry.
+    send(page, "Hello there [sim:tokens=30,tps=15]")
+    page.wait_for_selector(".conversation-link.is-current")
+    taxes = page.locator(".conversation-link", has_text="Taxes")
+    taxes.focus()
+    before = taxes.element_handle()
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed]")
+    page.wait_for_function("link => !link.isConnected", arg=before)  # the list was made again
+    assert page.evaluate(FOCUSED_ENTRY) == ["conversation-link", "Taxes"]
+
+    # Pin from the keyboard: the focus stays on the (now pressed) button, in the Pinned group.
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED_ENTRY) == ["pin-button", "Taxes"]
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => ({GROUPS_JS})()[0] === '# Pinned'")
+    assert page.evaluate(FOCUSED_ENTRY) == ["pin-button", "Taxes"]
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Unpin"
+
+    # Archive from the keyboard: the entry leaves, and the focus goes to the same button of the
+    # entry now in its place (not to the top of the page).
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED_ENTRY) == ["archive-button", "Taxes"]
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.conversation-link')]"
+        ".some(a => a.textContent.includes('Taxes'))"
+    )
+    first = page.locator(".conversation-link-text").first.text_content().strip()
+    assert page.evaluate(FOCUSED_ENTRY) == ["archive-button", first]

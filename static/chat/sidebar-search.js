@@ -21,7 +21,7 @@ import { fromTemplate, h } from "./dom.js";
   const UNTITLED = "Untitled conversation";
   const SEARCH_DELAY_MS = 200;
 
-  const state = { query: "", archived: false, timer: 0, seq: 0 };
+  const state = { query: "", archived: false, timer: 0, seq: 0, focusAfter: null };
   // chat.js added a conversation, moved one to the top or renamed one: list them again, grouped.
   const observer = new MutationObserver(() => refreshSoon(50));
 
@@ -110,8 +110,40 @@ import { fromTemplate, h } from "./dom.js";
     list.dataset.archived = String(state.archived);
   }
 
+  const CONTROLS = ["conversation-link", "pin-button", "archive-button"];
+
+  /** Which control of which conversation has the keyboard's focus, if one in the list has it. */
+  function focusedControl() {
+    const active = document.activeElement;
+    if (!active || !list.contains(active)) return null;
+    const control = CONTROLS.find((name) => active.classList.contains(name));
+    const link = active.closest(".conversation-item")?.querySelector(".conversation-link");
+    if (!control || !link) return null;
+    const items = [...list.querySelectorAll(".conversation-item")];
+    return { control, id: link.dataset.conversationId, index: items.indexOf(link.closest(".conversation-item")) };
+  }
+
+  /**
+   * Give the focus back after the list is made again: to the same control of the same
+   * conversation, or (it left the list: archived, say) to that control of the one now in its
+   * place, or to the search field. A keyboard user is never dropped at the top of the page.
+   */
+  function restoreFocus(was) {
+    if (!was) return;
+    const items = [...list.querySelectorAll(".conversation-item")];
+    const same = items.find((item) => item.querySelector(".conversation-link")?.dataset.conversationId === was.id);
+    const near = same || items[Math.min(was.index, items.length - 1)];
+    const target = (near && near.querySelector(`.${was.control}`)) || search;
+    target.focus({ preventScroll: true });
+  }
+
   function replaceList(nodes) {
+    // The remembered place counts only while the focus is lost, never over where it went since.
+    const lost = !document.activeElement || document.activeElement === document.body;
+    const was = focusedControl() || (lost ? state.focusAfter : null);
+    state.focusAfter = null;
     list.replaceChildren(...nodes);
+    restoreFocus(was);
     list.setAttribute("aria-busy", "false");
     observer.takeRecords(); // our own change: nothing to list again
   }
@@ -171,12 +203,16 @@ import { fromTemplate, h } from "./dom.js";
     const body = button.classList.contains("pin-button")
       ? { pinned: button.dataset.pinned !== "true" }
       : { archived: button.dataset.archived !== "true" };
+    // Disabling the focused button moves the focus to the page: say where it was first.
+    state.focusAfter = focusedControl();
     button.disabled = true;
     try {
       await request("PATCH", `${api}/${encodeURIComponent(id)}`, body);
       await refresh();
     } catch (err) {
       button.disabled = false;
+      if (state.focusAfter && document.activeElement === document.body) button.focus({ preventScroll: true });
+      state.focusAfter = null;
       const errors = document.getElementById("composer-errors");
       if (errors) errors.replaceChildren(h("p", { className: "error-line", role: "alert" }, h("span", { className: "error-text", text: err.message })));
     }
