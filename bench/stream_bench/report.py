@@ -232,7 +232,7 @@ def issue_18_targets(result: dict) -> list[tuple[str, bool | None, str]]:
         cpu = at["app"]["daphne"]["cpu_s_per_stream"]
         ok = cpu is not None and cpu <= TARGET_CPU_PER_REPLY_S
         out.append((name, *judged(ok, f"{fmt(None if cpu is None else cpu * 1000)} ms")))
-        for key in ("floor", "litellm"):
+        for key in TITLES:
             if key in at:
                 theirs = at[key]["versus_direct"]["cpu_s_per_reply"]
                 out.append(
