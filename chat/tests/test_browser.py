@@ -61,6 +61,10 @@ def test_chat_streams_stops_and_regenerates(page, app_server, user):
     first.locator(".feedback-comment-input").fill("Too short")
     first.locator(".feedback-comment button[type=submit]").click()
     page.wait_for_selector(".feedback-thanks")
+    # The comment box went with the focus in it: the focus is on the pressed thumb.
+    page.wait_for_function(
+        "() => document.activeElement.matches('.feedback-down[aria-pressed=true]')"
+    )
     first.locator(".feedback-up").click()
     page.wait_for_function(
         "() => document.querySelector('.message[data-role=assistant]').dataset.feedback === 'up'"

@@ -158,6 +158,25 @@ def test_edit_can_be_cancelled_and_switching_waits_for_a_reply(page, app_server,
     user_message.locator(".edit-input").press("Escape")
     assert user_message.locator(".edit-form").count() == 0
     assert user_message.locator(".message-body").is_visible()
+    # The box went with the focus in it: the focus is back on the Edit button that opened it.
+    page.wait_for_function(
+        "m => document.activeElement === m.querySelector('.edit-button')",
+        arg=user_message.element_handle(),
+    )
+
+    # An edit the server refuses (empty), sent with Enter: the box was disabled while it was sent
+    # (Chromium then moves the focus to the page); with the error it is enabled and focused again.
+    user_message.locator(".edit-button").click()
+    box = user_message.locator(".edit-input")
+    box.fill("")
+    box.press("Enter")
+    page.wait_for_selector("#composer-errors .error-line")
+    page.wait_for_function(
+        "m => { const box = m.querySelector('.edit-input');"
+        " return !box.disabled && document.activeElement === box; }",
+        arg=user_message.element_handle(),
+    )
+    box.press("Escape")
 
     # A reply being written: the arrows refuse with a message instead of switching.
     send(page, "A long one [sim:tokens=2000,tps=20]")

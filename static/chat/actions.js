@@ -17,6 +17,7 @@ import {
   showCommentForm,
   updateRegenerateButtons,
 } from "./messages.js";
+import { disable, enable, focusIfLost } from "./dom.js";
 import { ACTIVE_STATUSES, announce, app, config, el, state } from "./page.js";
 import { attachStream } from "./stream.js";
 
@@ -74,20 +75,21 @@ export async function sendMessage() {
   } finally {
     state.sending = false;
     updateCounter();
+    focusIfLost(el.input); // Send, pressed from the keyboard, was disabled meanwhile
   }
 }
 
 export async function stopReply() {
   const stream = state.stream;
   if (!stream) return;
-  el.stop.disabled = true;
+  disable(el.stop);
   setStopLabel("Stopping…");
   try {
     await api("POST", messageApiUrl(stream.id, "stop"));
     // The stream now ends with `done` and status "cancelled".
   } catch (err) {
     if (state.stream === stream) {
-      el.stop.disabled = false;
+      enable(el.stop);
       setStopLabel("Stop");
     }
     showComposerError(err.message);
@@ -103,7 +105,7 @@ async function regenerate(article, button) {
   clearComposerError();
   state.sending = true;
   updateCounter();
-  if (button) button.disabled = true;
+  if (button) disable(button);
   try {
     const { result, feed } = await postForStream(messageApiUrl(article.dataset.messageId, "regenerate"));
     const fresh = renderAssistantPlaceholder(result.assistant_message);
@@ -114,7 +116,7 @@ async function regenerate(article, button) {
     scrollToBottom(true);
     attachStream(fresh, result.stream_url || messageApiUrl(result.assistant_message.id, "stream"), feed);
   } catch (err) {
-    if (button) button.disabled = false;
+    if (button) enable(button);
     showComposerError(err.message);
     announce(err.message);
   } finally {
@@ -125,7 +127,7 @@ async function regenerate(article, button) {
 
 /** Retry after a lost connection: find out where the reply is, then resume or show it. */
 async function resume(article, button) {
-  if (button) button.disabled = true;
+  if (button) disable(button);
   try {
     const message = await api("GET", messageApiUrl(article.dataset.messageId));
     if (ACTIVE_STATUSES.includes(message.status)) {
@@ -137,9 +139,11 @@ async function resume(article, button) {
     } else {
       renderFinishedReply(article, message);
       updateRegenerateButtons();
+      // It had finished meanwhile: Retry went with the error line, so the reply's toolbar.
+      focusIfLost(article.querySelector(".message-toolbar button"));
     }
   } catch (err) {
-    if (button) button.disabled = false;
+    if (button) enable(button);
     showComposerError(err.message);
   }
 }

@@ -2,7 +2,7 @@
  * The conversation around the messages: its title (and the generated one), its entry in the
  * sidebar's list, Regenerate title, Rename and Delete.
  */
-import { h } from "./dom.js";
+import { disable, enable, h } from "./dom.js";
 import { api, conversationApiUrl } from "./api.js";
 import { refreshQuota } from "./composer.js";
 import { clearComposerError, showComposerError } from "./errors.js";
@@ -179,13 +179,13 @@ export function initConversationActions({ beforeLeave }) {
     if (!state.conversationId) return;
     const name = el.title.textContent;
     if (!window.confirm(`Delete “${name}”? This cannot be undone.`)) return;
-    el.deleteButton.disabled = true;
+    disable(el.deleteButton);
     try {
       await api("DELETE", conversationApiUrl(state.conversationId));
       beforeLeave();
       window.location.assign(config.homeUrl);
     } catch (err) {
-      el.deleteButton.disabled = false;
+      enable(el.deleteButton);
       showComposerError(err.message);
     }
   });

@@ -30,3 +30,30 @@ export function icon(name) {
   const svg = template && template.content.querySelector(`[data-icon="${name}"]`);
   return svg ? svg.cloneNode(true) : document.createTextNode("");
 }
+
+// Chromium moves the focus from a control to the page when the control is disabled.
+const focusedWhenDisabled = new WeakSet();
+
+/** Disable controls for the time of a request, remembering which of them had the focus. */
+export function disable(...controls) {
+  for (const control of controls) {
+    if (control === document.activeElement) focusedWhenDisabled.add(control);
+    else focusedWhenDisabled.delete(control);
+    control.disabled = true;
+  }
+}
+
+/** Enable them again; the one that had the focus gets it back, unless it went elsewhere since. */
+export function enable(...controls) {
+  const lost = !document.activeElement || document.activeElement === document.body;
+  for (const control of controls) {
+    control.disabled = false;
+    if (focusedWhenDisabled.delete(control) && lost && control.isConnected) control.focus({ preventScroll: true });
+  }
+}
+
+/** The focus fell to the page (its control was removed or hidden): give it to `target`. */
+export function focusIfLost(target) {
+  const active = document.activeElement;
+  if (target && (!active || active === document.body)) target.focus({ preventScroll: true });
+}

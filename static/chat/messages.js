@@ -78,7 +78,10 @@ export function showCommentForm(article) {
     event.preventDefault();
     try {
       await rate(article, article.dataset.feedback, input.value);
+      const hadFocus = form.contains(document.activeElement);
       form.replaceWith(h("span", { className: "feedback-thanks", text: "Thanks for the feedback." }));
+      // The box went with the focus in it: back to the thumb that was pressed.
+      if (hadFocus) group.querySelector('.feedback-button[aria-pressed="true"]')?.focus();
     } catch (err) {
       showComposerError(err.message);
     }

@@ -11,7 +11,7 @@
 import { api, messageApiUrl, postForStream } from "./api.js";
 import { BranchError, offsetOf, showBranch } from "./branch.js";
 import { updateCounter } from "./composer.js";
-import { fromTemplate, h } from "./dom.js";
+import { disable, enable, focusIfLost, fromTemplate, h } from "./dom.js";
 import { clearComposerError, showComposerError } from "./errors.js";
 import { announce, state } from "./page.js";
 
@@ -48,7 +48,11 @@ import { announce, state } from "./page.js";
       announce(label ? `Showing version ${label.textContent.replace("/", " of ")}.` : "Version shown.");
     } catch (err) {
       showComposerError(err.message);
-      if (!(err instanceof BranchError)) renderSwitcher(nav, idsOf(nav), indexOf(nav)); // the arrows as they were
+      // A BranchError: the server chose the version but the page could not show it (reload).
+      if (!(err instanceof BranchError)) {
+        renderSwitcher(nav, idsOf(nav), indexOf(nav)); // the arrows as they were
+        focusIfLost(nav.querySelector(`.version-${direction}`));
+      }
     } finally {
       state.sending = false;
       updateCounter();
@@ -151,8 +155,11 @@ import { announce, state } from "./page.js";
 
   function closeEditor(article) {
     const form = article.querySelector(".edit-form");
+    const hadFocus = !!form && form.contains(document.activeElement);
     if (form) form.remove();
     article.classList.remove("is-editing");
+    // The box went with the focus in it: back to the Edit button that opened it (shown again).
+    if (hadFocus) article.querySelector(".edit-button")?.focus();
   }
 
   async function sendEdit(article, form, content) {
@@ -160,7 +167,8 @@ import { announce, state } from "./page.js";
       showComposerError("Wait for the reply being written (or stop it) before editing a message.");
       return;
     }
-    form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = true));
+    const controls = [...form.querySelectorAll("button, textarea")];
+    disable(...controls);
     const offset = offsetOf(article);
     state.sending = true;
     updateCounter();
@@ -169,7 +177,7 @@ import { announce, state } from "./page.js";
       // One request: the new reply's events come in the edit's own response.
       ({ result, feed } = await postForStream(messageApiUrl(article.dataset.messageId, "edit"), { content }));
     } catch (err) {
-      form.querySelectorAll("button, textarea").forEach((node) => (node.disabled = false));
+      enable(...controls);
       showComposerError(err.message);
       state.sending = false;
       updateCounter();
