@@ -1,7 +1,5 @@
 """A real Chromium (Debian's, driven by Playwright) uses the chat page end to end."""
 
-import time
-
 import pytest
 
 from .browser import ASSISTANT, BROWSER_MARKS, log_in, send
@@ -16,21 +14,25 @@ def test_chat_streams_stops_and_regenerates(page, app_server, user):
     send(page, "Hello browser [sim:tokens=150,tps=40]")
     reply = page.locator(ASSISTANT).last
     body = reply.locator(".message-body")
-    page.wait_for_function(
-        "el => el.textContent.length > 20", arg=body.element_handle(), timeout=10_000
+    # Every (status, text length) the reply passes through, recorded in the page as the DOM
+    # changes, read once it is complete: no race with the stream's timing.
+    body.evaluate(
+        """el => { const article = el.closest('.message'); window.__grew = [];
+          new MutationObserver(() => window.__grew.push([article.dataset.status,
+            el.textContent.length])).observe(article,
+            {subtree: true, childList: true, characterData: true, attributes: true}); }"""
     )
-    early = len(body.text_content())
-    assert reply.get_attribute("data-status") in ("pending", "streaming")
-    time.sleep(0.5)
-    later = len(body.text_content())
-    assert later > early, "the reply did not grow while streaming"
     page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
+    seen = page.evaluate("() => window.__grew")
+    streaming = [n for status, n in seen if status == "streaming" and n > 0]
+    assert len(set(streaming)) >= 2, f"the reply did not grow while streaming: {seen}"
+    assert streaming == sorted(streaming), seen
     stats = reply.locator(".message-stats").text_content()
     assert "gpt-4o-mini" in stats and "150" in stats and "tok/s" in stats
     assert page.url.rstrip("/").split("/")[-2] == "c"  # the page moved to the conversation URL
 
     # 2. Stop a reply: it ends as stopped and keeps its partial text.
-    send(page, "A long one to stop [sim:tokens=240,tps=40]")
+    send(page, "A long one to stop [sim:tokens=1000,tps=20]")  # 50 s: far from done when stopped
     page.wait_for_function(f"() => document.querySelectorAll('{ASSISTANT}').length === 2")
     stopping = page.locator(ASSISTANT).last
     page.wait_for_function(

@@ -126,7 +126,8 @@ def test_axe_finds_nothing_serious_on_the_chat_page(page, app_server):
     send(page, SHOWCASE)
     reply = page.locator(f"{ASSISTANT}[data-status=completed]")
     reply.locator(".message-stats").wait_for()
-    # The reply holds every block the check is about.
+    # The reply holds every block the check is about (KaTeX typesets once its script has loaded,
+    # which may be after the reply's stats line: wait for each).
     for block in (
         "table",
         "ol",
@@ -135,7 +136,7 @@ def test_axe_finds_nothing_serious_on_the_chat_page(page, app_server):
         ".codeblock-copy",
         ".math-display .katex",
     ):
-        assert reply.locator(f".message-body {block}").count() >= 1, block
+        reply.locator(f".message-body {block}").first.wait_for(state="attached", timeout=15_000)
     check_every_state(page, "chat-reply", failures, drawer=True)
     assert not failures, "\n".join(failures)
 

@@ -21,12 +21,13 @@ def test_the_page_reads_its_reply_from_the_post_alone(page, app_server, user):
     log_in(page, app_server.base_url)
     send(page, "One request [sim:tokens=60,tps=60]")
     page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
-    reply = page.locator(ASSISTANT).last
+    # The id before the click: the new reply can replace the old one before a read after it.
+    old_id = page.locator(ASSISTANT).last.get_attribute("data-message-id")
     page.click(f"{ASSISTANT} >> nth=-1 >> .regenerate-button")
     page.wait_for_function(
         "id => { const r = [...document.querySelectorAll('.message[data-role=assistant]')].pop();"
         " return r && r.dataset.messageId !== id && r.dataset.status === 'completed'; }",
-        arg=reply.get_attribute("data-message-id"),
+        arg=old_id,
     )
     posts = [
         r for r in requests if r.method == "POST" and re.search(r"/(messages|regenerate)$", r.url)

@@ -31,7 +31,7 @@ def test_regenerate_and_rename_the_title_in_place(page, app_server, user):
     log_in(page, app_server.base_url)
     send(page, "How do Python decorators work [sim:tokens=5]")
     page.wait_for_selector(f"{ASSISTANT}[data-status=completed]", timeout=40_000)
-    # The first exchange's title (the page looks for it after 1.5 s and 4 s).
+    # The first exchange's title (the page looks for it after 1.5, 4, 8, 15, 30 and 60 s).
     conversation = wait_for(
         lambda: Conversation.objects.filter(user=user, title_generated=True).first()
     )

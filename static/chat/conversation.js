@@ -108,10 +108,16 @@ export async function refreshTitle() {
   }
 }
 
-/** The title is generated after the first exchange: look for it twice, then give up. */
+/**
+ * The title is generated after the first exchange, by a call to the model that can take a while
+ * (a slow model, retries): look for it less and less often, for a minute, then leave it to the
+ * next page load. Each look is one small GET, and none once the title is there.
+ */
+const TITLE_LOOKS_MS = [1500, 4000, 8000, 15000, 30000, 60000];
+
 export function scheduleTitleRefresh() {
   state.titleTimers.forEach((timer) => window.clearTimeout(timer));
-  state.titleTimers = [1500, 4000].map((delay) =>
+  state.titleTimers = TITLE_LOOKS_MS.map((delay) =>
     window.setTimeout(() => {
       if (!state.titleGenerated) refreshTitle();
     }, delay)
