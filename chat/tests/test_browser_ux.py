@@ -270,3 +270,27 @@ def test_the_theme_follows_the_system_and_the_toggle_is_remembered(browser, app_
     finally:
         context.close()
 
+
+def test_a_focused_copy_button_keeps_the_focus_while_the_reply_is_written_and_finished(
+    page, app_server
+):
+    log_in(page, app_server.base_url)
+    # 200 tokens at 20 a second: the code block is done after about a third of the 10 s.
+    send(page, _question_with_python_code(tokens=200, ends_within=0.5, tps=20))
+    page.wait_for_selector(f"{ASSISTANT}[data-status=streaming] .codeblock-copy")
+    status = page.evaluate(
+        """() => { const button = document.querySelector('.message[data-role=assistant]'
+                     + ' .codeblock-copy'); button.focus();
+                   return button.closest('.message').dataset.status; }"""
+    )
+    assert status == "streaming"
+    # The reply's text goes on growing, then its body is made again from the server's HTML: the
+    # focus stays on the code block's copy button, which Enter still presses.
+    page.wait_for_selector(f"{ASSISTANT}[data-status=completed] .message-stats")
+    assert page.evaluate(
+        "() => document.activeElement.matches('.message[data-role=assistant] .codeblock-copy')"
+    )
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('chat-status').textContent === 'Copied to the clipboard.'"
+    )

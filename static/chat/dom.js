@@ -57,3 +57,21 @@ export function focusIfLost(target) {
   const active = document.activeElement;
   if (target && (!active || active === document.body)) target.focus({ preventScroll: true });
 }
+
+// What a rebuilt reply's focused control is matched by: a code block's copy button, or a link.
+const KEPT_FOCUS = [".codeblock-copy", "a[href]"];
+
+/**
+ * Run `change`, which rebuilds (part of) `container`, e.g. a reply's body as it streams or once
+ * it is done; if a control inside it had the focus, its like in the new content (the same kind,
+ * the same place among them) gets it, so that the keyboard is not dropped to the page.
+ */
+export function keepingFocus(container, change) {
+  const active = document.activeElement;
+  const kind = active && container.contains(active) ? KEPT_FOCUS.find((k) => active.matches(k)) : null;
+  if (!kind) return change();
+  const index = [...container.querySelectorAll(kind)].indexOf(active);
+  const result = change();
+  if (!active.isConnected) container.querySelectorAll(kind)[index]?.focus({ preventScroll: true });
+  return result;
+}

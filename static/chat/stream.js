@@ -6,6 +6,7 @@
  * server's HTML (the same, plus highlighted code) takes its place, which is what a reload shows.
  */
 import { addCodeCopyButtons } from "./copy.js";
+import { keepingFocus } from "./dom.js";
 import { watchScrollers } from "./scrollers.js";
 import { FINISHED, setStats, setStoppedBadge, tokensPerSecond } from "./footer.js";
 import { waitingIndicator } from "./waiting.js";
@@ -202,10 +203,12 @@ function scheduleRender(stream) {
 }
 
 function renderStreamText(stream) {
-  if (renderLive(stream.body, stream.text)) {
-    addCodeCopyButtons(stream.body);
-    watchScrollers(stream.body);
-  }
+  keepingFocus(stream.body, () => {
+    if (renderLive(stream.body, stream.text)) {
+      addCodeCopyButtons(stream.body);
+      watchScrollers(stream.body);
+    }
+  });
   scrollToBottom(false);
 }
 
@@ -249,8 +252,10 @@ function onDone(stream, data) {
   body.classList.remove("is-streaming");
   forgetLive(body);
   if (data.html) {
-    body.innerHTML = data.html; // sanitised by the server; the live render's structure, highlighted
-    addCodeCopyButtons(body);
+    keepingFocus(body, () => {
+      body.innerHTML = data.html; // sanitised by the server; the live render's structure, highlighted
+      addCodeCopyButtons(body);
+    });
     typesetMath(body);
     watchScrollers(body);
   } else {
