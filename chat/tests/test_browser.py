@@ -32,7 +32,8 @@ def test_chat_streams_stops_and_regenerates(page, app_server, user):
     assert page.url.rstrip("/").split("/")[-2] == "c"  # the page moved to the conversation URL
 
     # 2. Stop a reply: it ends as stopped and keeps its partial text.
-    send(page, "A long one to stop [sim:tokens=1000,tps=20]")  # 50 s: far from done when stopped
+    # 10 s: far from done when stopped; its regeneration (below) streams the same 10 s.
+    send(page, "A long one to stop [sim:tokens=400,tps=40]")
     page.wait_for_function(f"() => document.querySelectorAll('{ASSISTANT}').length === 2")
     stopping = page.locator(ASSISTANT).last
     page.wait_for_function(
