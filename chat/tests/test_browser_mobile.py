@@ -232,8 +232,12 @@ def test_wide_screens_keep_the_list_as_a_column(browser, app_server, user):
         assert not page.locator("#sidebar-close").is_visible()
         assert page.locator("#sidebar").is_visible()
         assert page.locator("#new-conversation").is_visible()
-        # Narrowing the window shows the menu button; widening it again closes an open drawer.
+        # The focus in the list when the window narrows (or the page is zoomed) and the list
+        # becomes a closed drawer: it goes to the menu button, not to the page.
+        page.focus("#new-conversation")
         page.set_viewport_size({"width": 700, "height": 700})
+        page.wait_for_function("() => document.activeElement.id === 'sidebar-toggle'")
+        # Narrowing the window shows the menu button; widening it again closes an open drawer.
         page.locator("#sidebar-toggle").click()
         page.locator("#sidebar").wait_for(state="visible")
         page.set_viewport_size({"width": 1024, "height": 700})

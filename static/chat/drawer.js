@@ -73,5 +73,8 @@ export function initDrawer() {
   );
   NARROW.addEventListener("change", () => {
     if (!NARROW.matches) shut(false); // wide again: the list is a column, nothing to close
+    // Narrow now (a smaller window, a 200 % zoom): the list is a closed drawer, hidden, so the
+    // focus in it goes to the menu button that opens it rather than to the page.
+    else if (!isOpen() && sidebar.contains(document.activeElement)) toggle.focus({ preventScroll: true });
   });
 }
