@@ -178,13 +178,15 @@ def test_production_smoke(smoke_database, smoke_redis, simulator, tmp_path):
                 assert created.status_code == 201, created.text
                 started = client.post(
                     f"/api/conversations/{created.json()['id']}/messages",
-                    json={"content": "Smoke test [sim:tokens=30,tps=60]"},
+                    json={"content": "Smoke test [sim:tokens=60,tps=20]"},
                     headers=cookie,
                 ).json()
                 with client.stream("GET", started["stream_url"], headers=cookie) as stream:
                     assert stream.headers["content-type"].startswith("text/event-stream")
                     events = [e for e in iter_sse(stream) if not isinstance(e, str)]
-                assert [e.event for e in events].count("delta") >= 20
+                # Streamed in many events; not one per token: a reader that fell behind on a busy
+                # machine gets what queued up meanwhile as one (chat/followers.py).
+                assert [e.event for e in events].count("delta") >= 15
                 assert events[-1].event == "done" and events[-1].data["status"] == "completed"
                 page = client.get(created.json()["url"], headers=cookie).text
                 assert "sk-smoke-key-never-shown" not in page

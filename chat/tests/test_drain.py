@@ -108,10 +108,12 @@ def test_a_stopping_server_finishes_its_replies_and_refuses_new_work(simulator, 
 def test_a_reply_longer_than_the_drain_time_is_interrupted_with_its_usage(
     simulator, user, tmp_path
 ):
-    env = app_env(simulator, CHAT_DRAIN_SECONDS="4")
+    # The short reply is still running at the signal (a busy machine starting it late included)
+    # and ends well within the drain; the long one cannot.
+    env = app_env(simulator, CHAT_DRAIN_SECONDS="8")
     with run_app_server(env=env, log_dir=tmp_path) as server, api_client(server, user) as client:
         long = start_reply(client, "Too long [sim:tokens=400,tps=20]")  # 20 s
-        short = start_reply(client, "Short [sim:tokens=30,tps=20]")  # 1.5 s, within the drain
+        short = start_reply(client, "Short [sim:tokens=80,tps=20]")  # 4 s, within the drain
         results: dict = {}
         threads = [
             follow_in_background(api_client(server, user), r["stream_url"], results, key)

@@ -48,10 +48,10 @@ def race_into_one_conversation(servers, user) -> list[tuple[int, dict]]:
         with api_client(servers[index % 2], user, cookies=cookies) as client:
             client.get("/api/quota")  # the connection is open before the start
             barrier.wait()
-            # The winner's reply lasts about 3 s, longer than the race: a racer that came after
+            # The winner's reply lasts about 6 s, longer than the race: a racer that came after
             # a short reply had ended would rightly be accepted (seen on SQLite, where the
             # racers' transactions queue for the one write lock).
-            response = client.post(url, json={"content": f"Racer {index} [sim:tokens=30,tps=10]"})
+            response = client.post(url, json={"content": f"Racer {index} [sim:tokens=30,tps=5]"})
             outcomes.append((response.status_code, response.json()))
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(RACERS)]
@@ -77,4 +77,6 @@ def test_the_losers_of_a_race_into_one_conversation_give_their_slots_back(racing
         ]
     assert [r.status_code for r in later] == [202] * (LIMIT - 1) + [429]
     assert later[-1].json()["error"]["code"] == "rate_limited"
-    wait_for(lambda: not Message.objects.filter(status__in=Message.IN_PROGRESS).exists())
+    wait_for(
+        lambda: not Message.objects.filter(status__in=Message.IN_PROGRESS).exists(), timeout=30
+    )
