@@ -111,7 +111,8 @@ def test_a_request_whose_statement_outruns_the_timeout_gets_a_503_at_the_timeout
     limits(web=1.0)
     response, elapsed = timed_get(client, "/api/slow?sleep=30")
     assert_database_unavailable(response)
-    assert 0.9 < elapsed < 3.0, elapsed  # the server cancelled it at 1 s
+    # The server cancelled it at 1 s, not after the 30 s sleep (a bound, not a timing).
+    assert 0.9 < elapsed < 10.0, elapsed
     assert not DATABASE.down  # the server answered: not an outage
     assert client.get("/api/slow?sleep=0").status_code == 200
 
@@ -123,7 +124,7 @@ def test_a_server_that_does_not_answer_is_cut_at_the_deadline_and_trips_the_brea
     response, elapsed = timed_get(client, "/api/slow?sleep=30&silent=1")
     assert_database_unavailable(response)
     deadline = 1.0 + MARGIN_SECONDS
-    assert deadline - 0.1 < elapsed < deadline + 1.5, elapsed
+    assert deadline - 0.1 < elapsed < deadline + 8, elapsed  # cut, not after the 30 s sleep
     assert DATABASE.down  # the next requests are refused at once, until a probe succeeds
 
 
@@ -146,7 +147,7 @@ def test_a_job_has_its_own_timeout_when_one_is_set(limits, client):
     limits(job=True, web=0, job_seconds=1.0)
     response, elapsed = timed_get(client, "/api/slow?sleep=30")
     assert_database_unavailable(response)
-    assert 0.9 < elapsed < 3.0, elapsed
+    assert 0.9 < elapsed < 10.0, elapsed  # cancelled at 1 s, not after the 30 s sleep
     assert not DATABASE.down  # the server cancelled it, before the client's deadline
 
 
@@ -216,19 +217,20 @@ def test_a_hung_server_fails_a_statement_and_the_pool_check_at_the_deadline():
         try:
             error, elapsed = while_hung(pg, lambda: query.execute("SELECT 1"))
             assert isinstance(error, StatementDeadlineExceeded), error
-            assert deadline - 0.1 < elapsed < deadline + 1.5, elapsed
+            # Cut at the deadline, not waited out (while_hung gives up at 10 s).
+            assert deadline - 0.1 < elapsed < deadline + 5, elapsed
             print(f"\na statement on the hung server failed in {elapsed:.2f} s")
             assert query.broken and query.hung and DATABASE.down
             error, elapsed = while_hung(pg, lambda: ConnectionPool.check_connection(idle))
             assert isinstance(error, psycopg.OperationalError), error  # the pool's check
-            assert elapsed < deadline + 1.5, elapsed
+            assert elapsed < deadline + 5, elapsed
             print(f"the pool's check failed in {elapsed:.2f} s")
             # The breaker's probe: a connection with the connect timeout.
             error, elapsed = while_hung(
                 pg, lambda: BoundedConnection.connect(pg.admin_url(), connect_timeout=2)
             )
             assert isinstance(error, psycopg.OperationalError), error
-            assert elapsed < 4, elapsed
+            assert elapsed < 7, elapsed  # connect_timeout=2, not the 10 s give-up
             print(f"a new connection failed in {elapsed:.2f} s")
         finally:
             pg.resume()
