@@ -30,6 +30,9 @@ def log_in(page, base_url: str):
     # run before it: on a busy machine the composer is parsed well before then, and a click
     # meanwhile does nothing (CI once clicked the theme toggle that early).
     page.wait_for_load_state("domcontentloaded")
+    # And chat.js has started: it puts the focus in the message box on a wide screen, which
+    # would take it from wherever a test put it before then (CI once lost a focus so).
+    page.wait_for_selector("#chat-app[data-ready=true]", state="attached")
 
 
 def send(page, text: str):

@@ -235,8 +235,11 @@ def test_wide_screens_keep_the_list_as_a_column(browser, app_server, user):
         # The focus in the list when the window narrows (or the page is zoomed) and the list
         # becomes a closed drawer: it goes to the menu button, not to the page.
         page.focus("#new-conversation")
+        assert page.evaluate("() => document.activeElement.id") == "new-conversation"
         page.set_viewport_size({"width": 700, "height": 700})
-        page.wait_for_function("() => document.activeElement.id === 'sidebar-toggle'")
+        page.wait_for_function(
+            "() => document.activeElement.id === 'sidebar-toggle'", timeout=10_000
+        )
         # Narrowing the window shows the menu button; widening it again closes an open drawer.
         page.locator("#sidebar-toggle").click()
         page.locator("#sidebar").wait_for(state="visible")

@@ -71,10 +71,21 @@ export function initDrawer() {
     },
     true
   );
+  // Whether the focus was last in the list: when the list is hidden, Chromium may have dropped
+  // the focus to the page before the media query's change event comes.
+  let focusWasInList = false;
+  document.addEventListener("focusin", (event) => {
+    focusWasInList = sidebar.contains(event.target);
+  });
   NARROW.addEventListener("change", () => {
-    if (!NARROW.matches) shut(false); // wide again: the list is a column, nothing to close
+    if (!NARROW.matches) {
+      shut(false); // wide again: the list is a column, nothing to close
+      return;
+    }
     // Narrow now (a smaller window, a 200 % zoom): the list is a closed drawer, hidden, so the
     // focus in it goes to the menu button that opens it rather than to the page.
-    else if (!isOpen() && sidebar.contains(document.activeElement)) toggle.focus({ preventScroll: true });
+    const active = document.activeElement;
+    const lost = !active || active === document.body;
+    if (!isOpen() && (sidebar.contains(active) || (lost && focusWasInList))) toggle.focus({ preventScroll: true });
   });
 }
