@@ -43,9 +43,15 @@ export function disable(...controls) {
   }
 }
 
+/** Whether the focus fell to the page (its control was removed, hidden or disabled). */
+export function focusIsLost() {
+  const active = document.activeElement;
+  return !active || active === document.body;
+}
+
 /** Enable them again; the one that had the focus gets it back, unless it went elsewhere since. */
 export function enable(...controls) {
-  const lost = !document.activeElement || document.activeElement === document.body;
+  const lost = focusIsLost();
   for (const control of controls) {
     control.disabled = false;
     if (focusedWhenDisabled.delete(control) && lost && control.isConnected) control.focus({ preventScroll: true });
@@ -54,8 +60,7 @@ export function enable(...controls) {
 
 /** The focus fell to the page (its control was removed or hidden): give it to `target`. */
 export function focusIfLost(target) {
-  const active = document.activeElement;
-  if (target && (!active || active === document.body)) target.focus({ preventScroll: true });
+  if (target && focusIsLost()) target.focus({ preventScroll: true });
 }
 
 // What a rebuilt reply's focused control is matched by: a code block's copy button, or a link.

@@ -5,6 +5,7 @@
  * chat: no tabbing, clicking or reading behind the backdrop); Escape, the close button or a click on the backdrop close it and
  * give the focus back to the menu button. Without this script the list stays above the chat.
  */
+import { focusIsLost } from "./dom.js";
 import { app } from "./page.js";
 
 const NARROW = window.matchMedia("(max-width: 48rem)");
@@ -84,8 +85,7 @@ export function initDrawer() {
     }
     // Narrow now (a smaller window, a 200 % zoom): the list is a closed drawer, hidden, so the
     // focus in it goes to the menu button that opens it rather than to the page.
-    const active = document.activeElement;
-    const lost = !active || active === document.body;
-    if (!isOpen() && (sidebar.contains(active) || (lost && focusWasInList))) toggle.focus({ preventScroll: true });
+    const inList = sidebar.contains(document.activeElement) || (focusIsLost() && focusWasInList);
+    if (!isOpen() && inList) toggle.focus({ preventScroll: true });
   });
 }

@@ -9,7 +9,7 @@
  * <template id="conversation-item-template">. chat.js still adds a new conversation or moves one
  * to the top as before; this module then lists them again, grouped.
  */
-import { fromTemplate, h } from "./dom.js";
+import { disable, enable, focusIsLost, fromTemplate, h } from "./dom.js";
 
 (function () {
   const app = document.getElementById("chat-app");
@@ -139,8 +139,7 @@ import { fromTemplate, h } from "./dom.js";
 
   function replaceList(nodes) {
     // The remembered place counts only while the focus is lost, never over where it went since.
-    const lost = !document.activeElement || document.activeElement === document.body;
-    const was = focusedControl() || (lost ? state.focusAfter : null);
+    const was = focusedControl() || (focusIsLost() ? state.focusAfter : null);
     state.focusAfter = null;
     list.replaceChildren(...nodes);
     restoreFocus(was);
@@ -203,15 +202,15 @@ import { fromTemplate, h } from "./dom.js";
     const body = button.classList.contains("pin-button")
       ? { pinned: button.dataset.pinned !== "true" }
       : { archived: button.dataset.archived !== "true" };
-    // Disabling the focused button moves the focus to the page: say where it was first.
+    // Disabling the focused button moves the focus to the page: say where it was first (the list
+    // made again gives it to the new button; a failure, to this one).
     state.focusAfter = focusedControl();
-    button.disabled = true;
+    disable(button);
     try {
       await request("PATCH", `${api}/${encodeURIComponent(id)}`, body);
       await refresh();
     } catch (err) {
-      button.disabled = false;
-      if (state.focusAfter && document.activeElement === document.body) button.focus({ preventScroll: true });
+      enable(button);
       state.focusAfter = null;
       const errors = document.getElementById("composer-errors");
       if (errors) errors.replaceChildren(h("p", { className: "error-line", role: "alert" }, h("span", { className: "error-text", text: err.message })));
